@@ -57,7 +57,11 @@ def throwaway_cluster() -> Iterator[str]:
     try:
         _run_as(user, [str(bindir / "initdb"), "-D", str(data), "-U", "koppel", "--auth=trust", "-E", "UTF8"])
         opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        _run_as(user, [str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-w", "-t", "60", "start"])
+        # -l: the server must not inherit our capture pipes, or communicate() waits for it forever.
+        log = str(root / "server.log")
+        _run_as(
+            user, [str(bindir / "pg_ctl"), "-D", str(data), "-l", log, "-o", opts, "-w", "-t", "60", "start"]
+        )
         _run_as(
             user, [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "koppel", "koppel"]
         )

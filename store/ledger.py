@@ -1,0 +1,779 @@
+"""The ledger: which TOPdesk registration went into which AFAS document, and the claim that makes it once.
+
+Protocol (docs/store.md has the long version): the flow reads ``billed_state``, plans documents, and
+``claim``s each one BEFORE posting it. A claim writes the document row, its ledger lines and the
+``registration_state`` rows in ONE transaction. A registration never billed is claimed by inserting its
+state row (a primary-key clash means another claim got there first); one billed before is claimed by
+updating its row ``WHERE version = expected`` (no row means someone changed it since it was read). Any
+clash rolls the whole claim back and raises ``ClaimConflict``. After posting, the flow records the outcome
+with ``mark_posted``, ``mark_uncertain`` or ``mark_failed``; ``release`` frees a failed document's
+registrations for a resend; ``unfinished`` lists what a crash left between claim and outcome.
+
+Locks are always taken in the same order (document row, existing state rows by id, new state rows by id,
+invoice counter), so concurrent claims on PostgreSQL wait for each other but never deadlock; SQLite runs
+write transactions one at a time (``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
+
+from store.db import chunked, to_frame, utcnow, write_transaction
+from store.models import (
+    DOCUMENT_KINDS,
+    LINE_KINDS,
+    invoice_counters,
+    ledger_lines,
+    registration_state,
+    runs,
+    to_cents,
+)
+from store.models import documents as documents_table
+
+INVOICE_PREFIX = "KPL"
+INVOICE_DIGITS = 6
+# Deadlocks cannot happen with the lock order above; a serialisation failure or a deadlock caused by
+# something outside Koppel is retried a few times before it surfaces.
+RETRYABLE_SQLSTATES = {"40001", "40P01"}
+CLAIM_ATTEMPTS = 3
+DEFAULT_STALE_AFTER = timedelta(hours=6)
+_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_REFERENCE = re.compile(r"^[\x21-\x7e]{1,32}$")
+
+# Which states each outcome may follow.
+_ALLOWED_FROM = {
+    "posted": ("claimed", "uncertain"),
+    "uncertain": ("claimed", "uncertain"),
+    "failed": ("claimed", "uncertain"),
+    "released": ("failed",),
+}
+
+
+class LedgerError(Exception):
+    """Base class of the ledger's own errors."""
+
+
+class ClaimConflict(LedgerError):
+    """Registrations of a claim were claimed elsewhere since they were read; nothing was written."""
+
+    def __init__(self, reference: str, registration_ids: Iterable[str]) -> None:
+        self.reference = reference
+        self.registration_ids = tuple(sorted(set(registration_ids)))
+        shown = ", ".join(self.registration_ids[:5]) + (" ..." if len(self.registration_ids) > 5 else "")
+        super().__init__(
+            f"claim of {reference} conflicts on {len(self.registration_ids)} registration(s): {shown}; "
+            "re-plan without them"
+        )
+
+
+class UnknownDocument(LedgerError, LookupError):
+    """No document with this reference exists."""
+
+
+class InvalidTransition(LedgerError):
+    """The document's current status does not allow the requested change."""
+
+
+def _whole(value: Any, name: str) -> int:
+    """``value`` as a plain int; any integral number (numpy too) is accepted, floats and bools are not."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class LineClaim:
+    """One registration on a document: a ``charge`` bills it, a ``credit`` takes an earlier charge back."""
+
+    registration_id: str
+    line_kind: str
+    fields_hash: str
+    minutes: int
+    amount: Decimal
+    entry_date: date
+    customer_number: str | None
+    expected_version: int | None = None  # None: never billed; else the version read in billed_state
+
+    def __post_init__(self) -> None:
+        if not self.registration_id:
+            raise ValueError("registration_id is empty")
+        if self.line_kind not in LINE_KINDS:
+            raise ValueError(f"line_kind {self.line_kind!r} is not one of {LINE_KINDS}")
+        # numpy integers from a frame are welcome, but stored as plain ints (drivers refuse numpy types).
+        object.__setattr__(self, "minutes", _whole(self.minutes, f"minutes of {self.registration_id}"))
+        if self.expected_version is not None:
+            object.__setattr__(self, "expected_version", _whole(self.expected_version, "expected_version"))
+        if isinstance(self.entry_date, datetime) or not isinstance(self.entry_date, date):
+            raise TypeError(f"entry_date of {self.registration_id} must be a date, got {self.entry_date!r}")
+        if self.expected_version is not None and self.expected_version < 1:
+            raise ValueError(f"expected_version of {self.registration_id} must be >= 1 or None")
+        to_cents(self.amount)
+
+
+@dataclass(frozen=True)
+class DocumentClaim:
+    """A planned AFAS document and the registrations it bills, as handed to ``claim``."""
+
+    reference: str
+    kind: str
+    administration: int
+    debtor: str | None
+    project: str | None
+    period: str
+    payload: Mapping[str, Any]
+    minutes: int
+    amount: Decimal
+    needs_invoice_number: bool
+    lines: tuple[LineClaim, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "administration", _whole(self.administration, "administration"))
+        object.__setattr__(self, "minutes", _whole(self.minutes, f"minutes of {self.reference}"))
+        if not _REFERENCE.match(self.reference):
+            raise ValueError(f"reference {self.reference!r} must be 1-32 printable ASCII characters")
+        if self.kind not in DOCUMENT_KINDS:
+            raise ValueError(f"kind {self.kind!r} is not one of {DOCUMENT_KINDS}")
+        if not _PERIOD.match(self.period):
+            raise ValueError(f"period {self.period!r} is not YYYY-MM")
+        if not self.lines:
+            raise ValueError(f"document {self.reference} has no lines")
+        to_cents(self.amount)
+        _planned_states(self)  # validates the lines against each other
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """The outcome of ``claim``: a fresh claim (``existing=False``) or the state of an earlier one."""
+
+    reference: str
+    status: str
+    existing: bool
+    invoice_number: str | None = None
+    claimed_by_run: str | None = None
+    afas_keys: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """A row of the documents table."""
+
+    reference: str
+    kind: str
+    administration: int
+    debtor: str | None
+    project: str | None
+    period: str
+    status: str
+    invoice_number: str | None
+    payload: Mapping[str, Any]
+    afas_keys: Mapping[str, Any] | None
+    error_message: str | None
+    profit_log_reference: str | None
+    minutes: int
+    amount: Decimal
+    claimed_by_run: str
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    posted_at: datetime | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class _PlannedState:
+    line: LineClaim  # the line that decides the new state (the charge when a credit + charge correct it)
+    expected_version: int | None
+
+
+def _planned_states(document: DocumentClaim) -> dict[str, _PlannedState]:
+    """The registration_state each registration gets; checks one charge/credit per registration."""
+    seen: set[tuple[str, str]] = set()
+    planned: dict[str, _PlannedState] = {}
+    for line in document.lines:
+        key = (line.registration_id, line.line_kind)
+        if key in seen:
+            raise ValueError(f"{line.registration_id} has two {line.line_kind} lines in {document.reference}")
+        seen.add(key)
+        earlier = planned.get(line.registration_id)
+        if earlier and earlier.expected_version != line.expected_version:
+            raise ValueError(f"{line.registration_id}: credit and charge expect different versions")
+        if earlier is None or line.line_kind == "charge":
+            planned[line.registration_id] = _PlannedState(line, line.expected_version)
+    return planned
+
+
+def _insert(connection: Connection, table: Any) -> Any:
+    """The dialect's INSERT (both support ON CONFLICT DO NOTHING ... RETURNING)."""
+    if connection.dialect.name == "postgresql":
+        return postgresql_insert(table)
+    return sqlite_insert(table)
+
+
+def _retryable(error: DBAPIError) -> bool:
+    return getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def claim(engine: Engine, run_id: str, document: DocumentClaim) -> ClaimResult:
+    """Claim ``document`` and its registrations for ``run_id`` in one transaction (see the module doc).
+
+    Returns the existing document's state when the reference was claimed before (a ``released`` one is
+    claimed afresh under the same reference). Raises ``ClaimConflict`` when any registration was claimed
+    by someone else since it was read; then nothing at all was written, not even an invoice number.
+    """
+    for attempt in range(1, CLAIM_ATTEMPTS + 1):
+        try:
+            with write_transaction(engine) as connection:
+                return _claim_in(connection, run_id, document)
+        except DBAPIError as error:
+            if attempt == CLAIM_ATTEMPTS or not _retryable(error):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _claim_in(connection: Connection, run_id: str, document: DocumentClaim) -> ClaimResult:
+    now = utcnow()
+    existing = _insert_or_lock_document(connection, run_id, document, now)
+    if existing is not None and existing.status != "released":
+        return ClaimResult(
+            existing.reference,
+            existing.status,
+            existing=True,
+            invoice_number=existing.invoice_number,
+            claimed_by_run=existing.claimed_by_run,
+            afas_keys=existing.afas_keys,
+        )
+    if existing is not None:
+        _reopen_document(connection, run_id, document, now)
+    previous = _claim_states(connection, document, now)
+    _insert_lines(connection, document, previous, now)
+    number = existing.invoice_number if existing is not None else None
+    if document.needs_invoice_number and number is None:
+        number = _next_invoice_number(connection, document.administration, int(document.period[:4]))
+        connection.execute(
+            update(documents_table)
+            .where(documents_table.c.reference == document.reference)
+            .values(invoice_number=number)
+        )
+    return ClaimResult(document.reference, "claimed", False, invoice_number=number, claimed_by_run=run_id)
+
+
+def _document_values(run_id: str, document: DocumentClaim, now: datetime) -> dict[str, Any]:
+    return {
+        "kind": document.kind,
+        "administration": document.administration,
+        "debtor": document.debtor,
+        "project": document.project,
+        "period": document.period,
+        "status": "claimed",
+        "payload": dict(document.payload),
+        "minutes": document.minutes,
+        "amount": document.amount,
+        "claimed_by_run": run_id,
+        "attempts": 0,
+        "updated_at": now,
+    }
+
+
+def _insert_or_lock_document(
+    connection: Connection, run_id: str, document: DocumentClaim, now: datetime
+) -> Row[Any] | None:
+    """Insert the document row; if the reference exists, lock and return that row instead."""
+    values = {"reference": document.reference, "created_at": now, **_document_values(run_id, document, now)}
+    statement = (
+        _insert(connection, documents_table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["reference"])
+        .returning(documents_table.c.reference)
+    )
+    if connection.execute(statement).first() is not None:
+        return None
+    locked = (
+        select(documents_table).where(documents_table.c.reference == document.reference).with_for_update()
+    )
+    return connection.execute(locked).one()
+
+
+def _reopen_document(connection: Connection, run_id: str, document: DocumentClaim, now: datetime) -> None:
+    """Claim a released document again under its reference; its old lines are replaced by the new ones."""
+    connection.execute(delete(ledger_lines).where(ledger_lines.c.document_reference == document.reference))
+    values = _document_values(run_id, document, now) | {
+        "afas_keys": None,
+        "posted_at": None,
+        "error_message": None,
+        "profit_log_reference": None,
+    }
+    connection.execute(
+        update(documents_table).where(documents_table.c.reference == document.reference).values(**values)
+    )
+
+
+def _claim_states(connection: Connection, document: DocumentClaim, now: datetime) -> dict[str, Row[Any]]:
+    """Write the new registration_state rows; return what existed before, or raise ClaimConflict."""
+    planned = _planned_states(document)
+    expected = {
+        rid: state.expected_version for rid, state in planned.items() if state.expected_version is not None
+    }
+    previous = _lock_states(connection, sorted(expected))
+    conflicts = [
+        rid for rid, version in expected.items() if getattr(previous.get(rid), "version", 0) != version
+    ]
+    fresh = [planned[rid].line for rid in sorted(planned) if rid not in expected]
+    conflicts += _insert_states(connection, fresh, document.reference, now)
+    if conflicts:
+        raise ClaimConflict(document.reference, conflicts)
+    _update_states(connection, [planned[rid].line for rid in sorted(expected)], previous, document, now)
+    return previous
+
+
+def _lock_states(connection: Connection, registration_ids: Sequence[str]) -> dict[str, Row[Any]]:
+    """Read and lock (PostgreSQL: FOR UPDATE, in id order) the current state rows of these registrations."""
+    found: dict[str, Row[Any]] = {}
+    for chunk in chunked(registration_ids):
+        statement = (
+            select(registration_state)
+            .where(registration_state.c.registration_id.in_(chunk))
+            .order_by(registration_state.c.registration_id)
+            .with_for_update()
+        )
+        found.update((row.registration_id, row) for row in connection.execute(statement))
+    return found
+
+
+def _state_values(line: LineClaim, reference: str, now: datetime) -> dict[str, Any]:
+    return {
+        "fields_hash": line.fields_hash,
+        "document_reference": reference,
+        "status": "billed" if line.line_kind == "charge" else "credited",
+        "minutes": line.minutes,
+        "amount": line.amount,
+        "entry_date": line.entry_date,
+        "customer_number": line.customer_number,
+        "updated_at": now,
+    }
+
+
+def _insert_states(
+    connection: Connection, lines: list[LineClaim], reference: str, now: datetime
+) -> list[str]:
+    """Insert state rows for never-billed registrations; return the ids whose row already existed."""
+    if not lines:
+        return []
+    statement = (
+        _insert(connection, registration_state)
+        .on_conflict_do_nothing(index_elements=["registration_id"])
+        .returning(registration_state.c.registration_id)
+    )
+    rows = [
+        {"registration_id": line.registration_id, "version": 1, **_state_values(line, reference, now)}
+        for line in lines
+    ]
+    inserted = set(connection.execute(statement, rows).scalars())
+    return [line.registration_id for line in lines if line.registration_id not in inserted]
+
+
+def _update_states(
+    connection: Connection,
+    lines: list[LineClaim],
+    previous: Mapping[str, Row[Any]],
+    document: DocumentClaim,
+    now: datetime,
+) -> None:
+    if not lines:
+        return
+    rows = []
+    for line in lines:
+        values = _state_values(line, document.reference, now)
+        values["version"] = previous[line.registration_id].version + 1
+        values["registration_id"] = line.registration_id
+        # bindparam names may not equal column names in an UPDATE's SET clause, hence the prefix.
+        rows.append({f"b_{name}": value for name, value in values.items()})
+    statement = (
+        update(registration_state)
+        .where(registration_state.c.registration_id == bindparam("b_registration_id"))
+        .values({name[2:]: bindparam(name) for name in rows[0] if name != "b_registration_id"})
+    )
+    connection.execute(statement, rows)
+
+
+def _state_snapshot(row: Row[Any] | None) -> dict[str, Any] | None:
+    """The state row as JSON for ``previous_state`` (amount as text: JSON numbers are not exact)."""
+    if row is None:
+        return None
+    return {
+        "fields_hash": row.fields_hash,
+        "document_reference": row.document_reference,
+        "status": row.status,
+        "version": row.version,
+        "minutes": row.minutes,
+        "amount": str(row.amount),
+        "entry_date": row.entry_date.isoformat(),
+        "customer_number": row.customer_number,
+    }
+
+
+def _insert_lines(
+    connection: Connection, document: DocumentClaim, previous: Mapping[str, Row[Any]], now: datetime
+) -> None:
+    rows = [
+        {
+            "registration_id": line.registration_id,
+            "document_reference": document.reference,
+            "line_kind": line.line_kind,
+            "fields_hash": line.fields_hash,
+            "minutes": line.minutes,
+            "amount": line.amount,
+            "entry_date": line.entry_date,
+            "customer_number": line.customer_number,
+            "previous_state": _state_snapshot(previous.get(line.registration_id)),
+            "created_at": now,
+        }
+        for line in document.lines
+    ]
+    connection.execute(ledger_lines.insert(), rows)
+
+
+def _next_invoice_number(connection: Connection, administration: int, year: int) -> str:
+    """Take the next number of this administration and year; it rolls back with the claim (no gaps)."""
+    key = and_(invoice_counters.c.administration == administration, invoice_counters.c.year == year)
+    connection.execute(
+        _insert(connection, invoice_counters)
+        .values(administration=administration, year=year, last_number=0)
+        .on_conflict_do_nothing(index_elements=["administration", "year"])
+    )
+    bump = (
+        update(invoice_counters)
+        .where(key)
+        .values(last_number=invoice_counters.c.last_number + 1)
+        .returning(invoice_counters.c.last_number)
+    )
+    number = connection.execute(bump).scalar_one()
+    if number >= 10**INVOICE_DIGITS:
+        raise LedgerError(f"invoice numbers of administration {administration} in {year} are exhausted")
+    return f"{INVOICE_PREFIX}{year % 100:02d}{number:0{INVOICE_DIGITS}d}"
+
+
+def _transition(connection: Connection, reference: str, target: str, values: Mapping[str, Any]) -> None:
+    """Move a document to ``target`` if its current status allows it, else raise a clear error."""
+    statement = (
+        update(documents_table)
+        .where(documents_table.c.reference == reference, documents_table.c.status.in_(_ALLOWED_FROM[target]))
+        .values(status=target, updated_at=utcnow(), **values)
+    )
+    if connection.execute(statement).rowcount == 1:
+        return
+    current = connection.execute(
+        select(documents_table.c.status).where(documents_table.c.reference == reference)
+    )
+    status = current.scalar_one_or_none()
+    if status is None:
+        raise UnknownDocument(f"no document with reference {reference!r}")
+    raise InvalidTransition(f"document {reference} is {status}; it cannot become {target}")
+
+
+def mark_posted(engine: Engine, reference: str, afas_keys: Mapping[str, Any]) -> None:
+    """Record that AFAS accepted the document (``afas_keys``: what AFAS returned, e.g. ``{"OrNu": ...}``).
+
+    Marking an already posted document again changes nothing.
+    """
+    with write_transaction(engine) as connection:
+        status = connection.execute(
+            select(documents_table.c.status).where(documents_table.c.reference == reference)
+        )
+        if status.scalar_one_or_none() == "posted":
+            return
+        values = {
+            "afas_keys": dict(afas_keys),
+            "posted_at": utcnow(),
+            "attempts": documents_table.c.attempts + 1,
+        }
+        _transition(connection, reference, "posted", values)
+
+
+def mark_uncertain(engine: Engine, reference: str, message: str) -> None:
+    """Record that a post may have landed or not (time-out, lost response): look it up before reposting."""
+    with write_transaction(engine) as connection:
+        values = {"error_message": message, "attempts": documents_table.c.attempts + 1}
+        _transition(connection, reference, "uncertain", values)
+
+
+def mark_failed(
+    engine: Engine, reference: str, message: str, profit_log_reference: str | None = None
+) -> None:
+    """Record that AFAS rejected the document (its registrations stay claimed until ``release``)."""
+    with write_transaction(engine) as connection:
+        values = {
+            "error_message": message,
+            "profit_log_reference": profit_log_reference,
+            "attempts": documents_table.c.attempts + 1,
+        }
+        _transition(connection, reference, "failed", values)
+
+
+def release(engine: Engine, reference: str) -> list[str]:
+    """Free a failed document's registrations so the next plan bills them again; return their ids.
+
+    Each registration's state goes back to what it was before this document claimed it (or is removed if
+    it was new), with a higher version so stale plans conflict. A registration claimed by a later document
+    since then is left alone. The document stays, with status ``released``, as history.
+    """
+    with write_transaction(engine) as connection:
+        _transition(connection, reference, "released", {})
+        lines = connection.execute(
+            select(ledger_lines.c.registration_id, ledger_lines.c.previous_state).where(
+                ledger_lines.c.document_reference == reference
+            )
+        ).all()
+        previous = {line.registration_id: line.previous_state for line in lines}
+        current = _lock_states(connection, sorted(previous))
+        mine = [rid for rid, row in current.items() if row.document_reference == reference]
+        for rid in mine:
+            _restore_state(connection, current[rid], previous[rid])
+        return sorted(mine)
+
+
+def _restore_state(connection: Connection, current: Row[Any], before: Mapping[str, Any] | None) -> None:
+    where = registration_state.c.registration_id == current.registration_id
+    if before is None:
+        connection.execute(delete(registration_state).where(where))
+        return
+    values = {
+        "fields_hash": before["fields_hash"],
+        "document_reference": before["document_reference"],
+        "status": before["status"],
+        "minutes": before["minutes"],
+        "amount": Decimal(before["amount"]),
+        "entry_date": date.fromisoformat(before["entry_date"]),
+        "customer_number": before["customer_number"],
+        "version": current.version + 1,
+        "updated_at": utcnow(),
+    }
+    connection.execute(update(registration_state).where(where).values(**values))
+
+
+def adopt(engine: Engine, reference: str, run_id: str, *, previous_run_id: str) -> bool:
+    """Take over an unfinished document of a dead run; True for exactly one of several competing workers."""
+    with write_transaction(engine) as connection:
+        statement = (
+            update(documents_table)
+            .where(
+                documents_table.c.reference == reference,
+                documents_table.c.claimed_by_run == previous_run_id,
+                documents_table.c.status.in_(("claimed", "uncertain")),
+            )
+            .values(claimed_by_run=run_id, updated_at=utcnow())
+        )
+        return connection.execute(statement).rowcount == 1
+
+
+def unfinished(
+    engine: Engine, *, include_running: bool = False, stale_after: timedelta = DEFAULT_STALE_AFTER
+) -> list[DocumentRecord]:
+    """Documents left ``claimed`` or ``uncertain``: crash recovery looks each up in AFAS before posting.
+
+    By default only those whose run is over (its ``runs`` row is not ``running``, or is missing) or that
+    have not moved for ``stale_after``: a document a live worker is posting right now is not listed.
+    """
+    statement = (
+        select(documents_table)
+        .outerjoin(runs, runs.c.id == documents_table.c.claimed_by_run)
+        .where(documents_table.c.status.in_(("claimed", "uncertain")))
+        .order_by(documents_table.c.created_at, documents_table.c.reference)
+    )
+    if not include_running:
+        statement = statement.where(
+            or_(
+                runs.c.id.is_(None),
+                runs.c.status != "running",
+                documents_table.c.updated_at < utcnow() - stale_after,
+            )
+        )
+    with engine.connect() as connection:
+        return [_record(row) for row in connection.execute(statement)]
+
+
+def _record(row: Row[Any]) -> DocumentRecord:
+    mapping = row._mapping
+    return DocumentRecord(**{name: mapping[name] for name in DocumentRecord.__dataclass_fields__})
+
+
+def document(engine: Engine, reference: str) -> DocumentRecord:
+    """The document with this reference (raises ``UnknownDocument``)."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(documents_table).where(documents_table.c.reference == reference)
+        ).first()
+    if row is None:
+        raise UnknownDocument(f"no document with reference {reference!r}")
+    return _record(row)
+
+
+BILLED_STATE_DTYPES = {
+    "registration_id": "str",
+    "fields_hash": "str",
+    "document_reference": "str",
+    "status": "str",
+    "version": "int64",
+    "minutes": "int64",
+    "amount": "object",
+    "entry_date": "object",
+    "customer_number": "str",
+    "document_status": "str",
+}
+
+
+def billed_state(
+    engine: Engine,
+    registration_ids: Iterable[str] | None = None,
+    entry_date_range: tuple[date, date] | None = None,
+) -> pd.DataFrame:
+    """The current ledger state of registrations (one row each; ``BILLED_STATE_DTYPES``).
+
+    Selects the rows whose id is in ``registration_ids`` OR whose entry date lies in ``entry_date_range``
+    (``[start, end)``): exactly what reconciliation needs (the planned registrations, plus those billed in
+    the run's range that may have disappeared from TOPdesk). With neither filter: every row. ``amount``
+    holds Decimals and ``entry_date`` dates; ``document_status`` is the status of the claiming document.
+    """
+    base = select(
+        registration_state.c.registration_id,
+        registration_state.c.fields_hash,
+        registration_state.c.document_reference,
+        registration_state.c.status,
+        registration_state.c.version,
+        registration_state.c.minutes,
+        registration_state.c.amount,
+        registration_state.c.entry_date,
+        registration_state.c.customer_number,
+        documents_table.c.status.label("document_status"),
+    ).join(documents_table, documents_table.c.reference == registration_state.c.document_reference)
+    rows: dict[str, Any] = {}
+    with engine.connect() as connection:
+        for statement in _state_filters(base, registration_ids, entry_date_range):
+            rows.update((row.registration_id, row._mapping) for row in connection.execute(statement))
+    ordered = [rows[key] for key in sorted(rows)]
+    return to_frame(ordered, BILLED_STATE_DTYPES)
+
+
+def _state_filters(
+    base: Any, registration_ids: Iterable[str] | None, entry_date_range: tuple[date, date] | None
+) -> Iterable[Any]:
+    if registration_ids is None and entry_date_range is None:
+        yield base
+        return
+    if entry_date_range is not None:
+        start, end = entry_date_range
+        column = registration_state.c.entry_date
+        yield base.where(column >= start, column < end)
+    for chunk in chunked(sorted(set(registration_ids or ()))):
+        yield base.where(registration_state.c.registration_id.in_(chunk))
+
+
+DOCUMENT_DTYPES = {
+    "reference": "str",
+    "kind": "str",
+    "administration": "int64",
+    "debtor": "str",
+    "project": "str",
+    "period": "str",
+    "status": "str",
+    "invoice_number": "str",
+    "minutes": "int64",
+    "amount": "object",
+    "claimed_by_run": "str",
+    "attempts": "int64",
+    "error_message": "str",
+    "profit_log_reference": "str",
+    "created_at": "datetime",
+    "updated_at": "datetime",
+    "posted_at": "datetime",
+}
+
+
+def documents(
+    engine: Engine, *, period: str | None = None, run_id: str | None = None, status: str | None = None
+) -> pd.DataFrame:
+    """Documents (without payloads) of a period and/or run and/or status, oldest first."""
+    statement = select(*(documents_table.c[name] for name in DOCUMENT_DTYPES)).order_by(
+        documents_table.c.created_at, documents_table.c.reference
+    )
+    if period is not None:
+        statement = statement.where(documents_table.c.period == period)
+    if run_id is not None:
+        statement = statement.where(documents_table.c.claimed_by_run == run_id)
+    if status is not None:
+        statement = statement.where(documents_table.c.status == status)
+    with engine.connect() as connection:
+        return to_frame(connection.execute(statement).mappings().all(), DOCUMENT_DTYPES)
+
+
+HISTORY_DTYPES = {
+    "document_reference": "str",
+    "kind": "str",
+    "document_status": "str",
+    "period": "str",
+    "invoice_number": "str",
+    "line_kind": "str",
+    "fields_hash": "str",
+    "minutes": "int64",
+    "amount": "object",
+    "entry_date": "object",
+    "customer_number": "str",
+    "created_at": "datetime",
+}
+
+
+def registration_history(engine: Engine, registration_id: str) -> pd.DataFrame:
+    """Every ledger line of one registration across documents, oldest first (for the CLI)."""
+    statement = (
+        select(
+            ledger_lines.c.document_reference,
+            documents_table.c.kind,
+            documents_table.c.status.label("document_status"),
+            documents_table.c.period,
+            documents_table.c.invoice_number,
+            ledger_lines.c.line_kind,
+            ledger_lines.c.fields_hash,
+            ledger_lines.c.minutes,
+            ledger_lines.c.amount,
+            ledger_lines.c.entry_date,
+            ledger_lines.c.customer_number,
+            ledger_lines.c.created_at,
+        )
+        .join(documents_table, documents_table.c.reference == ledger_lines.c.document_reference)
+        .where(ledger_lines.c.registration_id == registration_id)
+        .order_by(ledger_lines.c.created_at, ledger_lines.c.id)
+    )
+    with engine.connect() as connection:
+        return to_frame(connection.execute(statement).mappings().all(), HISTORY_DTYPES)
+
+
+LINE_DTYPES = {
+    "registration_id": "str",
+    "line_kind": "str",
+    "fields_hash": "str",
+    "minutes": "int64",
+    "amount": "object",
+    "entry_date": "object",
+    "customer_number": "str",
+}
+
+
+def document_lines(engine: Engine, reference: str) -> pd.DataFrame:
+    """The ledger lines of one document, by registration id (for the CLI)."""
+    statement = (
+        select(*(ledger_lines.c[name] for name in LINE_DTYPES))
+        .where(ledger_lines.c.document_reference == reference)
+        .order_by(ledger_lines.c.registration_id, ledger_lines.c.line_kind)
+    )
+    with engine.connect() as connection:
+        return to_frame(connection.execute(statement).mappings().all(), LINE_DTYPES)
