@@ -1,0 +1,280 @@
+"""The AFAS Profit REST client: GetConnector reads, UpdateConnector writes, look-up by reference.
+
+Use it as an async context manager so its connection pool is closed::
+
+    async with AfasClient.from_settings(settings) as afas:
+        debtors = await afas.read_frame("Profit_Debtor")
+        keys = await afas.insert_once("FbDirectInvoice", invoice, reference=Reference(...))
+
+Transport, retries, limits and redaction live in ``connectors.http``; error classification in
+``connectors.afas.errors``; the connectors it reads are described in ``connectors.afas.getconnectors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Self
+
+import httpx
+import pandas as pd
+
+from connectors.afas.errors import DEFAULT_TRANSIENT_RULES, AfasClassifier, TransientRule
+from connectors.afas.filters import Filter, FilterSpec, and_each, filter_params, groups_of
+from connectors.afas.frames import to_frame
+from connectors.afas.getconnectors import REGISTRY, GetConnector, lookup
+from connectors.afas.payloads import Element, Keys, Reference, body, delete_path, parse_keys, root_name
+from connectors.afas.settings import AfasSettings
+from connectors.afas.tokens import AfasTokenAuth, secret_forms
+from connectors.errors import ConnectorError, ProtocolError, QueryTooLong, UncertainOutcome
+from connectors.http import HttpConfig, HttpLayer, RetryPolicy, Sleep, Where, decode_json
+from connectors.paging import KeysetPaginator, OffsetPaginator, Page, PageRequest, Paginator, paginate
+from connectors.redaction import get_logger
+
+log = get_logger(__name__)
+
+SYSTEM = "AFAS"
+MAX_QUERY_CHARS = 2049  # from "?" on, including it; longer → 404 (reference §1)
+AFAS_POLICY = RetryPolicy(max_attempts=5, base_delay=2.0, max_delay=120.0, max_total_seconds=900.0)
+
+
+class AfasClient:
+    """One AFAS environment: reads GetConnectors into rows and frames, writes UpdateConnectors."""
+
+    def __init__(self, http: HttpLayer, *, registry: dict[str, GetConnector] | None = None) -> None:
+        self._http = http
+        self._registry = dict(REGISTRY if registry is None else registry)
+        self._metainfo: dict[str, list[dict[str, Any]]] = {}
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: AfasSettings,
+        *,
+        policy: RetryPolicy = AFAS_POLICY,
+        transient_rules: Sequence[TransientRule] = DEFAULT_TRANSIENT_RULES,
+        fallback_retry_after: float = 30.0,
+        registry: dict[str, GetConnector] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
+        seed: int | None = None,
+    ) -> AfasClient:
+        """Build a client from settings; ``transport``/``sleep``/``seed`` are for tests."""
+        token = settings.token.get_secret_value()
+        headers = {"Accept": "application/json", "Accept-Language": settings.language}
+        if settings.integration_id:
+            headers["IntegrationId"] = settings.integration_id
+        config = HttpConfig(
+            system=SYSTEM,
+            base_url=settings.rest_base_url,
+            auth=AfasTokenAuth(token),
+            headers=headers,
+            read_timeout=settings.timeout_seconds,
+            max_concurrency=settings.max_concurrency,
+            policy=policy,
+            classifier=AfasClassifier(tuple(transient_rules), fallback_retry_after),
+            secrets=secret_forms(token),
+            transport=transport,
+            seed=seed,
+        )
+        http = HttpLayer(config) if sleep is None else HttpLayer(config, sleep=sleep)
+        return cls(http, registry=registry)
+
+    def __repr__(self) -> str:
+        return f"AfasClient({self._http!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    def stats(self) -> dict[str, dict[str, float | int]]:
+        """Request counters and timings per method + endpoint."""
+        return self._http.stats.as_dict()
+
+    async def profit_version(self) -> str:
+        """AFAS's version string: a cheap check of URL and token."""
+        response = await self._http.request("GET", "profitversion", endpoint="profitversion")
+        data = decode_json(response, Where(SYSTEM, "GET", "profitversion"))
+        if not isinstance(data, dict) or "version" not in data:
+            raise ProtocolError(f"profitversion answer without 'version': {str(data)[:200]!r}", system=SYSTEM)
+        return str(data["version"])
+
+    async def metainfo(self, connector: str) -> list[dict[str, Any]]:
+        """The field list of a GetConnector (``/metainfo/get/{id}``), cached per client."""
+        if connector not in self._metainfo:
+            path = f"metainfo/get/{connector}"
+            response = await self._http.request("GET", path, endpoint="metainfo/get/{connector}")
+            data = decode_json(response, Where(SYSTEM, "GET", path))
+            fields = data.get("fields") if isinstance(data, dict) else None
+            if not isinstance(fields, list):
+                raise ProtocolError(
+                    f"metainfo of {connector} has no field list", system=SYSTEM, endpoint=path
+                )
+            self._metainfo[connector] = fields
+        return self._metainfo[connector]
+
+    def describe(self, connector: str | GetConnector) -> GetConnector:
+        """The registered description of a GetConnector (sort key, paging, page size)."""
+        return lookup(connector, self._registry)
+
+    async def iter_pages(
+        self,
+        connector: str | GetConnector,
+        *,
+        filters: FilterSpec = None,
+        order_by: str | Sequence[str] | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The rows of a GetConnector page by page, always sorted on a unique key."""
+        spec = self.describe(connector)
+        take = page_size or spec.take
+        if take < 1:
+            raise ValueError("take must be at least 1 (AFAS's -1 'everything' is never used)")
+        order = (
+            spec.order_by
+            if order_by is None
+            else (order_by if isinstance(order_by, str) else ",".join(order_by))
+        )
+        keyset = spec.keyset and order_by is None
+        paginator: Paginator = (
+            KeysetPaginator(spec.sort_key[0], take) if keyset else OffsetPaginator("skip", "take", take)
+        )
+        groups = groups_of(filters)
+
+        async def fetch(request: PageRequest) -> Page:
+            if request.after is not None:
+                params = filter_params(and_each(groups, Filter(spec.sort_key[0], ">", request.after)))
+            else:
+                params = filter_params(groups)
+            paging = {"skip": 0, "take": take} if keyset else request.params
+            return await self._get_page(spec.id, {**params, "orderbyfieldids": order, **paging})
+
+        async for page in paginate(fetch, paginator):
+            yield page.rows
+
+    async def iter_rows(self, connector: str | GetConnector, **query: Any) -> AsyncIterator[dict[str, Any]]:
+        """The rows of a GetConnector one by one (same arguments as ``iter_pages``)."""
+        async for rows in self.iter_pages(connector, **query):
+            for row in rows:
+                yield row
+
+    async def read_frame(self, connector: str | GetConnector, **query: Any) -> pd.DataFrame:
+        """All rows as a DataFrame typed by the connector's metainfo (datetimes Europe/Amsterdam)."""
+        spec = self.describe(connector)
+        rows: list[dict[str, Any]] = []
+        async for page in self.iter_pages(spec, **query):
+            rows.extend(page)
+        return to_frame(rows, await self.metainfo(spec.id))
+
+    async def _get_page(self, connector: str, params: dict[str, Any]) -> Page:
+        path = f"connectors/{connector}"
+        check_query_length(params, Where(SYSTEM, "GET", path))
+        response = await self._http.request("GET", path, params=params, endpoint=path)
+        data = decode_json(response, Where(SYSTEM, "GET", path), decimals=True)
+        rows = data.get("rows") if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            raise ProtocolError(
+                f"GetConnector answer without 'rows': {str(data)[:200]!r}", system=SYSTEM, endpoint=path
+            )
+        return Page(rows=rows, status=response.status_code)
+
+    async def insert(self, connector: str, payload: Any) -> Keys:
+        """POST a new document; returns the keys AFAS assigned (possibly none)."""
+        return await self._write("POST", connector, payload)
+
+    async def update(self, connector: str, payload: Any) -> Keys:
+        """PUT changes to an existing document (identified by the keys inside the payload)."""
+        return await self._write("PUT", connector, payload)
+
+    async def delete(
+        self, connector: str, keys: Mapping[str, Any], *, object_name: str | None = None
+    ) -> Keys:
+        """DELETE ``/connectors/{Conn}/{Object}/@{Key}/{value}`` (composite keys comma-joined)."""
+        path = delete_path(connector, keys, object_name=object_name)
+        response = await self._http.request("DELETE", path, endpoint=f"connectors/{connector}")
+        return parse_keys(decode_json(response, Where(SYSTEM, "DELETE", path)))
+
+    async def _write(self, method: str, connector: str, payload: Any) -> Keys:
+        path = f"connectors/{connector}"
+        response = await self._http.request(method, path, body=as_body(connector, payload), endpoint=path)
+        return parse_keys(decode_json(response, Where(SYSTEM, method, path)))
+
+    async def find_by_reference(self, reference: Reference) -> Keys | None:
+        """The keys of the document carrying ``reference``, or ``None`` when AFAS has none."""
+        spec = self.describe(reference.connector)
+        key_fields = reference.key_fields or spec.key_fields or spec.sort_key
+        rows = [
+            row async for row in self.iter_rows(spec, filters=Filter(reference.field, "=", reference.value))
+        ]
+        if not rows:
+            return None
+        distinct = {tuple(row.get(k) for k in key_fields) for row in rows}
+        if len(distinct) > 1:
+            log.warning(
+                "AFAS: %d documents carry %s=%s in %s",
+                len(distinct),
+                reference.field,
+                reference.value,
+                spec.id,
+            )
+        first = rows[0]
+        return Keys({k: first.get(k) for k in key_fields}, object_name=spec.id, recovered=True)
+
+    async def insert_once(
+        self, connector: str, payload: Any, *, reference: Reference, attempts: int = 3
+    ) -> Keys:
+        """Insert unless already there: after an ``UncertainOutcome`` look the document up before re-posting.
+
+        Found → its keys with ``recovered=True``; not found → post again (at most ``attempts`` posts).
+        """
+        last: UncertainOutcome | None = None
+        for _ in range(attempts):
+            try:
+                return await self.insert(connector, payload)
+            except UncertainOutcome as exc:
+                last = exc
+                log.warning("AFAS %s: %s; looking it up by %s", connector, exc.message, reference.field)
+            found = await self._look_up_after(reference, last)
+            if found is not None:
+                return found
+        assert last is not None  # noqa: S101 — the loop only ends here after an uncertain outcome
+        raise last
+
+    async def _look_up_after(self, reference: Reference, uncertain: UncertainOutcome) -> Keys | None:
+        try:
+            return await self.find_by_reference(reference)
+        except ConnectorError as exc:
+            raise UncertainOutcome(
+                f"{uncertain.message}; and the look-up by {reference.field} failed: {exc.message}",
+                system=SYSTEM,
+                method="POST",
+                endpoint=uncertain.endpoint,
+            ) from None
+
+
+def as_body(connector: str, payload: Any) -> dict[str, Any]:
+    """A full UpdateConnector body from a body, one element or a list of elements."""
+    if isinstance(payload, Mapping) and len(payload) == 1:
+        ((name, inner),) = payload.items()
+        if name in (connector, root_name(connector)) and isinstance(inner, Mapping) and "Element" in inner:
+            return {root_name(connector): dict(inner)}
+    if isinstance(payload, Mapping):
+        return body(connector, dict(payload))
+    elements: list[Element] = [dict(e) for e in payload]
+    if not elements:
+        raise ValueError(f"empty payload for {connector}")
+    return body(connector, elements)
+
+
+def check_query_length(params: Mapping[str, Any], where: Where) -> None:
+    """Raise ``QueryTooLong`` before sending a query string AFAS would answer with 404."""
+    length = len("?" + str(httpx.QueryParams(dict(params))))
+    if length > MAX_QUERY_CHARS:
+        raise QueryTooLong(
+            f"query string of {length} characters exceeds AFAS's {MAX_QUERY_CHARS}", **where.kwargs()
+        )

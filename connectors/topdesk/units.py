@@ -1,0 +1,68 @@
+"""The unit check of decision §9.1: the bulk endpoint must really be in seconds on this tenant.
+
+The bulk endpoint documents ``timeSpent`` in seconds, the per-incident ``/timespent`` endpoint in
+minutes. A sample of incidents is read both ways and each registration found in both is compared:
+``bulk == minutes × 60`` supports seconds, ``bulk == minutes`` supports minutes. Single rows may disagree
+(a dirty row is rejected later as "unit mismatch"), but if the sample as a whole does not support
+seconds, the run stops: every amount would be off by a factor of 60.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.errors import ProtocolError
+from connectors.topdesk.client import TopdeskClient
+from connectors.topdesk.endpoints import API, Endpoint
+from connectors.topdesk.paging import Family
+
+TIMESPENT = Endpoint("incident timespent", f"{API}/incidents/id/{{id}}/timespent", Family.UNPAGED)
+
+
+class UnitMismatch(ProtocolError):
+    """The sampled registrations do not support the seconds assumption for the bulk endpoint."""
+
+    hint = "TOPdesk's bulk time registrations are not in seconds here; check decision §9.1 before billing"
+
+
+@dataclass(frozen=True)
+class UnitCheck:
+    """What the sample showed."""
+
+    compared: int
+    seconds: int  # rows where bulk == minutes × 60
+    minutes: int  # rows where bulk == minutes (and not also × 60, i.e. non-zero)
+
+
+def sample_incidents(rows: Sequence[Mapping[str, Any]], size: int) -> list[str]:
+    """Up to ``size`` incident ids with registrations, chosen deterministically (sorted)."""
+    parents = sorted({str((row.get("parent") or {}).get("id")) for row in rows if row.get("parent")})
+    step = max(1, len(parents) // max(size, 1))
+    return parents[::step][:size]
+
+
+async def check_units(client: TopdeskClient, rows: Sequence[Mapping[str, Any]], size: int) -> UnitCheck:
+    """Compare bulk ``timeSpent`` with per-incident minutes on a sample; raise ``UnitMismatch`` if wrong."""
+    bulk = {str(row.get("id")): row.get("timeSpent") for row in rows}
+    seconds = minutes = compared = 0
+    for incident in sample_incidents(rows, size):
+        for item in await client.read_all(TIMESPENT, path_values={"id": incident}):
+            raw, per_incident = bulk.get(str(item.get("id"))), item.get("timeSpent")
+            if (
+                not isinstance(raw, int | float)
+                or not isinstance(per_incident, int | float)
+                or per_incident == 0
+            ):
+                continue
+            compared += 1
+            seconds += raw == per_incident * 60
+            minutes += raw == per_incident
+    check = UnitCheck(compared, seconds, minutes)
+    if compared and seconds <= minutes:
+        raise UnitMismatch(
+            f"of {compared} sampled registrations {seconds} match seconds and {minutes} match minutes",
+            system="TOPdesk",
+        )
+    return check

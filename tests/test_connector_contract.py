@@ -1,0 +1,214 @@
+"""One contract suite for every connector against its sandbox counterpart (design.md, "Style to follow").
+
+Each connector joins by describing itself as a ``Contract``: how to build a client (with wrong
+credentials too), one standard read (paged to the last page), an empty read, the expected ids, the
+pandera schema its frame must meet, and a cheap probe request for the fault tests. The
+occupational-health client joins later with its own ``Contract``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from connectors.afas.client import AfasClient
+from connectors.afas.filters import Filter
+from connectors.afas.settings import AfasSettings
+from connectors.errors import AuthError, Unavailable
+from connectors.http import RetryPolicy
+from connectors.topdesk.client import TopdeskClient
+from connectors.topdesk.settings import TopdeskSettings
+from connectors.topdesk.timeregistrations import TimeRegistrationOptions, read_time_registrations
+from sandbox.server import Sandbox, running_sandbox
+from sandbox.world import generate_world
+from schemas.afas import Debtors
+from schemas.registrations import RawRegistrations
+
+pytestmark = pytest.mark.anyio
+
+WEEK = (datetime(2026, 10, 5, tzinfo=UTC), datetime(2026, 10, 12, tzinfo=UTC))
+NOTHING = (datetime(2001, 1, 1, tzinfo=UTC), datetime(2001, 2, 1, tzinfo=UTC))
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with running_sandbox(generate_world(seed=23, scale=900, months=1)) as running:
+        yield running
+
+
+async def counted(sandbox: Sandbox, system: str, path: str, total: int) -> dict[str, Any]:
+    """The sandbox's counters of ``GET path``, once ``total`` requests are in (it counts after answering)."""
+    for _ in range(100):
+        entry = sandbox.counters(system)["endpoints"].get(f"GET {path}", {"count": 0})
+        if entry["count"] >= total:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.02)
+    return sandbox.counters(system)["endpoints"][f"GET {path}"]
+
+
+def policy(attempts: int = 6) -> RetryPolicy:
+    return RetryPolicy(max_attempts=attempts, base_delay=0.001, max_delay=0.01, max_total_seconds=30)
+
+
+DEFAULT_POLICY = policy()
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What the suite needs to know about one connector."""
+
+    system: str
+    client: Callable[..., Any]  # (sandbox, *, bad_credentials, policy, sleep) -> async context manager
+    read: Callable[[Any, int], Awaitable[pd.DataFrame]]  # paged to the last page with this page size
+    read_empty: Callable[[Any], Awaitable[pd.DataFrame]]
+    expected_ids: Callable[[Sandbox], set[str]]
+    ids: Callable[[pd.DataFrame], set[str]]
+    schema: Any
+    probe: Callable[[Any], Awaitable[None]]  # one cheap GET
+    probe_path: str
+    throttle_status: int  # what the sandbox's "throttle" fault answers with
+
+
+def afas_client(sandbox: Sandbox, *, bad_credentials=False, policy=DEFAULT_POLICY, sleep=None) -> AfasClient:
+    token = "0" * 64 if bad_credentials else sandbox.afas_token
+    settings = AfasSettings(
+        environment_number=sandbox.afas_environment, token=token, base_url=sandbox.afas_url
+    )
+    return AfasClient.from_settings(settings, policy=policy, sleep=sleep, seed=1)
+
+
+def topdesk_client(
+    sandbox: Sandbox, *, bad_credentials=False, policy=DEFAULT_POLICY, sleep=None
+) -> TopdeskClient:
+    password = "not-the-password" if bad_credentials else sandbox.topdesk_password
+    settings = TopdeskSettings(
+        base_url=sandbox.topdesk_url, login=sandbox.topdesk_login, application_password=password
+    )
+    return TopdeskClient.from_settings(settings, policy=policy, sleep=sleep, seed=1, check_version=False)
+
+
+def topdesk_expected(sandbox: Sandbox) -> set[str]:
+    x = sandbox.world.extra
+    incidents = x["td_incidents"].set_index("id")
+    regs = x["td_registrations"]
+    parents = incidents.loc[regs["parent.id"]]
+    default = regs[(parents["line"].to_numpy() != "partial") & ~parents["archived"].to_numpy()]
+    frames = [default, x["td_om_registrations"], x["td_odata_registrations"]]
+    ids: set[str] = set()
+    for frame in frames:
+        when = pd.to_datetime(frame["entryDate"], utc=True)
+        ids |= set(frame.loc[(when >= WEEK[0]) & (when < WEEK[1]), "id"])
+    return ids
+
+
+async def topdesk_probe(client: TopdeskClient) -> None:
+    await client.check_version()
+
+
+CONTRACTS = [
+    Contract(
+        system="afas",
+        client=afas_client,
+        read=lambda c, size: c.read_frame("Profit_Debtor", page_size=size),
+        read_empty=lambda c: c.read_frame("Profit_Debtor", filters=Filter("DebtorId", "=", "no-such-debtor")),
+        expected_ids=lambda s: {r["DebtorId"] for r in s.apps["afas"].state.sim.documents("Profit_Debtor")},
+        ids=lambda f: set(f["DebtorId"]),
+        schema=Debtors,
+        probe=lambda c: c.profit_version(),
+        probe_path="/ProfitRestServices/profitversion",
+        throttle_status=503,
+    ),
+    Contract(
+        system="topdesk",
+        client=topdesk_client,
+        read=lambda c, size: read_time_registrations(c, *WEEK, TimeRegistrationOptions(page_size=size)),
+        read_empty=lambda c: read_time_registrations(c, *NOTHING),
+        expected_ids=topdesk_expected,
+        ids=lambda f: set(f["registration_id"]),
+        schema=RawRegistrations,
+        probe=topdesk_probe,
+        probe_path="/tas/api/version",
+        throttle_status=429,
+    ),
+]
+
+
+@pytest.fixture(params=CONTRACTS, ids=[c.system for c in CONTRACTS])
+def contract(request: pytest.FixtureRequest) -> Contract:
+    return request.param
+
+
+async def test_auth_failure_is_one_clear_auth_error(sandbox, contract):
+    async with contract.client(sandbox, bad_credentials=True) as client:
+        with pytest.raises(AuthError) as caught:
+            await contract.probe(client)
+    assert caught.value.status == 401 and "\n" not in str(caught.value)
+    assert "check the token / app connector / permissions" in str(caught.value)
+
+
+async def test_paging_to_the_last_page(sandbox, contract):
+    async with contract.client(sandbox) as client:
+        frame = await contract.read(client, 7 if contract.system == "afas" else 100)
+        stats = client.stats()
+    assert contract.ids(frame) == contract.expected_ids(sandbox)
+    assert len(frame) == len(contract.ids(frame))  # every row once
+    assert max(s["count"] for s in stats.values()) > 3  # several pages were really read
+
+
+async def test_empty_result(sandbox, contract):
+    async with contract.client(sandbox) as client:
+        frame = await contract.read_empty(client)
+    assert frame.empty and len(frame.columns) > 3
+    contract.schema.validate(frame)
+
+
+@pytest.mark.parametrize("kind", ["throttle", "unavailable"])
+async def test_transient_fault_then_success(sandbox, contract, kind):
+    async def calm_down(_: float) -> None:
+        sandbox.set_knobs(contract.system, fault_rate=0.0)  # the fault lasts exactly one request
+
+    sandbox.set_knobs(contract.system, fault_rate=1.0, fault_kinds=[kind], retry_after_seconds=0)
+    sandbox.reset_counters(contract.system)
+    try:
+        async with contract.client(sandbox, sleep=calm_down) as client:
+            await contract.probe(client)
+            stats = client.stats()
+    finally:
+        sandbox.set_knobs(contract.system, fault_rate=0.0)
+    status = contract.throttle_status if kind == "throttle" else 503
+    entry = await counted(sandbox, contract.system, contract.probe_path, 2)
+    assert entry["statuses"] == {str(status): 1, "200": 1} and entry["faults"] == {kind: 1}
+    assert sum(s["retries"] for s in stats.values()) == 1
+
+
+async def test_server_error_exhaustion_is_unavailable(sandbox, contract):
+    sandbox.set_knobs(contract.system, fault_rate=1.0, fault_kinds=["unavailable"], retry_after_seconds=0)
+    sandbox.reset_counters(contract.system)
+    try:
+        async with contract.client(sandbox, policy=policy(attempts=3)) as client:
+            with pytest.raises(Unavailable) as caught:
+                await contract.probe(client)
+    finally:
+        sandbox.set_knobs(contract.system, fault_rate=0.0)
+    assert caught.value.last_status == 503 and "gave up after 3 attempts" in str(caught.value)
+    assert (await counted(sandbox, contract.system, contract.probe_path, 3))["count"] == 3
+
+
+async def test_returned_frame_conforms_to_its_schema(sandbox, contract):
+    async with contract.client(sandbox) as client:
+        frame = await contract.read(client, 1000)
+    validated = contract.schema.validate(frame, lazy=True)
+    assert len(validated) == len(frame) > 0
