@@ -43,7 +43,7 @@ def describe(cls: type[BaseSettings], error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         field = str(item["loc"][0]) if item["loc"] else "?"
-        message = item["msg"]
+        message = str(item["msg"]).removeprefix("Value error, ")
         if item["type"] == "missing":
             message = "is required but not set"
         elif "input" in item and field not in secret_fields(cls):

@@ -1,0 +1,3 @@
+from koppel.cli import main
+
+main()
