@@ -1,0 +1,234 @@
+"""Benchmark of invoice-hours: per-stage wall and CPU time, peak memory, requests, and the API floor.
+
+The sandbox runs in its own process (``python -m sandbox serve``) so that this process measures only
+Koppel. Latency per call: AFAS 150 ms, TOPdesk 80 ms (set through the control endpoints); AFAS
+concurrency 4. The API floor of a stage is requests × latency ÷ concurrency: no client can be faster, so
+``wall ÷ floor`` shows how much Koppel adds on top of waiting for the APIs.
+
+Usage: ``python -m bench [--sizes 2000 50000 250000] [--no-flow]``. The ``--sizes`` are registrations per
+month of the generated world; the run bills October 2026 of that world.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+AFAS_LATENCY_MS = 150
+TOPDESK_LATENCY_MS = 80
+CONCURRENCY = 4
+WINDOW = (date(2026, 10, 1), date(2026, 10, 31))
+
+
+@dataclass
+class Stage:
+    name: str
+    wall: float = 0.0
+    cpu: float = 0.0
+    peak_mb: float = 0.0
+    requests: dict[str, int] = field(default_factory=dict)
+
+    def floor(self) -> float:
+        latency = {"afas": AFAS_LATENCY_MS, "topdesk": TOPDESK_LATENCY_MS}
+        return sum(n * latency[s] / 1000 / CONCURRENCY for s, n in self.requests.items())
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextmanager
+def measured(stages: list[Stage], name: str, counters: Callable[[], dict[str, int]]):
+    before = counters()
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    stage = Stage(name, time.perf_counter() - wall, time.process_time() - cpu, peak_mb())
+    after = counters()
+    stage.requests = {k: after[k] - before[k] for k in after if after[k] - before[k]}
+    stages.append(stage)
+
+
+@contextmanager
+def sandbox_process(scale: int):
+    """``python -m sandbox serve`` in a child process; yields its JSON description."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "serve", "--scale", str(scale), "--seed", "42"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the sandbox did not start")
+        yield json.loads(line)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def set_latency(info: dict[str, Any]) -> None:
+    for system, ms in (("afas", AFAS_LATENCY_MS), ("topdesk", TOPDESK_LATENCY_MS)):
+        httpx.put(f"{info['control'][system]}/knobs", json={"latency_ms": ms}, timeout=10).raise_for_status()
+
+
+def counters_of(info: dict[str, Any]) -> Callable[[], dict[str, int]]:
+    def read() -> dict[str, int]:
+        return {
+            s: httpx.get(f"{info['control'][s]}/counters", timeout=10).json()["total"]
+            for s in ("afas", "topdesk")
+        }
+
+    return read
+
+
+def run_stages(info: dict[str, Any], db_url: str) -> tuple[list[Stage], dict[str, Any]]:
+    """The flow's stages, called as the flow's tasks call them, each measured."""
+    from connectors.afas.client import AfasClient
+    from connectors.afas.settings import AfasSettings
+    from connectors.topdesk.settings import TopdeskSettings
+    from koppel.settings import load
+    from store import bundles, exclusions, ledger
+    from store.db import connect
+    from store.runs import start_run
+    from store.settings import StoreSettings
+    from tasks.billing.config import load_billing_config
+    from tasks.billing.payloads import build_payloads
+    from tasks.billing.pipeline import bill
+    from tasks.extract import Window, read_masters, read_registrations
+    from tasks.load import Loader, LoadPlan
+    from tasks.report import settle_buckets, settled_conservation
+
+    os.environ.update(info["env"])
+    os.environ["KOPPEL_STATE_DB_URL"] = db_url
+    counters, stages = counters_of(info), []
+    window, config = Window(*WINDOW), load_billing_config()
+    engine = connect(load(StoreSettings))
+    with measured(stages, "extract TOPdesk", counters):
+        read, _ = asyncio.run(read_registrations(load(TopdeskSettings), window))
+    with measured(stages, "extract AFAS", counters):
+        masters, _ = asyncio.run(read_masters(load(AfasSettings)))
+    with measured(stages, "ledger state", counters):
+        ids = read["registration_id"].dropna().astype(str).unique().tolist()
+        billed = ledger.billed_state(engine, ids, (window.first, window.last + timedelta(days=1)))
+        ignore, balances = exclusions.as_frame(engine), bundles.balances(engine, window.last)
+        prior = bundles.draws(engine, ids)
+    with measured(stages, "plan (validate, join, rules, reconcile)", counters):
+        billing = bill(
+            read,
+            masters,
+            config,
+            ignore=ignore,
+            ledger=billed,
+            bundles=balances,
+            prior_draws=prior,
+            run_range=(window.start, window.end),
+        )
+    run_id = start_run(engine, "bench", {})
+
+    async def post() -> list:
+        async with AfasClient.from_settings(load(AfasSettings)) as client:
+            loader = Loader(engine, client, run_id, config)
+            payloads = build_payloads(billing.documents, billing.document_lines, config)
+            return await loader.load(LoadPlan(billing.documents, billing.document_lines, payloads))
+
+    with measured(stages, "load (claim, post, confirm)", counters):
+        outcomes = asyncio.run(post())
+    with measured(stages, "report", counters):
+        result = settled_conservation(read, settle_buckets(billing.buckets, outcomes))
+    facts = {
+        "registrations": len(read),
+        "documents": len(billing.documents),
+        "posted": sum(o.status == "posted" for o in outcomes),
+        "holds": result["holds"],
+    }
+    return stages, facts
+
+
+def count_task_runs(info: dict[str, Any], db_url: str) -> tuple[int, float]:
+    """Run the real flow once (ephemeral Prefect API) and count its task runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.invoice_hours import InvoiceHoursParameters, invoice_hours
+
+    os.environ["KOPPEL_STATE_DB_URL"] = db_url
+    started = time.perf_counter()
+    result = invoice_hours(InvoiceHoursParameters(start_date=WINDOW[0], end_date=WINDOW[1], dry_run=True))
+    wall = time.perf_counter() - started
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[result["run_id"]]))
+        )
+    return len(runs), wall
+
+
+def report(scale: int, stages: list[Stage], facts: dict[str, Any]) -> None:
+    out = sys.stdout.write
+    out(
+        f"\n## {scale:,} registrations per month: {facts['registrations']:,} read, "
+        f"{facts['documents']:,} documents, {facts['posted']:,} posted, conservation "
+        f"{'holds' if facts['holds'] else 'BROKEN'}\n\n"
+    )
+    out("| stage | wall s | CPU s | peak RSS MB | requests | API floor s | wall ÷ floor |\n")
+    out("|---|---:|---:|---:|---|---:|---:|\n")
+    for s in [*stages, total(stages)]:
+        floor = s.floor()
+        ratio = f"{s.wall / floor:.2f}" if floor else "–"
+        reqs = ", ".join(f"{k} {v:,}" for k, v in s.requests.items()) or "–"
+        out(f"| {s.name} | {s.wall:.2f} | {s.cpu:.2f} | {s.peak_mb:.0f} | {reqs} | {floor:.2f} | {ratio} |\n")
+
+
+def total(stages: list[Stage]) -> Stage:
+    requests: dict[str, int] = {}
+    for s in stages:
+        for k, v in s.requests.items():
+            requests[k] = requests.get(k, 0) + v
+    return Stage(
+        "**total**",
+        sum(s.wall for s in stages),
+        sum(s.cpu for s in stages),
+        max(s.peak_mb for s in stages),
+        requests,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2_000, 50_000, 250_000])
+    parser.add_argument("--no-flow", action="store_true", help="skip counting the real flow's task runs")
+    args = parser.parse_args(argv)
+    sys.stdout.write(
+        f"invoice-hours benchmark: AFAS {AFAS_LATENCY_MS} ms/call, TOPdesk "
+        f"{TOPDESK_LATENCY_MS} ms/call, concurrency {CONCURRENCY}\n"
+    )
+    for scale in args.sizes:
+        with tempfile.TemporaryDirectory() as folder, sandbox_process(scale) as info:
+            set_latency(info)
+            stages, facts = run_stages(info, f"sqlite:///{Path(folder) / 'bench.db'}")
+            report(scale, stages, facts)
+            if not args.no_flow and scale == min(args.sizes):
+                runs, wall = count_task_runs(info, f"sqlite:///{Path(folder) / 'flow.db'}")
+                sys.stdout.write(
+                    f"\nThe real flow (dry run, same world): {runs} task runs, {wall:.1f} s wall "
+                    "including Prefect's ephemeral API start.\n"
+                )
+    return 0

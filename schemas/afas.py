@@ -1,0 +1,125 @@
+"""AFAS master data as the billing reads it (docs/contracts.md §2): AFAS's own column names.
+
+Datetimes are tz-aware ``Europe/Amsterdam`` (any resolution: a connector parsing with pandas 3 gets
+microseconds). Only the columns the billing uses are required; the connector may deliver more
+(``strict = False``). Master data that breaks these schemas stops the run: it is AFAS configuration,
+not a registration that can be rejected row by row.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+AMSTERDAM = "Europe/Amsterdam"
+
+
+def is_amsterdam_datetime(series: pd.Series) -> bool:
+    """A tz-aware datetime column in Amsterdam time (any resolution: ns or, from pandas 3 parsing, us)."""
+    dtype = series.dtype
+    return isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == AMSTERDAM
+
+
+class Debtors(pa.DataFrameModel):
+    """``Profit_Debtor``: sales relations; ``DebtorId`` = TOPdesk branch ``clientReferenceNumber``."""
+
+    DebtorId: Series[str] = pa.Field(unique=True, coerce=True)
+    DebtorName: Series[str] = pa.Field(nullable=True, coerce=True)
+    Blocked: Series[bool] = pa.Field(coerce=True)
+
+    class Config:
+        """Profit_Debtor has many more columns (reference §6)."""
+
+        strict = False
+
+
+class Projects(pa.DataFrameModel):
+    """``Profit_Projects``: ``DateReady`` set means the project is closed."""
+
+    ProjectId: Series[str] = pa.Field(unique=True, coerce=True)
+    Description: Series[str] = pa.Field(nullable=True, coerce=True)
+    UnitId: Series[pd.Int64Dtype] = pa.Field(nullable=True, coerce=True)
+    DebtorId: Series[str] = pa.Field(nullable=True, coerce=True)
+    DateStart: Series[Any] = pa.Field(nullable=True)
+    DateReady: Series[Any] = pa.Field(nullable=True)
+
+    @pa.check("DateStart", "DateReady", element_wise=False, name="datetime64[*, Europe/Amsterdam]")
+    def _amsterdam(cls, series: pd.Series) -> bool:
+        return is_amsterdam_datetime(series)
+
+    class Config:
+        """Profit_Projects has more columns (``Chargeable``, …)."""
+
+        strict = False
+
+
+class Worktypes(pa.DataFrameModel):
+    """``Profit_Worktype``: the items hours are billed as."""
+
+    ItemCode: Series[str] = pa.Field(unique=True, coerce=True)
+    Description: Series[str] = pa.Field(nullable=True, coerce=True)
+
+    class Config:
+        """More columns (``Group``, …) may follow."""
+
+        strict = False
+
+
+class Periods(pa.DataFrameModel):
+    """``Profit_periods_per_administration``: one row per administration, year and period."""
+
+    Unit: Series[int] = pa.Field(coerce=True)
+    Year: Series[int] = pa.Field(coerce=True, ge=1900, le=2999)
+    Period: Series[int] = pa.Field(coerce=True, ge=0, le=99)
+    DateFrom: Series[Any] = pa.Field(nullable=True)
+    DateTo: Series[Any] = pa.Field(nullable=True)
+    Blocked: Series[bool] = pa.Field(coerce=True)
+
+    @pa.check("DateFrom", "DateTo", element_wise=False, name="datetime64[*, Europe/Amsterdam]")
+    def _amsterdam(cls, series: pd.Series) -> bool:
+        return is_amsterdam_datetime(series)
+
+    class Config:
+        """One period per (Unit, Year, Period); dates present on every row."""
+
+        strict = False
+        unique = ("Unit", "Year", "Period")
+
+
+class Administrations(pa.DataFrameModel):
+    """``Profit_Administrations``."""
+
+    AdminId: Series[int] = pa.Field(unique=True, coerce=True)
+    AdminNm: Series[str] = pa.Field(nullable=True, coerce=True)
+    AdminCd: Series[str] = pa.Field(nullable=True, coerce=True)
+
+    class Config:
+        """Extra columns allowed."""
+
+        strict = False
+
+
+class SalesPrices(pa.DataFrameModel):
+    """``Koppel_Sales_Prices``: hourly price per item, per debtor (``DebtorId`` null = general price)."""
+
+    ItemCode: Series[str] = pa.Field(coerce=True)
+    DebtorId: Series[str] = pa.Field(nullable=True, coerce=True)
+    Price: Series[Any]
+    DateStart: Series[Any] = pa.Field(nullable=True)
+
+    @pa.check("Price", element_wise=True, name="finite Decimal")
+    def _decimal(cls, value: object) -> bool:
+        return isinstance(value, Decimal) and value.is_finite()
+
+    @pa.check("DateStart", element_wise=False, name="datetime64[*, Europe/Amsterdam]")
+    def _amsterdam(cls, series: pd.Series) -> bool:
+        return is_amsterdam_datetime(series)
+
+    class Config:
+        """Prices are ``Decimal`` (never float): money is exact."""
+
+        strict = False

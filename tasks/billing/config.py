@@ -1,0 +1,334 @@
+"""Billing configuration: what is billed how, per administration, loaded from a TOML file.
+
+``config/billing.example.toml`` documents every key. ``load_billing_config(path)`` raises
+``BillingConfigError`` whose message names each offending key (``rates.items.SUPPORT: ...``), so a typo
+stops the run with one readable line instead of a traceback. Unknown keys are errors too: a misspelt key
+silently falling back to a default would bill the wrong amount.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import time
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+EXCLUSION_KINDS = (
+    "registration",
+    "ticket",
+    "operator",
+    "operator_group",
+    "branch",
+    "customer",
+    "reason",
+    "category",
+)
+
+
+class BillingConfigError(ValueError):
+    """The billing configuration is invalid; the message names every offending key."""
+
+
+class Mode(StrEnum):
+    """How an administration's customer hours end up in AFAS."""
+
+    DIRECT_INVOICE = "direct_invoice"
+    PROJECT_REALISATION = "project_realisation"
+    SALES_BOOKING = "sales_booking"
+
+
+class Grouping(StrEnum):
+    """How registrations become direct-invoice lines."""
+
+    PER_TICKET_ITEM = "per_ticket_item"
+    PER_REGISTRATION = "per_registration"
+
+
+def _decimal(value: object) -> Decimal:
+    # TOML floats are binary: 0.1 would arrive as 0.1000000000000000055..., so money must be quoted.
+    if isinstance(value, float):
+        raise ValueError(f'write decimals as quoted strings (e.g. "{value:.2f}"), not as TOML floats')
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise ValueError(f"expected a decimal string, got {value!r}")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation as error:
+        raise ValueError(f"not a decimal number: {value!r}") from error
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
+
+
+def _money(value: object) -> Decimal:
+    number = _decimal(value)
+    if number < 0:
+        raise ValueError(f"must not be negative, got {number}")
+    if number != number.quantize(Decimal("0.0001")):
+        raise ValueError(f"at most 4 decimals, got {number}")
+    return number
+
+
+def _clock(value: object) -> int:
+    """``"HH:MM"`` → minutes after midnight; ``"24:00"`` is the end of the day."""
+    text = str(value).strip()
+    if text == "24:00":
+        return 24 * 60
+    try:
+        parsed = time.fromisoformat(text)
+    except ValueError as error:
+        raise ValueError(f"expected a time as HH:MM, got {value!r}") from error
+    return parsed.hour * 60 + parsed.minute
+
+
+Money = Annotated[Decimal, BeforeValidator(_money)]
+ClockMinutes = Annotated[int, BeforeValidator(_clock)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Department(_Strict):
+    """An internal department: its hours are charged internally to its cost account."""
+
+    name: str | None = None
+    cost_account: str = Field(min_length=1, max_length=16)
+    cost_centre: str | None = Field(default=None, max_length=16)
+
+
+class Internal(_Strict):
+    """Internal charging of one administration."""
+
+    departments: dict[str, Department] = Field(default_factory=dict)
+    rate: Money | None = None
+    journal_description: str = "Interne doorbelasting uren"
+
+
+class Journals(_Strict):
+    """AFAS journal codes (``JoCo``)."""
+
+    sales: str = Field(default="20", min_length=1, max_length=6)
+    memorial: str = Field(default="90", min_length=1, max_length=6)
+
+
+class Accounts(_Strict):
+    """Ledger accounts and VAT of one administration."""
+
+    revenue: str = Field(min_length=1, max_length=16)
+    internal_revenue: str = Field(min_length=1, max_length=16)
+    vat: str = Field(min_length=1, max_length=16)
+    vat_code: str = Field(min_length=1, max_length=3)
+    vat_rate: Annotated[Decimal, BeforeValidator(_decimal)] = Field(ge=0, le=1)
+
+
+class Administration(_Strict):
+    """One AFAS administration (``Unit``/``UnId``) and how its hours are billed."""
+
+    name: str | None = None
+    mode: Mode
+    grouping: Grouping = Grouping.PER_TICKET_ITEM
+    max_lines_per_document: int = Field(default=500, ge=1, le=1000)
+    journals: Journals = Field(default_factory=Journals)
+    accounts: Accounts
+    internal: Internal = Field(default_factory=Internal)
+
+
+class Projects(_Strict):
+    """Where a registration's AFAS project comes from, first source that yields one wins."""
+
+    sources: list[Literal["incident_field", "mapping", "debtor_default"]] = Field(
+        default_factory=lambda: ["incident_field", "mapping", "debtor_default"], min_length=1
+    )
+    mapping: dict[str, str] = Field(default_factory=dict)
+    required: bool = True
+    default_administration: int
+
+
+class Items(_Strict):
+    """Which AFAS work type (item) a registration is billed as; first match in this order wins."""
+
+    default: str = Field(min_length=1, max_length=40)
+    by_reason: dict[str, str] = Field(default_factory=dict)
+    by_category: dict[str, str] = Field(default_factory=dict)
+    by_operator_group: dict[str, str] = Field(default_factory=dict)
+
+    def all_codes(self) -> set[str]:
+        """Every item code this section can assign."""
+        mapped = [*self.by_reason.values(), *self.by_category.values(), *self.by_operator_group.values()]
+        return {self.default, *mapped}
+
+
+class Rates(_Strict):
+    """Hourly rates (excl. VAT): from this file, or AFAS's price list with this file as fallback."""
+
+    source: Literal["config", "afas"] = "config"
+    items: dict[str, Money] = Field(default_factory=dict)
+    operator_groups: dict[str, Money] = Field(default_factory=dict)
+    customers: dict[str, dict[str, Money]] = Field(default_factory=dict)
+
+
+class Rounding(_Strict):
+    """Rounding of each registration's minutes and the minimum billed per ticket."""
+
+    unit_minutes: int = Field(default=1, ge=1, le=240)
+    direction: Literal["up", "nearest", "down"] = "up"
+    minimum_minutes_per_ticket: int = Field(default=0, ge=0, le=24 * 60)
+
+
+class Surcharge(_Strict):
+    """A time window (Amsterdam local time) whose hours cost ``percent`` more."""
+
+    name: str
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(min_length=1)
+    start: ClockMinutes
+    end: ClockMinutes
+    percent: Annotated[Decimal, BeforeValidator(_decimal)] = Field(gt=0, le=1000, decimal_places=2)
+
+
+class ExclusionRule(_Strict):
+    """Registrations matching ``kind``/``value`` are not billed (bucket *excluded*)."""
+
+    kind: Literal[
+        "registration", "ticket", "operator", "operator_group", "branch", "customer", "reason", "category"
+    ]
+    value: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+
+
+class Exclusions(_Strict):
+    """Exclusions from the configuration (the database ignore list is added at run time)."""
+
+    below_minutes: int = Field(default=0, ge=0)
+    rules: list[ExclusionRule] = Field(default_factory=list)
+
+
+class BillingConfig(_Strict):
+    """The whole billing configuration."""
+
+    timezone: str = "Europe/Amsterdam"
+    max_minutes_per_registration: int = Field(default=720, ge=1)
+    administrations: dict[int, Administration] = Field(min_length=1)
+    projects: Projects
+    items: Items
+    rates: Rates = Field(default_factory=Rates)
+    rounding: Rounding = Field(default_factory=Rounding)
+    surcharges: list[Surcharge] = Field(default_factory=list)
+    exclusions: Exclusions = Field(default_factory=Exclusions)
+    # A run parameter rather than a file setting: bill only this administration (``for_administration``).
+    only_administration: int | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BillingConfig:
+        problems = [*self._zone_problems(), *self._reference_problems(), *self._department_problems()]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _zone_problems(self) -> list[str]:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return [f"timezone: unknown time zone {self.timezone!r}"]
+        return []
+
+    def _reference_problems(self) -> list[str]:
+        problems = []
+        if self.projects.default_administration not in self.administrations:
+            problems.append(
+                f"projects.default_administration: {self.projects.default_administration} "
+                "is not one of [administrations]"
+            )
+        if self.rates.source == "config":
+            for code in sorted(self.items.all_codes() - set(self.rates.items)):
+                problems.append(f"rates.items.{code}: missing (item {code!r} is assigned in [items])")
+        return problems
+
+    def _department_problems(self) -> list[str]:
+        seen: dict[str, int] = {}
+        problems = []
+        for admin_id, admin in self.administrations.items():
+            for code in admin.internal.departments:
+                if code in seen:
+                    problems.append(
+                        f"administrations.{admin_id}.internal.departments.{code}: "
+                        f"also configured in administration {seen[code]}"
+                    )
+                seen[code] = admin_id
+        return problems
+
+    def for_administration(self, admin_id: int | None) -> BillingConfig:
+        """The configuration for a run that bills one administration only (``None``: all of them).
+
+        Registrations of the other administrations are then excluded with a reason, not rejected.
+        """
+        if admin_id is None:
+            return self
+        if admin_id not in self.administrations:
+            configured = ", ".join(str(a) for a in sorted(self.administrations))
+            raise BillingConfigError(
+                f"administration: {admin_id} is not configured (configured: {configured})"
+            )
+        return self.model_copy(update={"only_administration": admin_id})
+
+    def in_scope(self, admin_id: int) -> bool:
+        """Whether this run bills administration ``admin_id``."""
+        return self.only_administration is None or admin_id == self.only_administration
+
+    def modes_text(self) -> str:
+        """``1: direct_invoice (per_ticket_item), 2: project_realisation`` for the run summary."""
+        parts = []
+        for admin_id, admin in sorted(self.administrations.items()):
+            if not self.in_scope(admin_id):
+                continue
+            grouping = f" ({admin.grouping.value})" if admin.mode == Mode.DIRECT_INVOICE else ""
+            parts.append(f"{admin_id}: {admin.mode.value}{grouping}")
+        return ", ".join(parts)
+
+    def department_table(self) -> dict[str, tuple[int, Department]]:
+        """Internal department code → (administration, department)."""
+        return {
+            code: (admin_id, department)
+            for admin_id, admin in self.administrations.items()
+            for code, department in admin.internal.departments.items()
+        }
+
+
+def describe(error: ValidationError) -> str:
+    """One ``key.path: message`` item per problem, joined with ``; ``."""
+    lines = []
+    for item in error.errors():
+        message = str(item["msg"]).removeprefix("Value error, ")
+        key = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"{key}: {message}" if key else message)
+    return "; ".join(lines)
+
+
+def parse_billing_config(text: str, source: str = "<text>") -> BillingConfig:
+    """Parse TOML text into a ``BillingConfig``; errors name ``source`` and each bad key."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise BillingConfigError(f"{source}: not valid TOML: {error}") from None
+    try:
+        return BillingConfig.model_validate(raw)
+    except ValidationError as error:
+        raise BillingConfigError(f"{source}: {describe(error)}") from None
+
+
+def load_billing_config(path: Path | str = DEFAULT_CONFIG_PATH) -> BillingConfig:
+    """Load and check the billing configuration from a TOML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise BillingConfigError(f"{path}: cannot read: {error.strerror}") from None
+    return parse_billing_config(text, source=str(path))

@@ -1,0 +1,348 @@
+"""AFAS UpdateConnector bodies for planned documents: FbDirectInvoice, PtRealization, FiEntries.
+
+The shape follows AFAS's published ``<Connector>_POST`` schemas (/work/shared/reference/afas-openapi/):
+``{"<Root>": {"Element": {"Fields": {...}, "Objects": [{"<Sub>": {"Element": [...]}}]}}}``; several
+realisations go as an ``Element`` list. Field codes stay as AFAS names them; each carries a comment.
+Field reference: /work/shared/reference/afas-profit-api.md §6 (FbDirectInvoice, FiEntries, PtRealization).
+Amounts and quantities are exact (int hundredths → ``Decimal``) and leave as JSON numbers through
+``afas_number``, which refuses any value whose float form would not read back as the same decimal.
+Lines are aggregated for all documents at once; the only Python loops are per document and per
+emitted line (every emitted line is a JSON object anyway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.billing.config import BillingConfig, Grouping, Mode
+from tasks.billing.money import CENT
+from tasks.billing.plan import INTERNAL_ENTRY, descriptions
+
+Payload = dict[str, Any]
+XPRE_LENGTH = 40
+
+
+def afas_number(value: Decimal) -> float:
+    """A 2-decimal ``Decimal`` as a JSON number; raises rather than let float change the value."""
+    if value != value.quantize(CENT):
+        raise ValueError(f"{value} has more than 2 decimals")
+    number = float(value)
+    if Decimal(repr(number)) != value:
+        raise ValueError(f"{value} does not survive conversion to a JSON number")
+    return number
+
+
+def hundredths(value: int) -> float:
+    """Int hundredths (cents, or hundredths of an hour) as a JSON number with 2 decimals."""
+    return afas_number(Decimal(int(value)).scaleb(-2))
+
+
+def build_payloads(documents: pd.DataFrame, lines: pd.DataFrame, config: BillingConfig) -> dict[str, Payload]:
+    """Payload per document reference."""
+    builders: dict[str, Callable[..., dict[str, Payload]]] = {
+        Mode.DIRECT_INVOICE.value: direct_invoices,
+        Mode.PROJECT_REALISATION.value: realisations,
+        Mode.SALES_BOOKING.value: sales_entries,
+        INTERNAL_ENTRY: internal_entries,
+    }
+    unknown = sorted(set(documents["kind"]) - set(builders))
+    if unknown:
+        raise ValueError(f"unknown document kinds {unknown}")
+    payloads: dict[str, Payload] = {}
+    for kind, chosen in documents.groupby("kind", sort=True):
+        own = lines[lines["reference"].isin(chosen["reference"])]
+        payloads.update(builders[str(kind)](chosen, own, config))
+    return payloads
+
+
+def build_payload(document: Mapping[str, Any], lines: pd.DataFrame, config: BillingConfig) -> Payload:
+    """The UpdateConnector body for one planned document and its lines."""
+    reference = document["reference"]
+    one = pd.DataFrame([dict(document)])
+    return build_payloads(one, lines.assign(reference=reference), config)[reference]
+
+
+def _by_reference(items: pd.DataFrame, build: Callable[[Mapping[str, Any]], Any]) -> dict[str, list[Any]]:
+    """Build one element per row and collect them per ``reference``, in row order."""
+    collected: dict[str, list[Any]] = {}
+    for row in items.to_dict("records"):
+        collected.setdefault(row["reference"], []).append(build(row))
+    return collected
+
+
+# --- FbDirectInvoice (reference §6; decision §11.10: our reference in RfCs) -------------------------------
+
+
+def direct_invoices(
+    documents: pd.DataFrame, lines: pd.DataFrame, config: BillingConfig
+) -> dict[str, Payload]:
+    """Direct invoices: one per debtor + project + period, lines per ticket+item or per registration."""
+    per_registration = {
+        a for a, c in config.administrations.items() if c.grouping == Grouping.PER_REGISTRATION
+    }
+    parts = invoice_parts(lines, lines["administration"].isin(per_registration))
+    rows = _by_reference(parts, _invoice_line)
+    return {
+        doc["reference"]: _invoice(doc, rows.get(doc["reference"], []))
+        for doc in documents.to_dict("records")
+    }
+
+
+def _invoice(document: Mapping[str, Any], rows: list[Payload]) -> Payload:
+    fields: dict[str, Any] = {
+        "DbId": document["debtor_id"],  # sales relation (debtor) to invoice
+        "RfCs": document["reference"],  # order reference: Koppel's deterministic document key
+        "OrDa": document["document_date"],  # order/invoice date (latest work date on it)
+        "Unit": int(document["administration"]),  # administration
+    }
+    if document["project_id"]:
+        fields["PrId"] = document["project_id"]  # project: a header field of FbDirectInvoice
+    objects = [{"FbDirectInvoiceLines": {"Element": rows}}]
+    return {"FbDirectInvoice": {"Element": {"Fields": fields, "Objects": objects}}}
+
+
+def invoice_parts(lines: pd.DataFrame, per_registration: pd.Series) -> pd.DataFrame:
+    """Invoice lines for all documents: charged hours at the unit price, prepaid (bundle) hours at zero.
+
+    Grouped per registration, or per ticket + item + price; charges and credits are never netted.
+    """
+    ticket = lines["billed_ticket_number"].fillna(lines["ticket_number"]).fillna("").astype("str")
+    about = (ticket + " " + lines["ticket_description"].fillna("").astype("str")).str.strip()
+    base = pd.DataFrame(
+        {
+            "reference": lines["reference"],
+            "line_kind": lines["line_kind"],
+            "item": lines["item_code"],
+            "text": _line_texts(lines, per_registration, about),
+            "key": lines["registration_id"].where(per_registration, ticket + "\x1f" + lines["item_code"]),
+        }
+    )
+    charged = base.assign(
+        quantity=lines["quantity_hundredths"], price=lines["unit_price_cents"], prepaid=False
+    )
+    drawn = base.assign(quantity=lines["drawn_hundredths"], price=0, prepaid=True)
+    parts = pd.concat([charged, drawn[lines["drawn_hundredths"].ne(0)]], ignore_index=True)
+    parts = parts[parts["quantity"].ne(0)]
+    keys = ["reference", "key", "price", "line_kind", "prepaid"]
+    summed = parts.groupby(keys, sort=True).agg(
+        quantity=("quantity", "sum"), item=("item", "first"), text=("text", "first")
+    )
+    summed = summed.reset_index()
+    credit_of_ticket = summed["line_kind"].eq("credit") & ~summed["text"].str.startswith("Creditering")
+    summed["text"] = np.where(credit_of_ticket, "Creditering: " + summed["text"], summed["text"])
+    summed["text"] = np.where(summed["prepaid"], summed["text"] + " (strippenkaart)", summed["text"])
+    return summed
+
+
+def _line_texts(lines: pd.DataFrame, per_registration: pd.Series, about: pd.Series) -> pd.Series:
+    """Per-registration lines describe the registration; per-ticket lines the ticket."""
+    texts = about.copy()
+    if per_registration.any():
+        texts[per_registration] = descriptions(lines[per_registration])
+    return texts
+
+
+def _invoice_line(part: Mapping[str, Any]) -> Payload:
+    return {
+        "Fields": {
+            "VaIt": "1",  # item type 1 = work type (hours)
+            "ItCd": part["item"],  # work type code
+            "BiUn": "uur",  # unit: hour
+            "QuUn": hundredths(part["quantity"]),  # number of units (hours); negative = credit
+            "Upri": hundredths(part["price"]),  # price per unit (hour), excl. VAT
+            "Ds": str(part["text"])[:255],  # line description
+        }
+    }
+
+
+# --- PtRealization (reference §6; decision §11.11: one line per registration, Qu to 0.05 h) --------------
+
+
+def realisations(documents: pd.DataFrame, lines: pd.DataFrame, config: BillingConfig) -> dict[str, Payload]:
+    """One project realisation per registration line; a document's realisations form one ``Element`` list."""
+    ordered = lines.sort_values(["reference", "registration_id", "line_kind"])
+    rows = _by_reference(ordered.assign(description=descriptions(ordered)), _realisation)
+    return {ref: {"PtRealization": {"Element": rows.get(ref, [])}} for ref in documents["reference"]}
+
+
+def _realisation(line: Mapping[str, Any]) -> Payload:
+    fields: dict[str, Any] = {
+        "DaTi": line["work_day"],  # date the work was done
+        "VaIt": "1",  # item type 1 = work type (hours)
+        "ItCd": line["item_code"],  # work type code
+        "Qu": hundredths(line["quantity_hundredths"]),  # hours, a multiple of 0.05; negative = credit
+        "PrId": line["project_id"],  # project
+        "DbId": line["debtor_id"],  # sales relation (debtor)
+        "XpRe": external_key(line),  # external key: finds the realisation again after an uncertain post
+        "Ds": line["description"],  # description
+    }
+    if isinstance(line.get("employee_id"), str) and line["employee_id"]:
+        fields["EmId"] = line["employee_id"]  # employee who did the work
+    # A credit for a registration only the ledger still knows may lack project or debtor: leave them out
+    # rather than send null (AFAS then refuses the line with a message naming the field).
+    return {"Fields": {code: value for code, value in fields.items() if isinstance(value, str | float)}}
+
+
+def external_key(line: Mapping[str, Any]) -> str:
+    """``XpRe``: the registration id; later versions (re-charge, credit) get a ``~v``/``~c`` suffix."""
+    version = line.get("expected_version")
+    identity = str(line["registration_id"])
+    if line["line_kind"] == "credit":
+        suffix = f"~c{int(version)}"  # type: ignore[arg-type]
+    elif version is not None and not pd.isna(version):
+        suffix = f"~v{int(version) + 1}"
+    else:
+        suffix = ""
+    if len(identity) + len(suffix) > XPRE_LENGTH:
+        identity = hashlib.sha256(identity.encode()).hexdigest()[: XPRE_LENGTH - len(suffix)]
+    return identity + suffix
+
+
+# --- FiEntries (root FiEntryPar; reference §6) ---------------------------------------------------------
+
+
+def sales_entries(documents: pd.DataFrame, lines: pd.DataFrame, config: BillingConfig) -> dict[str, Payload]:
+    """Sales journal entries: debtor line incl. VAT, revenue per item, one VAT line; balanced to the cent.
+
+    The invoice number (``InId``) is assigned when the document is claimed: ``fill_invoice_number``.
+    """
+    per_item = lines.groupby(["reference", "item_code"], sort=True)["amount_cents"].sum().reset_index()
+    revenue = dict(tuple(per_item.groupby("reference", sort=False)))
+    return {
+        doc["reference"]: _sales_entry(doc, revenue[doc["reference"]], config)
+        for doc in documents.to_dict("records")
+    }
+
+
+def _sales_entry(document: Mapping[str, Any], per_item: pd.DataFrame, config: BillingConfig) -> Payload:
+    admin = config.administrations[int(document["administration"])]
+    accounts = admin.accounts
+    common = _entry_line_common(document)
+    debtor = {
+        "VaAs": "2",  # account kind 2 = debtor
+        "AcNr": document["debtor_id"],  # debtor number
+        **common,
+        "Ds": f"Uren {document['period']} {document['project_id'] or ''}".strip(),  # description
+        **_debit_credit(_cents(document["total"])),
+    }
+    revenue = [
+        {
+            "VaAs": "1",  # account kind 1 = ledger account
+            "AcNr": accounts.revenue,  # revenue account
+            **common,
+            "Ds": f"Uren {item}",  # description
+            **_debit_credit(-int(cents)),
+            "VaId": accounts.vat_code,  # VAT code
+        }
+        for item, cents in zip(per_item["item_code"], per_item["amount_cents"], strict=True)
+    ]
+    vat = {
+        "VaAs": "1",  # account kind 1 = ledger account
+        "AcNr": accounts.vat,  # VAT payable account
+        **common,
+        "Ds": f"Btw {accounts.vat_rate * 100:.0f}%",  # description
+        **_debit_credit(-_cents(document["vat_amount"])),
+        "VaId": accounts.vat_code,  # VAT code
+    }
+    return _entry(document, admin.journals.sales, [debtor, *revenue, vat])
+
+
+def internal_entries(
+    documents: pd.DataFrame, lines: pd.DataFrame, config: BillingConfig
+) -> dict[str, Payload]:
+    """Memorial entries: debit each department's cost account (cost centre on axis 1), credit revenue."""
+    keyed = lines.assign(cost_centre=lines["cost_centre"].fillna("").astype("str"))
+    per_account = keyed.groupby(["reference", "cost_account", "cost_centre"], sort=True)["amount_cents"].sum()
+    accounts = dict(tuple(per_account.reset_index().groupby("reference", sort=False)))
+    return {
+        doc["reference"]: _internal_entry(doc, accounts[doc["reference"]], config)
+        for doc in documents.to_dict("records")
+    }
+
+
+def _internal_entry(document: Mapping[str, Any], per_account: pd.DataFrame, config: BillingConfig) -> Payload:
+    admin = config.administrations[int(document["administration"])]
+    common = _entry_line_common(document)
+    text = f"{admin.internal.journal_description} {document['period']}"
+    rows = [
+        _cost_line(account, centre, int(cents), common, text)
+        for account, centre, cents in zip(
+            per_account["cost_account"], per_account["cost_centre"], per_account["amount_cents"], strict=True
+        )
+    ]
+    revenue = {
+        "VaAs": "1",  # account kind 1 = ledger account
+        "AcNr": admin.accounts.internal_revenue,  # internal revenue account
+        **common,
+        "Ds": text,  # description
+        **_debit_credit(-_cents(document["amount"])),
+    }
+    return _entry(document, admin.journals.memorial, [*rows, {"Fields": revenue}])
+
+
+def _cost_line(account: str, centre: str, cents: int, common: Mapping[str, Any], text: str) -> Payload:
+    fields = {
+        "VaAs": "1",  # account kind 1 = ledger account
+        "AcNr": account,  # the department's cost account
+        **common,
+        "Ds": text,  # description
+        **_debit_credit(cents),
+    }
+    if not centre:
+        return {"Fields": fields}
+    allocation = {"DiC1": centre, **_debit_credit(cents)}  # cost centre on dimension axis 1, same amount
+    return {"Fields": fields, "Objects": [{"FiDimEntries": {"Element": [{"Fields": allocation}]}}]}
+
+
+def _entry_line_common(document: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "EnDa": document["document_date"],  # entry date
+        "BpDa": document["document_date"],  # voucher date
+        "BpNr": document["reference"],  # voucher number: Koppel's reference, found again via Koppel_Entries
+    }
+
+
+def _entry(document: Mapping[str, Any], journal: str, rows: Iterable[Payload]) -> Payload:
+    fields = {
+        "Year": int(document["period_year"]),  # fiscal year
+        "Peri": int(document["period_number"]),  # period
+        "UnId": int(document["administration"]),  # administration
+        "JoCo": journal,  # journal code
+    }
+    elements = [row if "Fields" in row else {"Fields": row} for row in rows]
+    return {"FiEntryPar": {"Element": {"Fields": fields, "Objects": [{"FiEntries": {"Element": elements}}]}}}
+
+
+def _cents(amount: Decimal) -> int:
+    return int(amount.quantize(CENT) * 100)
+
+
+def _debit_credit(cents: int) -> dict[str, float]:
+    """``AmDe``/``AmCr`` (debit/credit amount): a positive amount is a debit, a negative one a credit."""
+    if cents >= 0:
+        return {"AmDe": hundredths(cents), "AmCr": 0.0}
+    return {"AmDe": 0.0, "AmCr": hundredths(-cents)}
+
+
+def fill_invoice_number(payload: Payload, invoice_number: str) -> Payload:
+    """Copy of a sales-entry payload with ``InId`` (invoice number, ≤ 12) on every line."""
+    if len(invoice_number) > 12:
+        raise ValueError(f"invoice number {invoice_number!r} is longer than AFAS's 12 characters")
+    element = payload["FiEntryPar"]["Element"]
+    rows = element["Objects"][0]["FiEntries"]["Element"]
+    filled = [{**row, "Fields": {**row["Fields"], "InId": invoice_number}} for row in rows]
+    return {"FiEntryPar": {"Element": {**element, "Objects": [{"FiEntries": {"Element": filled}}]}}}
+
+
+def entry_balance(payload: Payload) -> Decimal:
+    """Σ debit − Σ credit over a FiEntries payload's lines (zero when balanced)."""
+    rows = payload["FiEntryPar"]["Element"]["Objects"][0]["FiEntries"]["Element"]
+    debit = sum((Decimal(repr(row["Fields"]["AmDe"])) for row in rows), Decimal(0))
+    credit = sum((Decimal(repr(row["Fields"]["AmCr"])) for row in rows), Decimal(0))
+    return debit - credit

@@ -1,0 +1,170 @@
+"""The run report: final buckets after loading, the summary markdown and the tables shown as artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+
+from tasks.billing.buckets import conservation
+from tasks.load import Outcome
+
+FAILED_STATUSES = {"failed", "uncertain"}
+ELSEWHERE_STATUSES = {"claimed-elsewhere", "existing-claimed", "existing-uncertain", "existing-failed"}
+
+
+def outcomes_frame(outcomes: Sequence[Outcome]) -> pd.DataFrame:
+    """One row per document outcome."""
+    columns = [
+        "reference",
+        "kind",
+        "status",
+        "minutes",
+        "amount",
+        "afas_keys",
+        "message",
+        "profit_log_reference",
+        "invoice_number",
+    ]
+    rows = [{c: getattr(o, c) for c in columns} for o in outcomes]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def settle_buckets(
+    buckets: pd.DataFrame, outcomes: Sequence[Outcome], ledger_state: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Move registrations of documents that did not post into ``failed`` or ``billed before``.
+
+    Failed or uncertain documents → ``failed`` (with AFAS's message); documents another run claimed or
+    holds → ``billed before`` (the other run bills them); re-planned-away registrations likewise. A
+    registration "billed before" on a document that failed in an earlier run is ``failed`` too: it waits
+    for ``resend``, it was never billed.
+    """
+    buckets = buckets.copy()
+    if ledger_state is not None and not ledger_state.empty:
+        failed_refs = ledger_state.loc[ledger_state["document_status"].eq("failed"), "document_reference"]
+        waiting = buckets["bucket"].eq("billed before") & buckets["reference"].isin(set(failed_refs))
+        buckets.loc[waiting, "bucket"] = "failed"
+        buckets.loc[waiting, "reason"] = (
+            "document " + buckets.loc[waiting, "reference"].astype(str) + " failed earlier; resend it"
+        )
+    moves = pd.DataFrame([_move(o) for o in outcomes], columns=["reference", "bucket", "reason"])
+    moves = moves.dropna(subset=["bucket"]).drop_duplicates("reference").set_index("reference")
+    hit = buckets["reference"].isin(moves.index)
+    buckets.loc[hit, "bucket"] = buckets.loc[hit, "reference"].map(moves["bucket"])
+    buckets.loc[hit, "reason"] = buckets.loc[hit, "reference"].map(moves["reason"])
+    taken = {rid for o in outcomes for rid in o.conflicts}
+    if taken:
+        moved = buckets["registration_id"].isin(taken) & buckets["bucket"].isin(["invoiced", "internal"])
+        buckets.loc[moved, "bucket"] = "billed before"
+        buckets.loc[moved, "reason"] = "claimed by a concurrent run"
+    return buckets
+
+
+def _move(outcome: Outcome) -> tuple[str, str | None, str | None]:
+    """Where the registrations of a document go when it did not post in this run (None: stay)."""
+    if outcome.status in FAILED_STATUSES:
+        return outcome.reference, "failed", f"{outcome.status}: {outcome.message}"
+    if outcome.status in ELSEWHERE_STATUSES or outcome.status.startswith("existing-"):
+        return outcome.reference, "billed before", f"document {outcome.reference} already {outcome.status}"
+    return outcome.reference, None, None
+
+
+def documents_table(documents: pd.DataFrame, outcomes: Sequence[Outcome]) -> pd.DataFrame:
+    """Debtor, project, hours, amount, AFAS number and status per document, as users read them."""
+    result = outcomes_frame(outcomes)
+    if documents.empty and result.empty:
+        return pd.DataFrame(
+            columns=[
+                "reference",
+                "kind",
+                "debtor",
+                "project",
+                "period",
+                "hours",
+                "amount",
+                "afas_number",
+                "status",
+                "message",
+            ]
+        )
+    planned = documents.set_index("reference") if not documents.empty else pd.DataFrame()
+    rows = []
+    for outcome in result.itertuples(index=False):
+        doc = planned.loc[outcome.reference] if outcome.reference in planned.index else None
+        rows.append(
+            {
+                "reference": outcome.reference,
+                "kind": outcome.kind,
+                "debtor": "" if doc is None else doc["debtor_id"],
+                "project": "" if doc is None else doc["project_id"],
+                "period": "" if doc is None else doc["period"],
+                "hours": (Decimal(int(outcome.minutes)) / 60).quantize(Decimal("0.01")),
+                "amount": outcome.amount,
+                "afas_number": afas_number(outcome.afas_keys, outcome.invoice_number),
+                "status": outcome.status,
+                "message": " ".join(filter(None, [outcome.message, outcome.profit_log_reference])),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def afas_number(keys: dict[str, Any], invoice_number: str) -> str:
+    """The number AFAS gave the document (order, entry or realisation), or Koppel's invoice number."""
+    for name in ("OrNu", "EnNo", "Id", "Identity", "XpRe"):
+        for key, value in (keys or {}).items():
+            if key.casefold() == name.casefold() and value:
+                return str(value)
+    return invoice_number or ""
+
+
+def planned_outcomes(documents: pd.DataFrame) -> list[Outcome]:
+    """Outcomes of a dry run: every document planned, nothing posted."""
+    return [
+        Outcome(
+            reference=d["reference"],
+            kind=d["kind"],
+            status="dry-run",
+            minutes=int(d["minutes"]),
+            amount=d["amount"],
+        )
+        for d in documents.to_dict(orient="records")
+    ]
+
+
+def summary_markdown(context: dict[str, Any], result: dict[str, Any], table: pd.DataFrame) -> str:
+    """The run summary shown first in the Prefect UI."""
+    from tasks.artifacts import markdown_table
+
+    buckets = result["buckets"]
+    rows = "\n".join(
+        f"| {name} | {b['count']:,} | {b['minutes']:,} | {Decimal(b['minutes']) / 60:,.2f} |"
+        for name, b in buckets.items()
+    )
+    amount = sum((a for a in table.get("amount", []) if isinstance(a, Decimal)), Decimal("0.00"))
+    failures = table[table["status"].isin(FAILED_STATUSES)] if not table.empty else table
+    lines = [
+        f"# invoice-hours {context['window']}",
+        "",
+        f"Mode per administration: {context['modes']}. Dry run: **{context['dry_run']}**.",
+        "",
+        f"**Conservation:** {result['line']}",
+        "",
+        "| bucket | registrations | minutes | hours |",
+        "|---|---:|---:|---:|",
+        f"| read | {result['read']['count']:,} | {result['read']['minutes']:,} | "
+        f"{Decimal(result['read']['minutes']) / 60:,.2f} |",
+        rows,
+        "",
+        f"Documents: {len(table)}; amount {amount:,.2f} EUR excl. VAT.",
+    ]
+    if not failures.empty:
+        lines += ["", "## Failures", "", markdown_table(failures[["reference", "status", "message"]])]
+    return "\n".join(lines)
+
+
+def settled_conservation(read: pd.DataFrame, buckets: pd.DataFrame) -> dict[str, Any]:
+    """The conservation equation over the final buckets."""
+    return conservation(read, buckets)

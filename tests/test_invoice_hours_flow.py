@@ -1,0 +1,207 @@
+"""invoice-hours end to end against the sandbox: conservation, exactly once, corrections, dry runs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+
+from flows.invoice_hours import InvoiceHoursParameters, invoice_hours
+from sandbox.server import running_sandbox
+from store import ledger
+from store.db import connect
+from store.settings import StoreSettings
+from tests.invoice_support import (
+    OCTOBER,
+    afas_invoices,
+    decimal,
+    entries_by_reference,
+    invoice_line_keys,
+    payload_line_keys,
+    small_world,
+    use_sandbox,
+)
+
+pytestmark = pytest.mark.prefect
+
+
+@pytest.fixture
+def sandbox(monkeypatch, tmp_path):
+    with running_sandbox(small_world()) as running:
+        use_sandbox(monkeypatch, running, tmp_path)
+        yield running
+
+
+def run(start=OCTOBER[0], end=OCTOBER[1], **kwargs):
+    return invoice_hours(InvoiceHoursParameters(start_date=start, end_date=end, **kwargs))
+
+
+def engine():
+    return connect(StoreSettings())
+
+
+def posted_statuses(result) -> Counter:
+    return Counter(result["documents"]["status"])
+
+
+def test_end_to_end_conservation_and_afas_matches_the_plan_cent_by_cent(prefect_harness, sandbox) -> None:
+    result = run()
+    conservation = result["conservation"]
+    assert conservation["holds"], conservation
+    buckets = conservation["buckets"]
+    assert conservation["read"]["minutes"] == sum(b["minutes"] for b in buckets.values())
+    assert buckets["invoiced"]["count"] > 50 and buckets["internal"]["count"] > 0
+    assert buckets["rejected"]["count"] > 0 and buckets["excluded"]["count"] > 0
+    assert set(result["documents"]["status"]) == {"posted"}
+
+    sim = sandbox.apps["afas"].state.sim
+    invoices = afas_invoices(sim)
+    entries = entries_by_reference(sim)
+    realisations = {row["XpRe"]: row for row in sim.documents("Koppel_Realizations")}
+    docs = ledger.documents(engine(), status="posted")
+    assert len(docs) == len(result["documents"])
+    for doc in docs.itertuples():
+        payload = ledger.document(engine(), doc.reference).payload
+        if doc.kind == "direct_invoice":
+            assert len(invoices[doc.reference]) == 1, doc.reference  # posted once
+            posted = invoices[doc.reference][0]
+            assert invoice_line_keys(posted["lines"]) == payload_line_keys(payload)
+            total = sum(decimal(decimal(x["QuUn"]) * decimal(x["Upri"])) for x in posted["lines"])
+            assert total == doc.amount
+        elif doc.kind in ("internal_entry", "sales_booking"):
+            lines = entries[doc.reference]
+            debit = sum(decimal(x["AmDe"] or 0) for x in lines)
+            credit = sum(decimal(x["AmCr"] or 0) for x in lines)
+            assert debit == credit
+            assert debit >= doc.amount
+        else:
+            element = payload["PtRealization"]["Element"]
+            rows = element if isinstance(element, list) else [element]
+            for row in rows:
+                posted = realisations[row["Fields"]["XpRe"]]
+                assert decimal(posted["QuantityUnit"]) == decimal(row["Fields"]["Qu"])
+    assert sum(len(v) for v in invoices.values()) == sum(docs["kind"].eq("direct_invoice"))
+
+
+def test_rerun_and_overlapping_backfill_post_nothing_twice(prefect_harness, sandbox) -> None:
+    first = run()
+    sim = sandbox.apps["afas"].state.sim
+    posted_first = len(sim.documents("Koppel_DirectInvoices"))
+    assert posted_first == posted_statuses(first)["posted"] - sum(
+        first["documents"]["kind"].ne("direct_invoice")
+    )
+
+    again = run()
+    assert posted_statuses(again)["posted"] == 0
+    assert again["conservation"]["holds"]
+    assert again["conservation"]["buckets"]["billed before"]["count"] == (
+        first["conservation"]["buckets"]["invoiced"]["count"]
+        + first["conservation"]["buckets"]["internal"]["count"]
+    )
+
+    september_too = run(start=OCTOBER[0].replace(month=9, day=15), end=OCTOBER[0].replace(day=20))
+    assert september_too["conservation"]["holds"]
+    references = [row["RfCs"] for row in sim.documents("Koppel_DirectInvoices")]
+    assert len(references) == len(set(references))
+    billed = ledger.billed_state(engine())
+    assert billed["registration_id"].is_unique
+    october = september_too["buckets"]
+    overlap = october[october["registration_id"].isin(first["buckets"]["registration_id"])]
+    assert not overlap["bucket"].isin(["invoiced", "internal"]).any()
+
+
+def test_a_changed_registration_yields_exactly_one_correction(prefect_harness, sandbox) -> None:
+    first = run()
+    buckets = first["buckets"]
+    incident_ids = set(sandbox.world.extra["td_registrations"]["id"])
+    invoiced = buckets[buckets["bucket"].eq("invoiced") & buckets["registration_id"].isin(incident_ids)]
+    billed = invoiced.iloc[0]
+    topdesk = sandbox.apps["topdesk"].state.sim
+    topdesk.set_registration_minutes(billed["registration_id"], int(billed["minutes"]) + 45)
+
+    second = run()
+    assert second["conservation"]["holds"]
+    corrections = second["buckets"][second["buckets"]["reason"].eq("correction")]
+    assert list(corrections["registration_id"]) == [billed["registration_id"]]
+    assert posted_statuses(second)["posted"] == 1
+    history = ledger.registration_history(engine(), billed["registration_id"])
+    assert sorted(history["line_kind"]) == ["charge", "charge", "credit"]
+    credit = history[history["line_kind"].eq("credit")].iloc[0]
+    first_charge = history[history["line_kind"].eq("charge")].iloc[0]
+    assert credit["amount"] == -first_charge["amount"]
+
+    third = run()
+    assert posted_statuses(third)["posted"] == 0
+
+
+def test_a_refused_document_fails_alone_and_goes_through_with_resend(prefect_harness, sandbox) -> None:
+    afas = sandbox.apps["afas"].state.sim
+    dry = run(dry_run=True)
+    invoices = dry["documents"][dry["documents"]["kind"].eq("direct_invoice")]
+    victim = invoices.iloc[0]
+    afas.reject_next_post(victim["debtor"], "Verkooprelatie is tijdelijk geblokkeerd voor facturatie.")
+
+    first = run()
+    table = first["documents"].set_index("reference")
+    assert table.loc[victim["reference"], "status"] == "failed"
+    assert "tijdelijk geblokkeerd" in table.loc[victim["reference"], "message"]
+    assert (table["status"] == "posted").sum() == len(table) - 1
+    record = ledger.document(engine(), victim["reference"])
+    assert record.status == "failed" and len(record.profit_log_reference) == 32
+    assert first["conservation"]["holds"]
+    assert first["conservation"]["buckets"]["failed"]["minutes"] > 0
+    summary = _artifact_markdown("invoice-hours-summary")
+    assert victim["reference"] in summary and "tijdelijk geblokkeerd" in summary
+
+    rerun = run()
+    assert posted_statuses(rerun)["posted"] == 0  # failed stays failed until resent
+    waiting = rerun["buckets"][rerun["buckets"]["bucket"].eq("failed")]
+    assert set(waiting["reference"]) == {victim["reference"]}
+    assert rerun["conservation"]["buckets"]["failed"] == first["conservation"]["buckets"]["failed"]
+    resent = run(resend=[victim["reference"]])
+    posted = resent["documents"][resent["documents"]["status"].eq("posted")]
+    assert len(posted) == 1
+    assert posted.iloc[0]["amount"] == victim["amount"]
+    assert ledger.document(engine(), victim["reference"]).status in ("posted", "released")
+    invoices_in_afas = afas_invoices(afas)
+    assert sum(len(v) for v in invoices_in_afas.values()) == len(invoices)
+
+
+def test_dry_run_posts_nothing_and_shows_the_plan_the_real_run_posts(prefect_harness, sandbox) -> None:
+    dry = run(dry_run=True)
+    assert sandbox.apps["afas"].state.sim.documents("Koppel_DirectInvoices") == []
+    assert set(dry["documents"]["status"]) == {"dry-run"}
+    real = run()
+    planned = dry["documents"][["reference", "amount", "hours"]].sort_values("reference")
+    posted = real["documents"][["reference", "amount", "hours"]].sort_values("reference")
+    assert planned.reset_index(drop=True).equals(posted.reset_index(drop=True))
+    assert dry["conservation"]["buckets"] == real["conservation"]["buckets"]
+    assert sum(real["documents"]["amount"], Decimal("0")) > 0
+
+
+def _artifact_markdown(key: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    return str(artifacts[0].data)
+
+
+def test_one_administration_posts_only_its_documents_and_excludes_the_rest(prefect_harness, sandbox) -> None:
+    result = run(administration=2)
+    assert result["conservation"]["holds"]
+    assert set(result["documents"]["kind"]) == {"project_realisation"}
+    assert sandbox.apps["afas"].state.sim.documents("Koppel_DirectInvoices") == []
+    excluded = result["buckets"][result["buckets"]["bucket"].eq("excluded")]
+    assert excluded["reason"].str.startswith("administration not in this run").sum() > 10
+    assert result["context"]["modes"] == "2: project_realisation"
+    everything = run()
+    assert set(everything["documents"]["kind"]) >= {"direct_invoice", "internal_entry"}
+    assert "project_realisation" not in set(everything["documents"]["kind"])
