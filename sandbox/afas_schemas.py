@@ -7,8 +7,8 @@ holding one map), ``Objects`` as a map or a list of one-key maps, ``null``/``""`
 scalar strings to the schema's type and checks field names, enums and ``maxLength`` from the schema.
 Mandatory fields come from the reference (``MANDATORY``), not from the schema's ``required``.
 
-The specs are read from ``$KOPPEL_AFAS_OPENAPI_DIR``, else ``docs/reference/afas-openapi`` in the
-repository, else ``/work/shared/reference/afas-openapi``.
+The specs are read from ``$KOPPEL_AFAS_OPENAPI_DIR``, else from the copy in ``docs/reference/afas-openapi``
+in the repository (AFAS's v6.6.9 files, unchanged; see the README there).
 """
 
 from __future__ import annotations
@@ -170,7 +170,6 @@ def spec_dir() -> Path:
     candidates = [Path(configured)] if configured else []
     candidates += [
         Path(__file__).resolve().parent.parent / "docs" / "reference" / "afas-openapi",
-        Path("/work/shared/reference/afas-openapi"),
     ]
     for candidate in candidates:
         if (candidate / "financial-entries.json").is_file():

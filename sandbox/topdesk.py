@@ -1,7 +1,7 @@
 """A faithful local TOPdesk: ``create_app(world, options) -> Starlette``.
 
 Serves ``/tas/api`` and the OData reporting feed at ``/services/reporting/v2/odata``, following
-/work/shared/reference/topdesk-api.md §8 and §9 (see docs/sandbox.md, section "TOPdesk", for every endpoint,
+docs/reference/topdesk-api.md §8 and §9 (see docs/sandbox.md, section "TOPdesk", for every endpoint,
 option and default).
 
 State lives on ``app.state.sim`` (``sandbox.topdesk_state.TopdeskSim``): credentials (``login``,

@@ -1,12 +1,12 @@
 import copy
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import jsonschema
 import pandas as pd
 import pytest
 
+from sandbox.afas_schemas import spec_dir
 from tasks.billing.payloads import (
     afas_number,
     build_payload,
@@ -17,7 +17,7 @@ from tasks.billing.payloads import (
 from tasks.billing.pipeline import bill
 from tests.billing_factories import at, config, masters, registration, registrations
 
-SPECS = Path("/work/shared/reference/afas-openapi")
+SPECS = spec_dir()
 ROOTS = {
     "FbDirectInvoice": "sales-and-orders.json",
     "FiEntries": "financial-entries.json",

@@ -1,9 +1,9 @@
 """AFAS UpdateConnector bodies for planned documents: FbDirectInvoice, PtRealization, FiEntries.
 
-The shape follows AFAS's published ``<Connector>_POST`` schemas (/work/shared/reference/afas-openapi/):
+The shape follows AFAS's published ``<Connector>_POST`` schemas (docs/reference/afas-openapi/):
 ``{"<Root>": {"Element": {"Fields": {...}, "Objects": [{"<Sub>": {"Element": [...]}}]}}}``; several
 realisations go as an ``Element`` list. Field codes stay as AFAS names them; each carries a comment.
-Field reference: /work/shared/reference/afas-profit-api.md §6 (FbDirectInvoice, FiEntries, PtRealization).
+Field reference: docs/reference/afas-profit-api.md §6 (FbDirectInvoice, FiEntries, PtRealization).
 Amounts and quantities are exact (int hundredths → ``Decimal``) and leave as JSON numbers through
 ``afas_number``, which refuses any value whose float form would not read back as the same decimal.
 Lines are aggregated for all documents at once; the only Python loops are per document and per
