@@ -19,6 +19,7 @@ from tasks.extract import billing_window, extract_masters, extract_registrations
 from tasks.invoicing import (
     close_run,
     load,
+    mark_run_ended,
     open_run,
     plan,
     read_state,
@@ -56,7 +57,13 @@ class InvoiceHoursParameters(BaseModel):
     )
 
 
-@flow(name="invoice-hours", task_runner=ThreadPoolTaskRunner(max_workers=2), validate_parameters=True)
+@flow(
+    name="invoice-hours",
+    task_runner=ThreadPoolTaskRunner(max_workers=2),
+    validate_parameters=True,
+    on_failure=[mark_run_ended],
+    on_crashed=[mark_run_ended],
+)
 def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str, Any]:
     """Bill the hours registered in TOPdesk in AFAS, exactly once, and report every registration's fate."""
     p = parameters or InvoiceHoursParameters()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -195,3 +196,16 @@ def bucket_statistics(buckets: pd.DataFrame) -> dict[str, dict[str, Any]]:
             "amount": sum(amounts, Decimal("0.00")),
         }
     return statistics
+
+
+def mark_run_ended(flow: Any, flow_run: Any, state: Any) -> None:
+    """Flow hook (on_failure, on_crashed): record the run as ended so the next run recovers its documents.
+
+    Documents a run left claimed are recovered by a later run at once once the run is marked ended,
+    instead of after ``recover_after_minutes``. Never raises: a hook must not hide the original failure.
+    """
+    status = "crashed" if getattr(state, "is_crashed", lambda: False)() else "failed"
+    try:
+        runs.finish_run(state_engine(), str(flow_run.id), status)
+    except Exception:  # e.g. the run never reached open_run: nothing to record then
+        logging.getLogger(__name__).warning("could not record the end of run %s", flow_run.id, exc_info=True)

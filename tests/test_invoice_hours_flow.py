@@ -205,3 +205,20 @@ def test_one_administration_posts_only_its_documents_and_excludes_the_rest(prefe
     everything = run()
     assert set(everything["documents"]["kind"]) >= {"direct_invoice", "internal_entry"}
     assert "project_realisation" not in set(everything["documents"]["kind"])
+
+
+def test_a_bad_token_fails_the_run_with_one_clear_error_and_records_it(
+    prefect_harness, sandbox, monkeypatch
+) -> None:
+    from connectors.errors import AuthError
+    from store.runs import run_history
+
+    monkeypatch.setenv(
+        "KOPPEL_AFAS_TOKEN", "<token><version>1</version><data>" + "0" * 64 + "</data></token>"
+    )
+    with pytest.raises(AuthError) as caught:
+        run()
+    assert "0" * 64 not in str(caught.value)
+    history = run_history(engine(), "invoice-hours")
+    assert history.iloc[0]["status"] == "failed"
+    assert sandbox.apps["afas"].state.sim.documents("Koppel_DirectInvoices") == []
