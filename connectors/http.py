@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import httpx
 
@@ -399,3 +399,27 @@ class HttpLayer:
             elapsed,
             redact_headers(request.headers),
         )
+
+
+class ClientLifecycle:
+    """What every system's client shares: an ``HttpLayer`` in ``_http``, closing it, and its statistics.
+
+    Clients are async context managers: ``async with AfasClient.from_settings(s) as client: ...``.
+    A client that checks something on entry (TOPdesk's version) overrides ``__aenter__``.
+    """
+
+    _http: HttpLayer
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    def stats(self) -> dict[str, dict[str, float | int]]:
+        """Request counters and timings per method + endpoint."""
+        return self._http.stats.as_dict()

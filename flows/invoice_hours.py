@@ -16,16 +16,8 @@ from pydantic import BaseModel, Field
 
 from tasks.billing.config import load_billing_config
 from tasks.extract import billing_window, extract_masters, extract_registrations
-from tasks.invoicing import (
-    close_run,
-    load,
-    mark_run_ended,
-    open_run,
-    plan,
-    read_state,
-    release_for_resend,
-    report,
-)
+from tasks.invoicing import load, plan, read_state, release_for_resend, report
+from tasks.state import close_run, mark_run_ended, open_run
 
 
 class InvoiceHoursParameters(BaseModel):
@@ -69,7 +61,7 @@ def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str,
     p = parameters or InvoiceHoursParameters()
     window = billing_window(p.start_date, p.end_date)
     config = load_billing_config(p.config_path).for_administration(p.administration)
-    run_id = open_run(p.model_dump(mode="json"), runtime.flow_run.id)
+    run_id = open_run("invoice-hours", p.model_dump(mode="json"), runtime.flow_run.id)
     if p.resend and not p.dry_run:
         release_for_resend(p.resend)
     read, topdesk_stats = extract_registrations(window)
@@ -86,5 +78,5 @@ def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str,
         "requests": {"topdesk": topdesk_stats, "afas": afas_stats, "afas_load": load_stats},
     }
     result = report(context, read, billing, outcomes, state)
-    close_run(run_id, "completed", result)
+    close_run(run_id, "completed", result["statistics"])
     return {**result, "context": context, "run_id": run_id}

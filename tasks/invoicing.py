@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -12,13 +11,10 @@ from typing import Any
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy.engine import Engine
 
 from connectors.afas.client import AfasClient
 from connectors.afas.settings import AfasSettings
-from store import bundles, exclusions, ledger, runs
-from store.db import connect
-from store.settings import StoreSettings
+from store import bundles, exclusions, ledger
 from tasks.artifacts import Progress, artifact_key, publish_markdown, publish_table
 from tasks.billing.config import BillingConfig
 from tasks.billing.join import Masters
@@ -34,13 +30,9 @@ from tasks.report import (
     summary_markdown,
 )
 from tasks.secrets import load_settings
+from tasks.state import state_engine
 
 FLOW = "invoice-hours"
-
-
-def state_engine() -> Engine:
-    """The state database engine, schema migrated to the latest revision."""
-    return connect(load_settings(StoreSettings))
 
 
 @dataclass(frozen=True)
@@ -51,12 +43,6 @@ class LedgerState:
     ignore: pd.DataFrame
     balances: pd.DataFrame
     prior_draws: pd.DataFrame
-
-
-@task(name="open-run", cache_policy=NO_CACHE)
-def open_run(parameters: dict[str, Any], run_id: str | None) -> str:
-    """Record the run in the store (its id is the Prefect flow-run id when there is one)."""
-    return runs.start_run(state_engine(), FLOW, parameters, run_id=run_id)
 
 
 @task(name="resend", cache_policy=NO_CACHE)
@@ -164,7 +150,12 @@ def report(
     publish_table(f"{FLOW}-documents", table, "AFAS documents of this run")
     publish_table(f"{FLOW}-rejects", billing.rejects[REJECT_COLUMNS], "Registrations rejected, with reasons")
     publish_table(f"{FLOW}-exclusions", billing.excluded[REJECT_COLUMNS], "Registrations excluded by rules")
-    return {"conservation": result, "documents": table, "buckets": buckets}
+    return {
+        "conservation": result,
+        "documents": table,
+        "buckets": buckets,
+        "statistics": bucket_statistics(buckets),
+    }
 
 
 REJECT_COLUMNS = [
@@ -179,12 +170,6 @@ REJECT_COLUMNS = [
 ]
 
 
-@task(name="close-run", cache_policy=NO_CACHE)
-def close_run(run_id: str, status: str, result: dict[str, Any]) -> None:
-    """Save the run's statistics (counts and minutes per bucket) in the store."""
-    runs.finish_run(state_engine(), run_id, status, bucket_statistics(result["buckets"]))
-
-
 def bucket_statistics(buckets: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Registrations, minutes read and amount per bucket, as the store keeps them per run."""
     statistics = {}
@@ -196,16 +181,3 @@ def bucket_statistics(buckets: pd.DataFrame) -> dict[str, dict[str, Any]]:
             "amount": sum(amounts, Decimal("0.00")),
         }
     return statistics
-
-
-def mark_run_ended(flow: Any, flow_run: Any, state: Any) -> None:
-    """Flow hook (on_failure, on_crashed): record the run as ended so the next run recovers its documents.
-
-    Documents a run left claimed are recovered by a later run at once once the run is marked ended,
-    instead of after ``recover_after_minutes``. Never raises: a hook must not hide the original failure.
-    """
-    status = "crashed" if getattr(state, "is_crashed", lambda: False)() else "failed"
-    try:
-        runs.finish_run(state_engine(), str(flow_run.id), status)
-    except Exception:  # e.g. the run never reached open_run: nothing to record then
-        logging.getLogger(__name__).warning("could not record the end of run %s", flow_run.id, exc_info=True)

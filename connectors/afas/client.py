@@ -13,7 +13,7 @@ Transport, retries, limits and redaction live in ``connectors.http``; error clas
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Self
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -26,7 +26,7 @@ from connectors.afas.payloads import Element, Keys, Reference, body, delete_path
 from connectors.afas.settings import AfasSettings
 from connectors.afas.tokens import AfasTokenAuth, secret_forms
 from connectors.errors import ConnectorError, ProtocolError, QueryTooLong, UncertainOutcome
-from connectors.http import HttpConfig, HttpLayer, RetryPolicy, Sleep, Where, decode_json
+from connectors.http import ClientLifecycle, HttpConfig, HttpLayer, RetryPolicy, Sleep, Where, decode_json
 from connectors.paging import KeysetPaginator, OffsetPaginator, Page, PageRequest, Paginator, paginate
 from connectors.redaction import get_logger
 
@@ -37,7 +37,7 @@ MAX_QUERY_CHARS = 2049  # from "?" on, including it; longer â†’ 404 (reference Â
 AFAS_POLICY = RetryPolicy(max_attempts=5, base_delay=2.0, max_delay=120.0, max_total_seconds=900.0)
 
 
-class AfasClient:
+class AfasClient(ClientLifecycle):
     """One AFAS environment: reads GetConnectors into rows and frames, writes UpdateConnectors."""
 
     def __init__(self, http: HttpLayer, *, registry: dict[str, GetConnector] | None = None) -> None:
@@ -81,20 +81,6 @@ class AfasClient:
 
     def __repr__(self) -> str:
         return f"AfasClient({self._http!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
-
-    def stats(self) -> dict[str, dict[str, float | int]]:
-        """Request counters and timings per method + endpoint."""
-        return self._http.stats.as_dict()
 
     async def profit_version(self) -> str:
         """AFAS's version string: a cheap check of URL and token."""

@@ -16,7 +16,16 @@ from typing import Any, Self
 import httpx
 
 from connectors.errors import ProtocolError
-from connectors.http import HttpConfig, HttpLayer, RetryPolicy, Sleep, Where, decode_json, endpoint_label
+from connectors.http import (
+    ClientLifecycle,
+    HttpConfig,
+    HttpLayer,
+    RetryPolicy,
+    Sleep,
+    Where,
+    decode_json,
+    endpoint_label,
+)
 from connectors.paging import Page, PageRequest, paginate
 from connectors.topdesk.endpoints import API, Endpoint
 from connectors.topdesk.errors import TopdeskClassifier
@@ -67,7 +76,7 @@ def parse_version(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-class TopdeskClient:
+class TopdeskClient(ClientLifecycle):
     """One TOPdesk tenant: paged reads of the endpoints in ``endpoints.py`` and JSON writes."""
 
     def __init__(self, http: HttpLayer, *, root: str, check_version: bool = True) -> None:
@@ -117,17 +126,6 @@ class TopdeskClient:
                 await self.aclose()
                 raise
         return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
-
-    def stats(self) -> dict[str, dict[str, float | int]]:
-        """Request counters and timings per method + endpoint."""
-        return self._http.stats.as_dict()
 
     async def check_version(self) -> str:
         """Read ``/tas/api/version`` and refuse an Incident API older than 3.4."""

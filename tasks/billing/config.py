@@ -8,7 +8,6 @@ silently falling back to a default would bill the wrong amount.
 
 from __future__ import annotations
 
-import tomllib
 from datetime import time
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -16,7 +15,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from koppel.config_files import ConfigFileError, load_toml, parse_toml
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -32,7 +33,7 @@ EXCLUSION_KINDS = (
 )
 
 
-class BillingConfigError(ValueError):
+class BillingConfigError(ConfigFileError):
     """The billing configuration is invalid; the message names every offending key."""
 
 
@@ -300,35 +301,11 @@ class BillingConfig(_Strict):
         }
 
 
-def describe(error: ValidationError) -> str:
-    """One ``key.path: message`` item per problem, joined with ``; ``."""
-    lines = []
-    for item in error.errors():
-        message = str(item["msg"]).removeprefix("Value error, ")
-        key = ".".join(str(part) for part in item["loc"])
-        if item["type"] == "extra_forbidden":
-            message = "unknown key"
-        lines.append(f"{key}: {message}" if key else message)
-    return "; ".join(lines)
-
-
 def parse_billing_config(text: str, source: str = "<text>") -> BillingConfig:
     """Parse TOML text into a ``BillingConfig``; errors name ``source`` and each bad key."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise BillingConfigError(f"{source}: not valid TOML: {error}") from None
-    try:
-        return BillingConfig.model_validate(raw)
-    except ValidationError as error:
-        raise BillingConfigError(f"{source}: {describe(error)}") from None
+    return parse_toml(BillingConfig, text, source, BillingConfigError)
 
 
 def load_billing_config(path: Path | str = DEFAULT_CONFIG_PATH) -> BillingConfig:
-    """Load and check the billing configuration from a TOML file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise BillingConfigError(f"{path}: cannot read: {error.strerror}") from None
-    return parse_billing_config(text, source=str(path))
+    """Load and check the configuration from a TOML file."""
+    return load_toml(BillingConfig, path, BillingConfigError)
