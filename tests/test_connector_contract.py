@@ -22,12 +22,15 @@ from connectors.afas.filters import Filter
 from connectors.afas.settings import AfasSettings
 from connectors.errors import AuthError, Unavailable
 from connectors.http import RetryPolicy
+from connectors.occupational_health.client import OhClient
+from connectors.occupational_health.settings import OccupationalHealthSettings
 from connectors.topdesk.client import TopdeskClient
 from connectors.topdesk.settings import TopdeskSettings
 from connectors.topdesk.timeregistrations import TimeRegistrationOptions, read_time_registrations
 from sandbox.server import Sandbox, running_sandbox
 from sandbox.world import generate_world
 from schemas.afas import Debtors
+from schemas.hr import RegisteredAbsences
 from schemas.registrations import RawRegistrations
 
 pytestmark = pytest.mark.anyio
@@ -118,6 +121,18 @@ async def topdesk_probe(client: TopdeskClient) -> None:
     await client.check_version()
 
 
+def oh_client(sandbox: Sandbox, *, bad_credentials=False, policy=DEFAULT_POLICY, sleep=None) -> OhClient:
+    token = "not-the-oh-token" if bad_credentials else sandbox.oh_token
+    settings = OccupationalHealthSettings(url=sandbox.oh_url, token=token)
+    return OhClient.from_settings(settings, policy=policy, sleep=sleep, seed=1)
+
+
+def oh_read(client: OhClient, size: int) -> Awaitable[pd.DataFrame]:
+    # A fresh OH system holds only the five seeded registered absences: scale the page size down so
+    # that the standard sizes (100, 1000) still page (100 → pages of 1) or read all at once (1000 → 10).
+    return client.registered_absences(page_size=max(1, size // 100))
+
+
 CONTRACTS = [
     Contract(
         system="afas",
@@ -141,6 +156,18 @@ CONTRACTS = [
         schema=RawRegistrations,
         probe=topdesk_probe,
         probe_path="/tas/api/version",
+        throttle_status=429,
+    ),
+    Contract(
+        system="oh",
+        client=oh_client,
+        read=oh_read,
+        read_empty=lambda c: c.registered_absences(changed_since=datetime(2100, 1, 1, tzinfo=UTC)),
+        expected_ids=lambda s: set(s.apps["oh"].state.sim.registered),
+        ids=lambda f: set(f["external_id"]),
+        schema=RegisteredAbsences,
+        probe=lambda c: c.ping(),
+        probe_path="/api/v1/departments",
         throttle_status=429,
     ),
 ]

@@ -1,0 +1,60 @@
+"""absence-to-afas: absences registered in the occupational-health system → AFAS (``HrIllness``).
+
+Optional and off by default (``[absence_to_afas] enabled`` in config/hr.toml). Reads as a table of
+contents: watermark → extract (OH registered absences, AFAS absences of those employees) → plan (match
+by employee, employment and start date) → load (insert or update, never duplicate) → watermark → report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, runtime
+from pydantic import BaseModel, Field
+
+from tasks.artifacts import publish_markdown
+from tasks.hr import (
+    ABSENCE_TO_AFAS,
+    advance_registered,
+    extract_registered,
+    load_absences,
+    plan_absences,
+    registered_since,
+    report_absences,
+)
+from tasks.hr_sync.config import load_hr_config
+from tasks.state import close_run, mark_run_ended, open_run
+
+DISABLED = "absence-to-afas is disabled: set `enabled = true` under `[absence_to_afas]` in {path}."
+
+
+class AbsenceToAfasParameters(BaseModel):
+    """What a user chooses in the Prefect UI."""
+
+    dry_run: bool = Field(False, description="Plan and show everything; write nothing to AFAS.")
+    config_path: str = Field("config/hr.toml", description="HR configuration (TOML).")
+
+
+@flow(
+    name=ABSENCE_TO_AFAS, validate_parameters=True, on_failure=[mark_run_ended], on_crashed=[mark_run_ended]
+)
+def absence_to_afas(parameters: AbsenceToAfasParameters | None = None) -> dict[str, Any]:
+    """Insert or update in AFAS the absences users registered in the OH system, each exactly once."""
+    p = parameters or AbsenceToAfasParameters()
+    config = load_hr_config(p.config_path)
+    if not config.absence_to_afas.enabled:
+        publish_markdown(f"{ABSENCE_TO_AFAS}-summary", DISABLED.format(path=p.config_path), "disabled")
+        return {"enabled": False}
+    run_id = open_run(ABSENCE_TO_AFAS, p.model_dump(mode="json"), runtime.flow_run.id)
+    since = registered_since(config)
+    registered, afas, afas_stats = extract_registered(config, since)
+    absence_plan = plan_absences(registered, afas, config)
+    outcomes = absence_plan.assign(outcome="planned", message="") if p.dry_run else None
+    if outcomes is None:
+        outcomes, afas_stats = load_absences(absence_plan, config)
+        advance_registered(outcomes, registered)
+    context = {"since": since.isoformat(), "dry_run": p.dry_run, "requests": {"afas": afas_stats}}
+    result = report_absences(context, outcomes)
+    statistics = {name: {"count": count} for name, count in result["counts"].items()}
+    close_run(run_id, "completed", statistics)
+    return {"enabled": True, **result, "context": context, "run_id": run_id}

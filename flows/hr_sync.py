@@ -1,0 +1,85 @@
+"""hr-sync: AFAS HR data → occupational-health system (departments, employees, employments, absences, users).
+
+Reads as a table of contents: state → extract (full or changed rows) → plan (validate, mirror, desired
+records, diff) → store the mirror → send upserts and deactivations → record what was sent → report. The
+logic lives in ``tasks/hr_sync`` (plain functions over frames); ``tasks/hr.py`` wraps it in tasks.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prefect import flow, runtime
+from pydantic import BaseModel, Field, field_validator
+
+from tasks.hr import (
+    HR_SYNC,
+    extract_hr,
+    plan,
+    read_sync_state,
+    record_sent,
+    report_sync,
+    send,
+    store_mirror,
+    sync_statistics,
+)
+from tasks.hr_sync.config import absence_window_start, load_hr_config, parse_from_date
+from tasks.hr_sync.mirror import Mode
+from tasks.hr_sync.report import planned_outcomes
+from tasks.state import close_run, mark_run_ended, open_run
+
+
+class HrSyncParameters(BaseModel):
+    """What a user chooses in the Prefect UI; the defaults sync what changed since the last run."""
+
+    from_date: str | None = Field(
+        None,
+        description="Absences ending on or after this day (YYYY-MM-DD), or still open. "
+        "Default: 24 months back (absence_months_back in the config).",
+        examples=["2024-11-30"],
+    )
+    mode: Mode = Field(
+        "auto",
+        description="auto: changed rows, and a full comparison (deletions) when the last one is older than "
+        "full_every_hours; incremental: changed rows only; full: compare everything now.",
+    )
+    dry_run: bool = Field(False, description="Plan and show everything; send and store nothing.")
+    config_path: str = Field("config/hr.toml", description="HR configuration (TOML).")
+
+    @field_validator("from_date")
+    @classmethod
+    def _format(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return parse_from_date(value).isoformat()
+
+
+@flow(name=HR_SYNC, validate_parameters=True, on_failure=[mark_run_ended], on_crashed=[mark_run_ended])
+def hr_sync(parameters: HrSyncParameters | None = None) -> dict[str, Any]:
+    """Send AFAS's departments, employees, employments, absences and manager accounts to the OH system."""
+    p = parameters or HrSyncParameters()
+    config = load_hr_config(p.config_path)
+    today = datetime.now(ZoneInfo("Europe/Amsterdam")).date()
+    window_start = absence_window_start(p.from_date, config, today)
+    run_id = open_run(HR_SYNC, p.model_dump(mode="json"), runtime.flow_run.id)
+    sync = read_sync_state(config, p.mode, window_start)
+    raw, afas_stats = extract_hr(config, sync, window_start)
+    sync_plan = plan(raw, sync, config, window_start)
+    if p.dry_run:
+        outcomes, oh_stats = planned_outcomes(sync_plan.changes), {}
+    else:
+        store_mirror(sync_plan)
+        outcomes, oh_stats = send(sync_plan.changes)
+        record_sent(sync.sent, outcomes)
+    context = {
+        "window_start": window_start.isoformat(),
+        "mode": p.mode,
+        "dry_run": p.dry_run,
+        "salary": config.salary,
+        "requests": {"afas": afas_stats, "oh": oh_stats},
+    }
+    result = report_sync(context, sync_plan, outcomes)
+    close_run(run_id, "completed", sync_statistics(outcomes, result["rejects"]))
+    return {**result, "context": context, "run_id": run_id}

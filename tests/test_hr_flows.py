@@ -1,0 +1,200 @@
+"""hr-sync and absence-to-afas end to end against the sandbox (AFAS + occupational-health simulators)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.exceptions import ParameterTypeError
+
+from connectors.afas.client import AfasClient
+from connectors.afas.payloads import element
+from connectors.afas.settings import AfasSettings
+from connectors.occupational_health.endpoints import ORDER
+from flows.absence_to_afas import AbsenceToAfasParameters, absence_to_afas
+from flows.hr_sync import HrSyncParameters, hr_sync
+from sandbox.occupational_health import AbsenceIn
+from sandbox.server import running_sandbox
+from sandbox.world import generate_world
+
+pytestmark = pytest.mark.prefect
+
+WRITES = ("PUT", "DELETE", "POST")
+
+
+def small_world():
+    """14 employees (two of them in a flex construction), 10 departments, 18 absences, 8 user accounts."""
+    return generate_world(seed=7, scale=100)
+
+
+@pytest.fixture
+def sandbox(monkeypatch, tmp_path):
+    with running_sandbox(small_world()) as running:
+        for key, value in running.env().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("KOPPEL_STATE_DB_URL", f"sqlite:///{tmp_path / 'state.db'}")
+        yield running
+
+
+def config_file(tmp_path, text: str) -> str:
+    path = tmp_path / "hr.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def oh(sandbox):
+    return sandbox.apps["oh"].state.sim
+
+
+def afas(sandbox):
+    return sandbox.apps["afas"].state.sim
+
+
+def received(sandbox, start: int = 0) -> list[tuple[str, str, str]]:
+    return [(r.method, r.resource, r.external_id) for r in oh(sandbox).received[start:]]
+
+
+def sync(**kwargs):
+    return hr_sync(HrSyncParameters(from_date="2024-11-21", **kwargs))
+
+
+def afas_update(sandbox, fields: dict) -> None:
+    settings = AfasSettings(
+        environment_number=sandbox.afas_environment, token=sandbox.afas_token, base_url=sandbox.afas_url
+    )
+
+    async def put() -> None:
+        async with AfasClient.from_settings(settings) as client:
+            await client.update("HrIllness", element(fields))
+
+    asyncio.run(put())
+
+
+def artifact(key: str):
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    return found[-1] if found else None
+
+
+def reopen_latest_absence(sandbox, employee: str) -> str:
+    """Reopen ``employee``'s latest absence in AFAS (an AFAS user empties its end date); its start date."""
+    latest = max(afas(sandbox).tables["illness"].where(EmployeeId=employee), key=lambda r: r["StartDate"])
+    start = latest["StartDate"].date().isoformat()
+    afas_update(sandbox, {"EmId": employee, "DaBe": start, "DaEn": ""})
+    return str(latest["AbsenceId"])
+
+
+@pytest.mark.slow  # three flow runs, the first one warms Prefect up: about 10 s
+def test_first_run_sends_everything_in_order_second_nothing_and_a_closed_absence_follows(
+    prefect_harness, sandbox
+):
+    still_sick = reopen_latest_absence(sandbox, "1002")
+    first = sync()
+    writes = received(sandbox)
+    assert {method for method, _, _ in writes} == {"PUT"}
+    entities = [resource for _, resource, _ in writes]
+    assert entities == sorted(
+        entities, key=ORDER.index
+    )  # departments, employees, employments, absences, users
+    counts = first["counts"].set_index("entity")
+    created = oh(sandbox).outcomes
+    for entity in ORDER:
+        assert counts.loc[entity, "created"] == counts.loc[entity, "to_oh"] == created[(entity, "created")]
+        assert counts.loc[entity, "failed"] == 0 and counts.loc[entity, "rejected"] == 0
+    assert counts.loc["departments", "created"] == 10 and counts.loc["users", "created"] == 7
+    assert set(first["flex"]["employee_id"]) == {"1001", "1008"}  # concurrent employments: held back
+    assert oh(sandbox).get("employees", "1001") is None and oh(sandbox).get("employees", "1002") is not None
+    employment = oh(sandbox).get("employments", "1002-1").body
+    assert employment.salary is None and employment.salary_kind is None  # salary column off by default
+    summary = artifact("hr-sync-summary")
+    assert summary is not None and "1001-1, 1001-2" in summary.data
+
+    second = sync()
+    assert received(sandbox, len(writes)) == []
+    assert second["changes"].empty
+
+    open_absence = oh(sandbox).get("absences", still_sick).body
+    assert open_absence.end_date is None
+    afas_update(sandbox, {"EmId": "1002", "DaBe": open_absence.start_date.isoformat(), "DaEn": "2026-11-20"})
+    before = len(oh(sandbox).received)
+    third = sync()
+    assert received(sandbox, before) == [("PUT", "absences", still_sick)]
+    assert oh(sandbox).get("absences", still_sick).body.end_date == date(2026, 11, 20)
+    assert third["counts"].set_index("entity").loc["absences", "read"].startswith("changed since")
+
+
+@pytest.mark.slow  # four flow runs: about 5 s
+def test_a_row_deleted_in_afas_is_deactivated_by_the_full_comparison(prefect_harness, sandbox):
+    sync()
+    absence = next(iter(oh(sandbox).records["absences"]))
+    afas(sandbox).tables["illness"].remove([afas(sandbox).tables["illness"].get(int(absence))])
+    before = len(oh(sandbox).received)
+    assert sync(mode="incremental")["changes"].empty  # an incremental read cannot see a deletion
+    dry = sync(mode="full", dry_run=True)
+    assert dry["changes"][["external_id", "action", "outcome"]].values.tolist() == [
+        [absence, "deactivate", "planned"]
+    ]
+    assert len(oh(sandbox).received) == before  # a dry run sends nothing (and stores nothing)
+    full = sync(mode="full")
+    assert received(sandbox, before) == [("DELETE", "absences", absence)]
+    assert oh(sandbox).get("absences", absence).active is False
+    assert full["changes"]["outcome"].tolist() == ["deactivated"]
+
+
+def test_the_salary_column_is_sent_only_when_enabled(prefect_harness, sandbox, tmp_path):
+    sync(config_path=config_file(tmp_path, 'salary = "sv_wage"\n'))
+    world = small_world().extra["hr_employments"].set_index(["employee_id", "employment_id"])
+    employment = oh(sandbox).get("employments", "1002-1").body
+    assert employment.salary_kind == "sv_wage"
+    assert employment.salary == world.loc[("1002", 1), "sv_wage"]
+    before = len(oh(sandbox).received)
+    off = sync(config_path=config_file(tmp_path, 'salary = "off"\n'))  # the config changed: full read
+    assert {r.resource for r in oh(sandbox).received[before:]} == {"employments"}
+    assert oh(sandbox).get("employments", "1002-1").body.salary is None
+    assert off["counts"].set_index("entity").loc["employments", "read"] == "full (configuration changed)"
+
+
+def test_a_malformed_from_date_is_refused_with_the_expected_format(prefect_harness, sandbox):
+    with pytest.raises(ParameterTypeError, match=r"from_date must be a date written YYYY-MM-DD") as caught:
+        hr_sync(parameters={"from_date": "21-11-2024"})
+    assert "21-11-2024" in str(caught.value)
+    assert oh(sandbox).received == []
+
+
+@pytest.mark.slow  # one hr-sync and three absence-to-afas runs: about 5 s
+def test_absence_registered_in_oh_appears_once_in_afas_also_after_a_rerun(prefect_harness, sandbox, tmp_path):
+    path = config_file(tmp_path, "[absence_to_afas]\nenabled = true\nlook_back_days = 365\n")
+    sync(config_path=path)  # the employee and employment exist in the OH system
+    afas(sandbox).tables["illness"].remove(afas(sandbox).tables["illness"].where(EmployeeId="1002"))
+    mine = oh(sandbox).register_absence(
+        AbsenceIn(
+            employee_external_id="1002",
+            employment_external_id="1002-1",
+            start_date=date(2026, 11, 16),
+            expected_end=date(2026, 11, 23),
+        )
+    )
+    first = absence_to_afas(AbsenceToAfasParameters(config_path=path))
+    outcomes = first["absences"].set_index("external_id")
+    assert outcomes.loc[mine.external_id, "outcome"] == "inserted"
+    rows = afas(sandbox).tables["illness"].where(EmployeeId="1002")
+    assert [(r["StartDate"].date(), r["DvId"], r["EndDate"]) for r in rows] == [(date(2026, 11, 16), 1, None)]
+
+    again = absence_to_afas(AbsenceToAfasParameters(config_path=path))
+    # the overlap window reads it again; AFAS already has it, so nothing is posted
+    assert again["absences"].set_index("external_id").loc[mine.external_id, "outcome"] == "unchanged"
+    assert len(afas(sandbox).tables["illness"].where(EmployeeId="1002")) == 1
+    oh(sandbox).update_registered_absence(mine.external_id, end_date=date(2026, 11, 19))
+    closed = absence_to_afas(AbsenceToAfasParameters(config_path=path))
+    assert closed["absences"].set_index("external_id").loc[mine.external_id, "outcome"] == "updated"
+    rows = afas(sandbox).tables["illness"].where(EmployeeId="1002")
+    assert len(rows) == 1 and rows[0]["EndDate"].date() == date(2026, 11, 19)
+
+
+def test_absence_to_afas_is_off_by_default(prefect_harness, sandbox):
+    assert absence_to_afas() == {"enabled": False}
+    assert oh(sandbox).received == []
+    assert all(p.connector != "HrIllness" for p in afas(sandbox).posted)
