@@ -1,0 +1,60 @@
+"""sync-companies: AFAS debtors and contact persons → TOPdesk branches and persons.
+
+Reads as a table of contents: extract (AFAS, TOPdesk, what AFAS had before) → plan (map, validate, match)
+→ write TOPdesk (unless dry run) → import the AFAS snapshot → report. The logic lives in
+``tasks/company_sync`` (plain functions over frames); this module only wires it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, runtime
+from pydantic import BaseModel, Field
+
+from tasks.companies import (
+    extract_afas_relations,
+    extract_topdesk_relations,
+    import_afas_relations,
+    plan_company_sync,
+    read_history,
+    report_company_sync,
+    write_topdesk,
+)
+from tasks.company_sync.config import load_companies_config
+from tasks.company_sync.report import planned_outcomes
+from tasks.state import close_run, mark_run_ended, open_run
+
+FLOW = "sync-companies"
+
+
+class SyncCompaniesParameters(BaseModel):
+    """What a user chooses in the Prefect UI."""
+
+    dry_run: bool = Field(False, description="Show every change (before → after), write nothing.")
+    config_path: str = Field("config/companies.toml", description="Field map and archiving reason (TOML).")
+
+
+@flow(name=FLOW, validate_parameters=True, on_failure=[mark_run_ended], on_crashed=[mark_run_ended])
+def sync_companies(parameters: SyncCompaniesParameters | None = None) -> dict[str, Any]:
+    """Keep TOPdesk's branches and persons in line with AFAS's debtors and contacts."""
+    p = parameters or SyncCompaniesParameters()
+    config = load_companies_config(p.config_path)
+    run_id = open_run(FLOW, p.model_dump(mode="json"), runtime.flow_run.id)
+    afas, afas_stats = extract_afas_relations(with_contacts=config.persons.enabled)
+    topdesk, topdesk_stats = extract_topdesk_relations(config)
+    plan = plan_company_sync(afas, topdesk, read_history(), config)
+    if p.dry_run:
+        outcomes, write_stats, imported = planned_outcomes(plan.actions, "dry run"), {}, None
+    else:
+        outcomes, write_stats = write_topdesk(plan, config)
+        imported, _ = import_afas_relations(afas)
+    context = {
+        "flow": FLOW,
+        "dry_run": p.dry_run,
+        "read": plan.read,
+        "requests": {"afas": afas_stats, "topdesk": topdesk_stats, "topdesk_writes": write_stats},
+    }
+    result = report_company_sync(context, plan, outcomes, imported)
+    close_run(run_id, "completed", result["statistics"])
+    return {**result, "run_id": run_id}
