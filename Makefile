@@ -33,6 +33,10 @@ format: $(STAMP)
 	@$(BIN)/ruff format .
 	@$(BIN)/ruff check --fix .
 
+# A local Prefect server (SQLite) + the sandbox + a worker, with every deployment of prefect.yaml; Ctrl-C stops it.
+ui: $(STAMP)
+	@$(BIN)/python -m koppel.ui $(UI_ARGS)
+
 bench: $(STAMP)
 	@$(BIN)/python -m bench $(BENCH_ARGS)
 

@@ -12,6 +12,7 @@ from typing import Any
 from prefect import flow, runtime
 from pydantic import BaseModel, Field
 
+from koppel.notifications import notify_failure
 from tasks.artifacts import publish_markdown
 from tasks.hr import (
     ABSENCE_TO_AFAS,
@@ -36,7 +37,10 @@ class AbsenceToAfasParameters(BaseModel):
 
 
 @flow(
-    name=ABSENCE_TO_AFAS, validate_parameters=True, on_failure=[mark_run_ended], on_crashed=[mark_run_ended]
+    name=ABSENCE_TO_AFAS,
+    validate_parameters=True,
+    on_failure=[mark_run_ended, notify_failure],
+    on_crashed=[mark_run_ended, notify_failure],
 )
 def absence_to_afas(parameters: AbsenceToAfasParameters | None = None) -> dict[str, Any]:
     """Insert or update in AFAS the absences users registered in the OH system, each exactly once."""

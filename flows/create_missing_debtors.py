@@ -13,6 +13,7 @@ from typing import Any
 from prefect import flow, runtime
 from pydantic import BaseModel, Field
 
+from koppel.notifications import notify_failure
 from tasks.companies import (
     create_debtors,
     extract_afas_relations,
@@ -41,7 +42,12 @@ class CreateMissingDebtorsParameters(BaseModel):
     )
 
 
-@flow(name=FLOW, validate_parameters=True, on_failure=[mark_run_ended], on_crashed=[mark_run_ended])
+@flow(
+    name=FLOW,
+    validate_parameters=True,
+    on_failure=[mark_run_ended, notify_failure],
+    on_crashed=[mark_run_ended, notify_failure],
+)
 def create_missing_debtors(parameters: CreateMissingDebtorsParameters | None = None) -> dict[str, Any]:
     """Create an AFAS debtor for every billable TOPdesk branch that has none, exactly once, and link it."""
     p = parameters or CreateMissingDebtorsParameters()

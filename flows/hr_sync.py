@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from prefect import flow, runtime
 from pydantic import BaseModel, Field, field_validator
 
+from koppel.notifications import notify_failure
 from tasks.hr import (
     HR_SYNC,
     extract_hr,
@@ -56,7 +57,12 @@ class HrSyncParameters(BaseModel):
         return parse_from_date(value).isoformat()
 
 
-@flow(name=HR_SYNC, validate_parameters=True, on_failure=[mark_run_ended], on_crashed=[mark_run_ended])
+@flow(
+    name=HR_SYNC,
+    validate_parameters=True,
+    on_failure=[mark_run_ended, notify_failure],
+    on_crashed=[mark_run_ended, notify_failure],
+)
 def hr_sync(parameters: HrSyncParameters | None = None) -> dict[str, Any]:
     """Send AFAS's departments, employees, employments, absences and manager accounts to the OH system."""
     p = parameters or HrSyncParameters()

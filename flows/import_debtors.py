@@ -11,6 +11,7 @@ from typing import Any
 from prefect import flow, runtime
 from pydantic import BaseModel, Field
 
+from koppel.notifications import notify_failure
 from tasks.companies import extract_afas_relations, import_afas_relations, report_import
 from tasks.state import close_run, mark_run_ended, open_run
 
@@ -23,7 +24,12 @@ class ImportDebtorsParameters(BaseModel):
     with_contacts: bool = Field(True, description="Also snapshot the contact persons (Profit_Contacts).")
 
 
-@flow(name=FLOW, validate_parameters=True, on_failure=[mark_run_ended], on_crashed=[mark_run_ended])
+@flow(
+    name=FLOW,
+    validate_parameters=True,
+    on_failure=[mark_run_ended, notify_failure],
+    on_crashed=[mark_run_ended, notify_failure],
+)
 def import_debtors(parameters: ImportDebtorsParameters | None = None) -> dict[str, Any]:
     """Store today's AFAS debtors (and contacts) and show what changed since the last import."""
     p = parameters or ImportDebtorsParameters()

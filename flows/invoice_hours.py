@@ -14,6 +14,7 @@ from prefect import flow, runtime
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
+from koppel.notifications import notify_failure
 from tasks.billing.config import load_billing_config
 from tasks.extract import billing_window, extract_masters, extract_registrations
 from tasks.invoicing import load, plan, read_state, release_for_resend, report
@@ -53,8 +54,8 @@ class InvoiceHoursParameters(BaseModel):
     name="invoice-hours",
     task_runner=ThreadPoolTaskRunner(max_workers=2),
     validate_parameters=True,
-    on_failure=[mark_run_ended],
-    on_crashed=[mark_run_ended],
+    on_failure=[mark_run_ended, notify_failure],
+    on_crashed=[mark_run_ended, notify_failure],
 )
 def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str, Any]:
     """Bill the hours registered in TOPdesk in AFAS, exactly once, and report every registration's fate."""

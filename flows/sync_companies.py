@@ -12,6 +12,7 @@ from typing import Any
 from prefect import flow, runtime
 from pydantic import BaseModel, Field
 
+from koppel.notifications import notify_failure
 from tasks.companies import (
     extract_afas_relations,
     extract_topdesk_relations,
@@ -35,7 +36,12 @@ class SyncCompaniesParameters(BaseModel):
     config_path: str = Field("config/companies.toml", description="Field map and archiving reason (TOML).")
 
 
-@flow(name=FLOW, validate_parameters=True, on_failure=[mark_run_ended], on_crashed=[mark_run_ended])
+@flow(
+    name=FLOW,
+    validate_parameters=True,
+    on_failure=[mark_run_ended, notify_failure],
+    on_crashed=[mark_run_ended, notify_failure],
+)
 def sync_companies(parameters: SyncCompaniesParameters | None = None) -> dict[str, Any]:
     """Keep TOPdesk's branches and persons in line with AFAS's debtors and contacts."""
     p = parameters or SyncCompaniesParameters()

@@ -777,3 +777,17 @@ def document_lines(engine: Engine, reference: str) -> pd.DataFrame:
     )
     with engine.connect() as connection:
         return to_frame(connection.execute(statement).mappings().all(), LINE_DTYPES)
+
+
+def document_of(engine: Engine, item: str) -> str:
+    """The reference ``item`` names: a document reference, or the document that last billed a registration.
+
+    Raises ``UnknownDocument`` when ``item`` is neither.
+    """
+    try:
+        return document(engine, item).reference
+    except UnknownDocument:
+        history = registration_history(engine, item)
+    if history.empty:
+        raise UnknownDocument(f"{item!r} is neither a document reference nor a registration in the ledger")
+    return str(history.iloc[-1]["document_reference"])

@@ -48,19 +48,10 @@ class LedgerState:
 @task(name="resend", cache_policy=NO_CACHE)
 def release_for_resend(items: list[str]) -> list[str]:
     """Free failed documents (by reference or one of their registrations) so this run bills them again."""
-    engine, released = state_engine(), []
+    engine = state_engine()
+    released: list[str] = []
     for item in items:
-        reference = item
-        try:
-            ledger.document(engine, item)
-        except ledger.UnknownDocument:
-            history = ledger.registration_history(engine, item)
-            if history.empty:
-                raise ValueError(
-                    f"resend: {item!r} is neither a document reference nor a billed registration"
-                ) from None
-            reference = str(history.iloc[-1]["document_reference"])
-        released += ledger.release(engine, reference)
+        released += ledger.release(engine, ledger.document_of(engine, item))
     return released
 
 

@@ -112,18 +112,33 @@ def test_state_db_default_and_validation(monkeypatch) -> None:
 
 def test_cli_prints_one_line_for_a_wrong_setting() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPEL_")}
-    env.update(KOPPEL_AFAS_ENVIRONMENT_NUMBER="12345", KOPPEL_AFAS_TOKEN=TOKEN,
-               KOPPEL_AFAS_ENVIRONMENT_TYPE="prod-ish")
-    result = subprocess.run([sys.executable, "-m", "koppel", "settings", "afas"], env=env,
-                            capture_output=True, text=True, timeout=60, check=False)
+    env.update(
+        KOPPEL_AFAS_ENVIRONMENT_NUMBER="12345",
+        KOPPEL_AFAS_TOKEN=TOKEN,
+        KOPPEL_AFAS_ENVIRONMENT_TYPE="prod-ish",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "koppel", "settings", "afas"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "KOPPEL_AFAS_ENVIRONMENT_TYPE" in lines[0]
     assert "Traceback" not in result.stderr
     env["KOPPEL_AFAS_ENVIRONMENT_TYPE"] = "accept"
-    ok = subprocess.run([sys.executable, "-m", "koppel", "settings", "afas"], env=env,
-                        capture_output=True, text=True, timeout=60, check=False)
+    ok = subprocess.run(
+        [sys.executable, "-m", "koppel", "settings", "afas"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "restaccept" not in ok.stdout or TOKEN not in ok.stdout
     assert TOKEN not in ok.stdout

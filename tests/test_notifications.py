@@ -1,0 +1,148 @@
+"""Failure notifications: the message, and the hook sending through a real Prefect notification block."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from connectors.errors import BusinessError
+from koppel.notifications import Failure, exception_references, log_references, message
+
+REFERENCE = "4f1c0c5e9d2b4a7f8e6d5c4b3a291807"
+DOCUMENT_REFERENCE = "aa11bb22cc33dd44ee55ff6677889900"
+
+
+def test_log_references_are_found_once_in_order() -> None:
+    text = f"AFAS said no (profitLogReference {REFERENCE.upper()}); again {REFERENCE}; id 1234"
+    assert log_references(text, None, f"x {DOCUMENT_REFERENCE}") == [REFERENCE, DOCUMENT_REFERENCE]
+
+
+def test_exception_references_follow_the_cause_chain() -> None:
+    inner = BusinessError("Debiteur geblokkeerd", profit_log_reference=REFERENCE, system="AFAS")
+    try:
+        try:
+            raise inner
+        except BusinessError as error:
+            raise RuntimeError("loading failed") from error
+    except RuntimeError as outer:
+        assert exception_references(outer) == [REFERENCE]
+    assert exception_references(None) == []
+
+
+def test_message_names_run_state_parameters_reference_and_link_without_secrets() -> None:
+    failure = Failure(
+        flow_name="invoice-hours",
+        run_name="crimson-owl",
+        run_id="5b0e",
+        state_name="Failed",
+        state_message="Flow run encountered an exception: BusinessError: AFAS POST FbDirectInvoice",
+        parameters={
+            "parameters": {"start_date": "2026-10-01", "dry_run": False, "api_token": "s3cret", "resend": []}
+        },
+        log_references=(REFERENCE,),
+        ui_url="http://127.0.0.1:4200/",
+    )
+    subject, body = message(failure)
+    assert subject == "Koppel: invoice-hours run crimson-owl failed"
+    assert body.splitlines() == [
+        "Flow: invoice-hours",
+        "Run: crimson-owl (5b0e)",
+        "State: Failed: Flow run encountered an exception: BusinessError: AFAS POST FbDirectInvoice",
+        "Parameters: start_date=2026-10-01, dry_run=False, api_token=[redacted]",
+        f"AFAS log reference: {REFERENCE}",
+        "Open in Prefect: http://127.0.0.1:4200/runs/flow-run/5b0e",
+    ]
+
+
+class _Inbox(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Inbox.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def inbox() -> Iterator[str]:
+    _Inbox.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Inbox)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.prefect
+def test_hook_sends_through_the_block_with_afas_references(
+    prefect_harness: None, inbox: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect import flow, runtime
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    from koppel.notifications import notify_failure
+    from store import ledger
+    from store.db import connect
+    from store.settings import StoreSettings
+    from tests.store_support import charges
+
+    CustomWebhookNotificationBlock(
+        name="koppel", url=inbox, json_data={"subject": "{{subject}}", "body": "{{body}}"}
+    ).save("koppel-test-alerts", overwrite=True)
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    monkeypatch.setenv("KOPPEL_STATE_DB_URL", url)
+    monkeypatch.setenv("KOPPEL_NOTIFY_BLOCK", "custom-webhook/koppel-test-alerts")
+    engine = connect(StoreSettings(db_url=url))
+
+    @flow(name="koppel-failing", on_failure=[notify_failure])
+    def failing(month: str) -> None:
+        run_id = str(runtime.flow_run.id)
+        ledger.claim(engine, run_id, charges("INV-9", ["r-9"]))
+        ledger.mark_failed(engine, "INV-9", "Periode is geblokkeerd", DOCUMENT_REFERENCE)
+        raise BusinessError("Debiteur 10001 is geblokkeerd", profit_log_reference=REFERENCE, system="AFAS")
+
+    state = failing("2026-10", return_state=True)
+    assert state.is_failed()
+    [sent] = _Inbox.received
+    assert sent["subject"].startswith("Koppel: koppel-failing run ") and sent["subject"].endswith(" failed")
+    body = sent["body"].splitlines()
+    assert f"AFAS log reference: {REFERENCE}, {DOCUMENT_REFERENCE}" in body
+    assert "Parameters: month=2026-10" in body
+    assert any(
+        line.startswith("State: Failed: ") and "Debiteur 10001 is geblokkeerd" in line for line in body
+    )
+    engine.dispose()
+
+
+@pytest.mark.prefect
+def test_hook_without_a_block_only_logs(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from prefect import flow
+
+    from koppel.notifications import notify_failure
+
+    monkeypatch.delenv("KOPPEL_NOTIFY_BLOCK", raising=False)
+    monkeypatch.setenv("KOPPEL_STATE_DB_URL", f"sqlite:///{tmp_path / 'state.db'}")
+
+    @flow(name="koppel-crashing", on_failure=[notify_failure])
+    def crashing() -> None:
+        raise ValueError("boom")
+
+    with caplog.at_level(logging.WARNING, logger="koppel.notifications"):
+        assert crashing(return_state=True).is_failed()
+    [record] = [r for r in caplog.records if r.name == "koppel.notifications"]
+    assert "Koppel: koppel-crashing run" in record.getMessage()
+    assert "no KOPPEL_NOTIFY_BLOCK set" in record.getMessage()
