@@ -155,3 +155,22 @@ def test_sigkill_during_load_then_rerun_leaves_no_duplicates_and_nothing_missing
         assert_billed_exactly_once(sim, *plan_of(planned))
         again = invoice_hours(params(recover_after_minutes=0))
         assert again["documents"]["status"].isin(["posted", "recovered"]).sum() == 0
+
+
+@pytest.mark.slow
+def test_faults_and_lost_responses_still_post_every_document_exactly_once(
+    prefect_harness, monkeypatch, tmp_path
+) -> None:
+    with running_sandbox(small_world(seed=41)) as sandbox:
+        use_sandbox(monkeypatch, sandbox, tmp_path)
+        planned = invoice_hours(params(dry_run=True))
+        sandbox.set_knobs(
+            "afas", fault_rate=0.2, fault_kinds=["throttle", "unavailable"], lost_response_rate=0.3
+        )
+        sandbox.set_knobs("topdesk", fault_rate=0.2, fault_kinds=["throttle", "unavailable", "reset"])
+        result = invoice_hours(params())
+        assert result["conservation"]["holds"]
+        statuses = Counter(result["documents"]["status"])
+        assert statuses["posted"] + statuses["recovered"] == len(planned["documents"])
+        assert statuses["recovered"] > 0  # some answers were lost and the documents found by reference
+        assert_billed_exactly_once(sandbox.apps["afas"].state.sim, *plan_of(planned))
