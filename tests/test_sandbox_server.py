@@ -223,3 +223,23 @@ def test_serve_command_prints_one_json_line_and_stops_on_sigterm() -> None:
 
 def test_serve_command_with_the_real_simulators() -> None:
     serve_once([sys.executable, "-m", "sandbox"], check_topdesk=True)
+
+
+def test_simulator_control_routes_pass_through_the_wrapper_uncounted() -> None:
+    from sandbox.world import generate_world
+
+    world = generate_world(seed=5, scale=60)
+    incident = world.extra["td_incidents"]["number"].iloc[0]
+    with running_sandbox(world) as sandbox, httpx.Client(base_url=sandbox.topdesk_url, timeout=10) as client:
+        sandbox.set_knobs("topdesk", fault_rate=1.0, fault_kinds=["unavailable"])
+        created = client.post(
+            "/__sandbox/topdesk/registrations",
+            json={"incident": incident, "minutes": 25, "entryDate": "2026-10-02T10:00:00+00:00"},
+        )
+        assert created.status_code == 201
+        before = client.get("/__sandbox/topdesk/state").json()["registrations"]
+        assert client.delete(f"/__sandbox/topdesk/registrations/{created.json()['id']}").status_code == 204
+        state = client.get("/__sandbox/topdesk/state").json()
+        assert state["registrations"] == before - 1 and state["deleted"] == [created.json()["id"]]
+        assert client.get("/__sandbox/elsewhere").status_code == 404
+        assert sandbox.counters("topdesk")["total"] == 0
