@@ -13,4 +13,5 @@ class OccupationalHealthSettings(BaseSettings):
 
     url: AnyHttpUrl = Field(description="Base URL of the occupational-health API.")
     token: SecretStr = Field(description="Bearer token for that API.")
+    max_concurrency: int = Field(default=4, ge=1, le=16, description="Parallel calls to the OH system.")
     timeout_seconds: float = Field(default=60.0, gt=0, description="Read time-out per call.")
