@@ -142,3 +142,15 @@ def test_cli_prints_one_line_for_a_wrong_setting() -> None:
     assert ok.returncode == 0, ok.stderr
     assert "restaccept" not in ok.stdout or TOKEN not in ok.stdout
     assert TOKEN not in ok.stdout
+
+
+def test_readme_lists_every_setting() -> None:
+    from pathlib import Path
+
+    from koppel.notifications import NotifySettings
+    from koppel.settings import env_name
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    classes = [AfasSettings, TopdeskSettings, OccupationalHealthSettings, StoreSettings, NotifySettings]
+    missing = [env_name(c, f) for c in classes for f in c.model_fields if f"`{env_name(c, f)}`" not in readme]
+    assert missing == []
