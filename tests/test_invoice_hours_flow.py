@@ -222,3 +222,31 @@ def test_a_bad_token_fails_the_run_with_one_clear_error_and_records_it(
     history = run_history(engine(), "invoice-hours")
     assert history.iloc[0]["status"] == "failed"
     assert sandbox.apps["afas"].state.sim.documents("Koppel_DirectInvoices") == []
+
+
+def test_prepaid_bundle_hours_are_billed_at_zero_and_the_balance_kept(prefect_harness, sandbox) -> None:
+    from datetime import date
+
+    from store import bundles
+
+    dry = run(dry_run=True)
+    invoiced = dry["buckets"][dry["buckets"]["bucket"].eq("invoiced")]
+    busiest = dry["documents"].sort_values("hours").iloc[-1]
+    customer = busiest["debtor"]
+    bundles.add_bundle(engine(), customer, 120, date(2026, 1, 1), None, "prepaid 2 hours")
+
+    result = run()
+    assert result["conservation"]["holds"]
+    assert bundles.balance(engine(), customer, date(2026, 10, 31)) == 0
+    ids = set(invoiced["registration_id"])
+    drawn = bundles.draws(engine(), sorted(ids))
+    assert drawn["minutes"].sum() == 120
+    posted = result["documents"].groupby("debtor")["amount"].sum()
+    planned = dry["documents"].groupby("debtor")["amount"].sum()
+    assert posted[customer] < planned[customer]
+    others = planned.index != customer
+    assert (posted[others] == planned[others]).all()
+
+    again = run()
+    assert again["documents"]["status"].isin(["posted"]).sum() == 0
+    assert bundles.draws(engine(), sorted(ids))["minutes"].sum() == 120
