@@ -250,3 +250,27 @@ def test_prepaid_bundle_hours_are_billed_at_zero_and_the_balance_kept(prefect_ha
     again = run()
     assert again["documents"]["status"].isin(["posted"]).sum() == 0
     assert bundles.draws(engine(), sorted(ids))["minutes"].sum() == 120
+
+
+def test_sales_booking_numbers_invoices_in_sequence_and_books_balanced_entries(
+    prefect_harness, sandbox, tmp_path
+) -> None:
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "config" / "billing.toml"
+    config = tmp_path / "billing.toml"
+    config.write_text(source.read_text().replace('mode = "direct_invoice"', 'mode = "sales_booking"', 1))
+    result = run(config_path=str(config))
+    assert result["conservation"]["holds"]
+    sales = result["documents"][result["documents"]["kind"].eq("sales_booking")]
+    assert len(sales) > 5 and set(sales["status"]) == {"posted"}
+    entries = entries_by_reference(sandbox.apps["afas"].state.sim)
+    numbers = []
+    for reference in sales["reference"]:
+        lines = entries[reference]
+        assert sum(decimal(x["AmDe"] or 0) for x in lines) == sum(decimal(x["AmCr"] or 0) for x in lines)
+        numbers.append({x["InId"] for x in lines if x["InId"]})
+    assert all(len(n) == 1 for n in numbers)
+    invoice_numbers = sorted(n.pop() for n in numbers)
+    assert invoice_numbers == [f"KPL26{i:06d}" for i in range(1, len(sales) + 1)]
+    assert run(config_path=str(config))["documents"]["status"].eq("posted").sum() == 0
