@@ -254,14 +254,14 @@ class HttpConfig:
 class HttpLayer:
     """One system's ``httpx.AsyncClient`` with the retry policy, a concurrency bound and counters."""
 
-    def __init__(self, config: HttpConfig, *, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(self, config: HttpConfig, *, sleep: Sleep | None = None) -> None:
         self.config = config
         self.stats = RequestStats(config.system)
         self._secrets = [s for s in config.secrets if s]
         register_secrets(self._secrets)
         self._semaphore = asyncio.Semaphore(config.max_concurrency)
         self._rng = random.Random(config.seed)  # noqa: S311 — jitter, not security
-        self._sleep = sleep
+        self._sleep = sleep or asyncio.sleep  # tests pass a fake clock
         limits = httpx.Limits(
             max_connections=config.max_concurrency, max_keepalive_connections=config.max_concurrency
         )

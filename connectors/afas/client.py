@@ -76,7 +76,7 @@ class AfasClient(ClientLifecycle):
             transport=transport,
             seed=seed,
         )
-        http = HttpLayer(config) if sleep is None else HttpLayer(config, sleep=sleep)
+        http = HttpLayer(config, sleep=sleep)
         return cls(http, registry=registry)
 
     def __repr__(self) -> str:

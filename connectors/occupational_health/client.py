@@ -108,7 +108,7 @@ class OhClient(ClientLifecycle):
             transport=transport,
             seed=seed,
         )
-        http = HttpLayer(config) if sleep is None else HttpLayer(config, sleep=sleep)
+        http = HttpLayer(config, sleep=sleep)
         return cls(http, root=root)
 
     def __repr__(self) -> str:

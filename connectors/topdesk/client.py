@@ -112,7 +112,7 @@ class TopdeskClient(ClientLifecycle):
             transport=transport,
             seed=seed,
         )
-        http = HttpLayer(config) if sleep is None else HttpLayer(config, sleep=sleep)
+        http = HttpLayer(config, sleep=sleep)
         return cls(http, root=settings.root, check_version=check_version)
 
     def __repr__(self) -> str:
