@@ -14,7 +14,8 @@ from prefect import flow, runtime
 from pydantic import BaseModel, Field, model_validator
 
 from koppel.notifications import notify_failure
-from tasks.backfill import month_windows, report_children, submit_children, wait_for_children
+from tasks.backfill import report_children, submit_children, wait_for_children
+from tasks.extract import Window
 
 MAX_MONTHS = 36
 
@@ -40,7 +41,7 @@ class BackfillParameters(BaseModel):
 
     @model_validator(mode="after")
     def _range(self) -> BackfillParameters:
-        months = len(month_windows(self.start_date, self.end_date))
+        months = len(Window(self.start_date, self.end_date).months())
         if months > MAX_MONTHS:
             raise ValueError(f"{months} months is more than {MAX_MONTHS}; split the backfill")
         return self
@@ -62,7 +63,7 @@ def backfill(parameters: BackfillParameters) -> dict[str, Any]:
     """Bill ``start_date``..``end_date`` month by month through the invoice-hours deployment."""
     p = parameters
     label = f"{p.start_date.isoformat()}..{p.end_date.isoformat()}"
-    months = month_windows(p.start_date, p.end_date)
+    months = Window(p.start_date, p.end_date).months()
     children = submit_children(months, p.deployment, p.invoice_parameters(), str(runtime.flow_run.id))
     finished = wait_for_children(children, p.poll_seconds, p.wait_minutes)
     result = report_children(label, p.deployment, finished)

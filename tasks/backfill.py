@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +25,7 @@ from store import ledger, runs
 from store.db import connect
 from store.settings import StoreSettings
 from tasks.artifacts import markdown_table, publish_markdown, publish_table
+from tasks.extract import Window
 from tasks.secrets import load_settings
 from tasks.statistics import RUN_BUCKETS, hours, run_buckets
 
@@ -35,23 +35,10 @@ RUN_HISTORY_LIMIT = 5_000
 
 
 @dataclass(frozen=True)
-class Month:
-    """One child's window: whole days ``first``..``last`` (inclusive) inside one calendar month."""
-
-    first: date
-    last: date
-
-    @property
-    def label(self) -> str:
-        """``2026-09``."""
-        return f"{self.first:%Y-%m}"
-
-
-@dataclass(frozen=True)
 class Child:
     """A child flow run as the backfill last saw it."""
 
-    month: Month
+    month: Window
     flow_run_id: str
     flow_run_name: str
     state: str  # Prefect state type: SCHEDULED, PENDING, RUNNING, COMPLETED, FAILED, CRASHED, ...
@@ -64,26 +51,13 @@ class Child:
         return self.state in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
-def month_windows(start: date, end: date) -> list[Month]:
-    """Cut ``start``..``end`` (inclusive) into calendar months."""
-    if end < start:
-        raise ValueError(f"end_date {end} lies before start_date {start}")
-    months, first = [], start
-    while first <= end:
-        following = (first.replace(day=1) + timedelta(days=32)).replace(day=1)
-        last = min(end, following - timedelta(days=1))
-        months.append(Month(first, last))
-        first = following
-    return months
-
-
-def child_parameters(month: Month, base: dict[str, Any]) -> dict[str, Any]:
+def child_parameters(month: Window, base: dict[str, Any]) -> dict[str, Any]:
     """The invoice-hours deployment's parameters for one month (its single ``parameters`` model)."""
     return {"parameters": {**base, "start_date": month.first.isoformat(), "end_date": month.last.isoformat()}}
 
 
 def submit_children(
-    months: Sequence[Month], deployment: str, base: dict[str, Any], parent_run_id: str
+    months: Sequence[Window], deployment: str, base: dict[str, Any], parent_run_id: str
 ) -> list[Child]:
     """Create one scheduled run of ``deployment`` per month and return at once (workers pick them up).
 
@@ -95,9 +69,9 @@ def submit_children(
         run = run_deployment(
             deployment,
             parameters=child_parameters(month, base),
-            flow_run_name=f"{deployment.split('/')[0]}-{month.label}",
+            flow_run_name=f"{deployment.split('/')[0]}-{month.month}",
             timeout=0,
-            idempotency_key=f"{FLOW}-{parent_run_id}-{month.label}",
+            idempotency_key=f"{FLOW}-{parent_run_id}-{month.month}",
             tags=["backfill"],
         )
         children.append(
@@ -152,7 +126,7 @@ def children_table(children: Sequence[Child], documents: pd.DataFrame, history: 
         figures = run_buckets(stats.get(child.flow_run_id))
         rows.append(
             {
-                "month": child.month.label,
+                "month": child.month.month,
                 "window": f"{child.month.first.isoformat()}..{child.month.last.isoformat()}",
                 "flow_run": child.flow_run_name,
                 "flow_run_id": child.flow_run_id,
@@ -200,5 +174,5 @@ def report_children(label: str, deployment: str, children: list[Child]) -> dict[
     table = children_table(children, documents, history)
     publish_markdown(f"{FLOW}-summary", backfill_markdown(label, deployment, table), "Backfill: children")
     publish_table(f"{FLOW}-children", table, "Backfill: one child run per month and its outcome")
-    unfinished = [c.month.label for c in children if c.state != SUCCESS]
+    unfinished = [c.month.month for c in children if c.state != SUCCESS]
     return {"children": table, "unsuccessful": unfinished}

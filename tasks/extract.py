@@ -51,6 +51,20 @@ class Window:
         """``2026-10-01..2026-10-31``."""
         return f"{self.first.isoformat()}..{self.last.isoformat()}"
 
+    @property
+    def month(self) -> str:
+        """The calendar month the window starts in: ``2026-10``."""
+        return f"{self.first:%Y-%m}"
+
+    def months(self) -> list[Window]:
+        """The window cut at calendar months (the first and last possibly partial)."""
+        months, first = [], self.first
+        while first <= self.last:
+            following = (first.replace(day=1) + timedelta(days=32)).replace(day=1)
+            months.append(Window(first, min(self.last, following - timedelta(days=1))))
+            first = following
+        return months
+
 
 def previous_month(today: date) -> Window:
     """The calendar month before ``today``'s month."""

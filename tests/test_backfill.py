@@ -24,24 +24,25 @@ from flows.backfill import BackfillParameters
 from store import ledger, runs
 from store.db import connect
 from store.settings import StoreSettings
-from tasks.backfill import Child, Month, child_parameters, children_table, month_windows, refresh
+from tasks.backfill import Child, child_parameters, children_table, refresh
+from tasks.extract import Window
 from tests.store_support import document, line
 
 
 def test_month_windows_cut_at_calendar_months() -> None:
-    months = month_windows(date(2026, 11, 15), date(2027, 2, 3))
+    months = Window(date(2026, 11, 15), date(2027, 2, 3)).months()
     assert [(m.first, m.last) for m in months] == [
         (date(2026, 11, 15), date(2026, 11, 30)),
         (date(2026, 12, 1), date(2026, 12, 31)),
         (date(2027, 1, 1), date(2027, 1, 31)),
         (date(2027, 2, 1), date(2027, 2, 3)),
     ]
-    assert [(m.first, m.last) for m in month_windows(date(2028, 2, 1), date(2028, 2, 29))] == [
+    assert [(m.first, m.last) for m in Window(date(2028, 2, 1), date(2028, 2, 29)).months()] == [
         (date(2028, 2, 1), date(2028, 2, 29))
     ]
-    assert month_windows(date(2026, 5, 31), date(2026, 5, 31))[0].label == "2026-05"
+    assert Window(date(2026, 5, 31), date(2026, 5, 31)).months()[0].month == "2026-05"
     with pytest.raises(ValueError, match="before start_date"):
-        month_windows(date(2026, 5, 2), date(2026, 5, 1))
+        Window(date(2026, 5, 2), date(2026, 5, 1)).months()
 
 
 def test_parameters_refuse_bad_ranges_and_pass_options_to_children() -> None:
@@ -52,7 +53,7 @@ def test_parameters_refuse_bad_ranges_and_pass_options_to_children() -> None:
     p = BackfillParameters(
         start_date=date(2026, 8, 1), end_date=date(2026, 10, 31), dry_run=True, administration=2
     )
-    month = Month(date(2026, 9, 1), date(2026, 9, 30))
+    month = Window(date(2026, 9, 1), date(2026, 9, 30))
     assert child_parameters(month, p.invoice_parameters()) == {
         "parameters": {
             "dry_run": True,
@@ -66,7 +67,7 @@ def test_parameters_refuse_bad_ranges_and_pass_options_to_children() -> None:
 
 
 def test_refresh_reads_only_unfinished_children() -> None:
-    month = Month(date(2026, 9, 1), date(2026, 9, 30))
+    month = Window(date(2026, 9, 1), date(2026, 9, 30))
     done = Child(month, "a", "invoice-hours-2026-09", "COMPLETED", "Completed")
     waiting = Child(month, "b", "invoice-hours-2026-09", "SCHEDULED")
     state = SimpleNamespace(type=SimpleNamespace(value="FAILED"), name="Failed", message="AFAS down")
@@ -103,7 +104,7 @@ def bill_as_child(engine, run_id: str, month: str, amount: str) -> None:
 def test_children_table_reads_each_childs_documents_and_buckets(tmp_path: Path) -> None:
     engine = connect(StoreSettings(db_url=f"sqlite:///{tmp_path / 'state.db'}"))
     bill_as_child(engine, "run-aug", "2026-08", "170.00")
-    months = month_windows(date(2026, 8, 1), date(2026, 9, 30))
+    months = Window(date(2026, 8, 1), date(2026, 9, 30)).months()
     children = [
         Child(months[0], "run-aug", "invoice-hours-2026-08", "COMPLETED", "Completed"),
         Child(months[1], "run-sep", "invoice-hours-2026-09", "CRASHED", "Crashed", "worker lost"),
