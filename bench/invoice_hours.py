@@ -110,12 +110,13 @@ def run_stages(info: dict[str, Any], db_url: str) -> tuple[list[Stage], dict[str
     from store.db import connect
     from store.runs import start_run
     from store.settings import StoreSettings
+    from tasks.billing.buckets import conservation
     from tasks.billing.config import load_billing_config
     from tasks.billing.payloads import build_payloads
     from tasks.billing.pipeline import bill
     from tasks.extract import Window, read_masters, read_registrations
     from tasks.load import Loader, LoadPlan
-    from tasks.report import settle_buckets, settled_conservation
+    from tasks.report import settle_buckets
 
     os.environ.update(info["env"])
     os.environ["KOPPEL_STATE_DB_URL"] = db_url
@@ -153,7 +154,7 @@ def run_stages(info: dict[str, Any], db_url: str) -> tuple[list[Stage], dict[str
     with measured(stages, "load (claim, post, confirm)", counters):
         outcomes = asyncio.run(post())
     with measured(stages, "report", counters):
-        result = settled_conservation(read, settle_buckets(billing.buckets, outcomes))
+        result = conservation(read, settle_buckets(billing.buckets, outcomes))
     facts = {
         "registrations": len(read),
         "documents": len(billing.documents),

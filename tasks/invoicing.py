@@ -16,17 +16,17 @@ from connectors.afas.client import AfasClient
 from connectors.afas.settings import AfasSettings
 from store import bundles, exclusions, ledger
 from tasks.artifacts import Progress, artifact_key, publish_markdown, publish_table
+from tasks.billing.buckets import conservation
 from tasks.billing.config import BillingConfig
 from tasks.billing.join import Masters
 from tasks.billing.payloads import build_payloads
 from tasks.billing.pipeline import BillingRun, bill
 from tasks.extract import Window
-from tasks.load import Loader, LoadPlan, Outcome
+from tasks.load import Loader, LoadPlan, Outcome, as_date
 from tasks.report import (
     documents_table,
     planned_outcomes,
     settle_buckets,
-    settled_conservation,
     summary_markdown,
 )
 from tasks.secrets import load_settings
@@ -121,7 +121,9 @@ def _record_draws(billing: BillingRun, outcomes: list[Outcome]) -> None:
     posted_ids = set(lines.loc[lines["reference"].isin(done), "registration_id"])
     engine = state_engine()
     for draw in billing.draws[billing.draws["registration_id"].isin(posted_ids)].itertuples(index=False):
-        bundles.draw(engine, draw.registration_id, draw.customer_number, int(draw.minutes), draw.work_date)
+        bundles.draw(
+            engine, draw.registration_id, draw.customer_number, int(draw.minutes), as_date(draw.work_date)
+        )
 
 
 @task(name="report", cache_policy=NO_CACHE)
@@ -135,7 +137,7 @@ def report(
     """Publish the artifacts of the run and return its summary (dry runs included)."""
     outcomes = outcomes if outcomes is not None else planned_outcomes(billing.documents)
     buckets = settle_buckets(billing.buckets, outcomes, None if state is None else state.billed)
-    result = settled_conservation(read, buckets)
+    result = conservation(read, buckets)
     table = documents_table(billing.documents, outcomes)
     publish_markdown(f"{FLOW}-summary", summary_markdown(context, result, table), "Summary of the run")
     publish_table(f"{FLOW}-documents", table, "AFAS documents of this run")

@@ -8,7 +8,6 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.billing.buckets import conservation
 from tasks.load import Outcome
 
 FAILED_STATUSES = {"failed", "uncertain"}
@@ -163,8 +162,3 @@ def summary_markdown(context: dict[str, Any], result: dict[str, Any], table: pd.
     if not failures.empty:
         lines += ["", "## Failures", "", markdown_table(failures[["reference", "status", "message"]])]
     return "\n".join(lines)
-
-
-def settled_conservation(read: pd.DataFrame, buckets: pd.DataFrame) -> dict[str, Any]:
-    """The conservation equation over the final buckets."""
-    return conservation(read, buckets)
