@@ -78,6 +78,6 @@ def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str,
         "modes": config.modes_text(),
         "requests": {"topdesk": topdesk_stats, "afas": afas_stats, "afas_load": load_stats},
     }
-    result = report(context, read, billing, outcomes, state)
+    result = report(context, read, billing, outcomes)
     close_run(run_id, "completed", result["statistics"])
     return {**result, "context": context, "run_id": run_id}

@@ -132,11 +132,10 @@ def report(
     read: pd.DataFrame,
     billing: BillingRun,
     outcomes: list[Outcome] | None,
-    state: LedgerState | None = None,
 ) -> dict[str, Any]:
     """Publish the artifacts of the run and return its summary (dry runs included)."""
     outcomes = outcomes if outcomes is not None else planned_outcomes(billing.documents)
-    buckets = settle_buckets(billing.buckets, outcomes, None if state is None else state.billed)
+    buckets = settle_buckets(billing.buckets, outcomes)
     result = conservation(read, buckets)
     table = documents_table(billing.documents, outcomes)
     publish_markdown(f"{FLOW}-summary", summary_markdown(context, result, table), "Summary of the run")

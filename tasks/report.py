@@ -31,24 +31,13 @@ def outcomes_frame(outcomes: Sequence[Outcome]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def settle_buckets(
-    buckets: pd.DataFrame, outcomes: Sequence[Outcome], ledger_state: pd.DataFrame | None = None
-) -> pd.DataFrame:
+def settle_buckets(buckets: pd.DataFrame, outcomes: Sequence[Outcome]) -> pd.DataFrame:
     """Move registrations of documents that did not post into ``failed`` or ``billed before``.
 
     Failed or uncertain documents → ``failed`` (with AFAS's message); documents another run claimed or
-    holds → ``billed before`` (the other run bills them); re-planned-away registrations likewise. A
-    registration "billed before" on a document that failed in an earlier run is ``failed`` too: it waits
-    for ``resend``, it was never billed.
+    holds → ``billed before`` (the other run bills them); re-planned-away registrations likewise.
     """
     buckets = buckets.copy()
-    if ledger_state is not None and not ledger_state.empty:
-        failed_refs = ledger_state.loc[ledger_state["document_status"].eq("failed"), "document_reference"]
-        waiting = buckets["bucket"].eq("billed before") & buckets["reference"].isin(set(failed_refs))
-        buckets.loc[waiting, "bucket"] = "failed"
-        buckets.loc[waiting, "reason"] = (
-            "document " + buckets.loc[waiting, "reference"].astype(str) + " failed earlier; resend it"
-        )
     moves = pd.DataFrame([_move(o) for o in outcomes], columns=["reference", "bucket", "reason"])
     moves = moves.dropna(subset=["bucket"]).drop_duplicates("reference").set_index("reference")
     hit = buckets["reference"].isin(moves.index)

@@ -151,3 +151,30 @@ def test_a_run_for_one_administration_excludes_the_others_with_a_reason():
     )
     assert set(result.documents["administration"]) == {1}
     assert result.conservation["holds"]
+
+
+def test_billed_before_on_a_failed_document_stays_failed_until_resent() -> None:
+    import pandas as pd
+
+    from tasks.billing.buckets import assemble_buckets
+
+    billed = pd.DataFrame(
+        {
+            "registration_id": ["a", "b"],
+            "minutes": [30, 45],
+            "document_reference": ["KPL-1-202610-aaaa", "KPL-1-202610-bbbb"],
+            "document_status": ["posted", "failed"],
+            "reason": [
+                "billed before in KPL-1-202610-aaaa",
+                "billed before in KPL-1-202610-bbbb (document failed)",
+            ],
+        }
+    )
+    buckets = assemble_buckets(
+        rejects=[], excluded=pd.DataFrame(), billed_before=billed, to_bill=pd.DataFrame()
+    )
+    by_id = buckets.set_index("registration_id")
+    assert by_id.loc["a", "bucket"] == "billed before"
+    assert by_id.loc["b", "bucket"] == "failed"
+    assert by_id.loc["b", "reason"] == "document KPL-1-202610-bbbb failed earlier; resend it"
+    assert int(by_id.loc["b", "minutes"]) == 45

@@ -37,7 +37,7 @@ def assemble_buckets(
     parts = [
         *[_part(frame, "rejected", frame.get("reason")) for frame in rejects],
         _part(excluded, "excluded", excluded.get("reason")),
-        _part(billed_before, "billed before", billed_before.get("reason")),
+        *_billed_before_parts(billed_before),
     ]
     if moved is not None and not moved.empty:
         internal = moved["kind"].eq(INTERNAL_ENTRY)
@@ -60,6 +60,18 @@ def empty_buckets() -> pd.DataFrame:
     """No registration read: the bucket frame with its column types."""
     dtypes = {"minutes": "Int64", "billed_minutes": "Int64", "amount": "object"}
     return pd.DataFrame({column: pd.Series(dtype=dtypes.get(column, "str")) for column in BUCKET_COLUMNS})
+
+
+def _billed_before_parts(billed_before: pd.DataFrame) -> list[pd.DataFrame]:
+    """Billed before, except on a document that failed: those wait for ``resend`` and stay ``failed``."""
+    status = billed_before.get("document_status", pd.Series("", index=billed_before.index))
+    failed = status.eq("failed")
+    waiting = billed_before[failed]
+    reason = "document " + waiting["document_reference"].astype("str") + " failed earlier; resend it"
+    return [
+        _part(billed_before[~failed], "billed before", billed_before.loc[~failed].get("reason")),
+        _part(waiting, "failed", reason),
+    ]
 
 
 def _part(frame: pd.DataFrame, bucket: str, reason: pd.Series | None) -> pd.DataFrame:

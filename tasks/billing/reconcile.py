@@ -85,7 +85,9 @@ def reconcile(
     billed = lines[before].assign(
         document_reference=lines.loc[before, "registration_id"].map(state["document_reference"]).astype("str")
     )
-    billed = billed.assign(reason=_billed_before_reasons(billed, state))
+    billed = billed.assign(
+        reason=_billed_before_reasons(billed, state), document_status=_document_status(billed, state)
+    )
     to_bill = pd.concat([charges, credits, moved_credits, vanished], ignore_index=True)
     return Reconciled(
         to_bill=to_bill,
@@ -109,12 +111,19 @@ def _moved_reasons(moved: pd.DataFrame, state: pd.DataFrame) -> pd.DataFrame:
     return moved.assign(reason=reason).reset_index(drop=True)
 
 
+def _document_status(billed: pd.DataFrame, state: pd.DataFrame) -> pd.Series:
+    """Status of the document that billed each registration (``""`` when the ledger does not say)."""
+    if "document_status" not in state.columns:
+        return pd.Series("", index=billed.index, dtype="str")
+    return billed["registration_id"].map(state["document_status"]).fillna("").astype("str")
+
+
 def _billed_before_reasons(billed: pd.DataFrame, state: pd.DataFrame) -> pd.Series:
     """``billed before in <reference>``, plus the document's status when it is not simply posted."""
     reason = "billed before in " + billed["document_reference"]
-    if "document_status" not in state.columns or billed.empty:
+    if billed.empty:
         return reason
-    status = billed["registration_id"].map(state["document_status"]).fillna("").astype("str")
+    status = _document_status(billed, state)
     unusual = status.ne("") & status.ne("posted")
     return reason.mask(unusual, reason + " (document " + status + ")")
 
