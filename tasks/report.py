@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.artifacts import markdown_table
 from tasks.load import Outcome
 
 FAILED_STATUSES = {"failed", "uncertain"}
@@ -124,8 +125,6 @@ def planned_outcomes(documents: pd.DataFrame) -> list[Outcome]:
 
 def summary_markdown(context: dict[str, Any], result: dict[str, Any], table: pd.DataFrame) -> str:
     """The run summary shown first in the Prefect UI."""
-    from tasks.artifacts import markdown_table
-
     buckets = result["buckets"]
     rows = "\n".join(
         f"| {name} | {b['count']:,} | {b['minutes']:,} | {Decimal(b['minutes']) / 60:,.2f} |"
