@@ -45,7 +45,7 @@ def describe(cls: type[BaseSettings], error: ValidationError) -> str:
         field = str(item["loc"][0]) if item["loc"] else "?"
         message = str(item["msg"]).removeprefix("Value error, ")
         if item["type"] == "missing":
-            message = "is required but not set"
+            message = "is required but not set" if message == "Field required" else message
         elif "input" in item and field not in secret_fields(cls):
             message = f"{message} (got {item['input']!r})"
         lines.append(f"{env_name(cls, field)} {message}")

@@ -571,7 +571,11 @@ async def test_bad_token_gives_one_clear_auth_error():
     text = str(caught.value)
     assert "\n" not in text
     hint = "check the token / app connector / permissions"
-    assert text == f"AFAS GET profitversion (HTTP 401): Token is ongeldig — {hint}"
+    settings_hint = (
+        "check KOPPEL_AFAS_TOKEN (an app connector switched to OAuth only needs "
+        "KOPPEL_AFAS_AUTH=client_secret or private_key_jwt)"
+    )
+    assert text == f"AFAS GET profitversion (HTTP 401): Token is ongeldig; {settings_hint} — {hint}"
 
 
 # --- insert once --------------------------------------------------------------------------------------

@@ -18,13 +18,13 @@ from typing import Any
 import httpx
 import pandas as pd
 
+from connectors.afas.auth import auth_from_settings, auth_hint
 from connectors.afas.errors import DEFAULT_TRANSIENT_RULES, AfasClassifier, TransientRule
 from connectors.afas.filters import Filter, FilterSpec, and_each, filter_params, groups_of
 from connectors.afas.frames import to_frame
 from connectors.afas.getconnectors import REGISTRY, GetConnector, lookup
 from connectors.afas.payloads import Element, Keys, Reference, body, delete_path, parse_keys, root_name
 from connectors.afas.settings import AfasSettings
-from connectors.afas.tokens import AfasTokenAuth, secret_forms
 from connectors.errors import ConnectorError, ProtocolError, QueryTooLong, UncertainOutcome
 from connectors.http import ClientLifecycle, HttpConfig, HttpLayer, RetryPolicy, Sleep, Where, decode_json
 from connectors.paging import KeysetPaginator, OffsetPaginator, Page, PageRequest, Paginator, paginate
@@ -59,20 +59,22 @@ class AfasClient(ClientLifecycle):
         seed: int | None = None,
     ) -> AfasClient:
         """Build a client from settings; ``transport``/``sleep``/``seed`` are for tests."""
-        token = settings.token.get_secret_value()
+        auth, secrets = auth_from_settings(settings, transport=transport, sleep=sleep, seed=seed)
         headers = {"Accept": "application/json", "Accept-Language": settings.language}
         if settings.integration_id:
             headers["IntegrationId"] = settings.integration_id
         config = HttpConfig(
             system=SYSTEM,
             base_url=settings.rest_base_url,
-            auth=AfasTokenAuth(token),
+            auth=auth,
             headers=headers,
             read_timeout=settings.timeout_seconds,
             max_concurrency=settings.max_concurrency,
             policy=policy,
-            classifier=AfasClassifier(tuple(transient_rules), fallback_retry_after),
-            secrets=secret_forms(token),
+            classifier=AfasClassifier(
+                tuple(transient_rules), fallback_retry_after, auth_hint=auth_hint(settings)
+            ),
+            secrets=secrets,
             transport=transport,
             seed=seed,
         )

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from connectors.errors import BusinessError, Unavailable, excerpt
+from connectors.errors import AuthError, BusinessError, Unavailable, excerpt
 from connectors.http import Classifier, Verdict, Where
 from connectors.redaction import get_logger, redact
 
@@ -119,6 +119,15 @@ class AfasClassifier(Classifier):
     transient_rules: tuple[TransientRule, ...] = DEFAULT_TRANSIENT_RULES
     fallback_retry_after: float = 30.0
     not_executed_statuses: frozenset[int] = field(default=frozenset({429, 503}))
+    auth_hint: str = ""  # what to check on a 401, per authentication mode (connectors/afas/auth.py)
+
+    def classify(self, response: httpx.Response, where: Where) -> Verdict:
+        """The shared rules; a 401 also names the settings of the authentication mode in use."""
+        verdict = super().classify(response, where)
+        if response.status_code == 401 and self.auth_hint and verdict.error is not None:
+            message = f"{verdict.error.message}; {self.auth_hint}"
+            return Verdict("fail", AuthError(message, **where.kwargs(401)))
+        return verdict
 
     def message(self, response: httpx.Response) -> str:
         """AFAS's ``externalMessage`` (or ``message``), else a body excerpt."""

@@ -1,4 +1,4 @@
-"""AFAS token normalisation and the ``AfasToken`` authentication (reference §2, decision §11.2).
+"""AFAS classic-token normalisation (reference §2, decision §11.2); the ``httpx.Auth`` is in ``auth.py``.
 
 An app-connector token is the XML ``<token><version>1</version><data>{64 hex}</data></token>``. People
 paste it as that XML, as only the 64-hex data part, or already base64-encoded; whatever was configured,
@@ -10,9 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Generator
-
-import httpx
 
 _XML = re.compile(
     r"<token>\s*<version>\s*(\d+)\s*</version>\s*<data>\s*([0-9a-fA-F]{64})\s*</data>\s*</token>"
@@ -67,18 +64,3 @@ def secret_forms(raw: str) -> list[str]:
     if data:
         forms.append(data.group(2))
     return forms
-
-
-class AfasTokenAuth(httpx.Auth):
-    """``httpx.Auth`` that adds ``Authorization: AfasToken <base64(xml)>``; its repr hides the token."""
-
-    def __init__(self, raw_token: str) -> None:
-        self._header = authorization_value(raw_token)
-
-    def __repr__(self) -> str:
-        return "AfasTokenAuth(***)"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """Set the header on every request."""
-        request.headers["Authorization"] = self._header
-        yield request

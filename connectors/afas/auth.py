@@ -1,0 +1,525 @@
+"""AFAS authentication as pluggable ``httpx.Auth``: classic token, OAuth client secret, private-key JWT.
+
+AFAS ends classic tokens (1 May 2027; app connectors with a classic token stop 31 Aug 2027). From Profit 9
+an app connector can be Hybrid or OAuth-only; a server-side integration then uses the client-credentials
+flow against ``…/ProfitRestServices/oauth/token`` (reference ``afas-oauth.md``):
+
+- ``ClassicTokenAuth``: ``Authorization: AfasToken base64(xml)`` (``KOPPEL_AFAS_AUTH=token``, the default);
+- ``OAuthAuth`` with ``ClientSecret``: ``client_id`` + ``client_secret`` in the body, or HTTP Basic with each
+  value form-urlencoded before joining (``client_secret_basic``);
+- ``OAuthAuth`` with ``PrivateKeyJwt``: a signed client assertion (RS256/PS256/ES256, ``iss`` = ``sub`` =
+  client id, ``aud`` = token endpoint, unique ``jti``, ``exp`` ≤ 5 min), a new one for every token request.
+
+The access token is cached per AFAS environment and client (``TokenCache``), shared by every client in the
+process; one token request at a time per event loop, renewed shortly before ``expires_in`` runs out. A
+resource 401 with ``WWW-Authenticate: Bearer error="invalid_token"`` renews once and retries that request
+once. Token-endpoint 429/5xx are retried like any transient failure; an OAuth error (``invalid_client``,
+``invalid_request``, an expired secret) is one ``OAuthError`` line naming the setting to fix. Every secret
+(client secret, private key, assertion, access token) is registered with ``connectors.redaction``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote_plus
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from connectors.afas.settings import AfasSettings
+from connectors.afas.tokens import authorization_value, secret_forms
+from connectors.errors import AuthError, Unavailable, excerpt
+from connectors.http import RetryPolicy, parse_retry_after
+from connectors.redaction import get_logger, redact, register_secrets
+
+log = get_logger(__name__)
+
+SYSTEM = "AFAS"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_LIFETIME = 60  # seconds; AFAS prefers iat + 60 s and allows at most 5 minutes
+MAX_ASSERTION_LIFETIME = 300
+ALGORITHMS = ("RS256", "PS256", "ES256")
+TOKEN_POLICY = RetryPolicy(max_attempts=5, base_delay=2.0, max_delay=60.0, max_total_seconds=300.0)
+Clock = Callable[[], float]
+
+
+class ClassicTokenAuth(httpx.Auth):
+    """``Authorization: AfasToken <base64(xml)>`` on every request; its repr hides the token."""
+
+    def __init__(self, raw_token: str) -> None:
+        self._header = authorization_value(raw_token)
+
+    def __repr__(self) -> str:
+        return "ClassicTokenAuth(***)"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Set the header on every request."""
+        request.headers["Authorization"] = self._header
+        yield request
+
+
+class OAuthError(AuthError):
+    """The token endpoint refused us: one line with AFAS's error code and the setting to fix."""
+
+    hint = ""
+
+    def __init__(self, message: str, *, code: str = "", setting: str = "", **where: object) -> None:
+        self.code = code
+        self.setting = setting
+        super().__init__(message, **where)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------- client authentication
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """One token request's form fields and extra headers (never logged)."""
+
+    data: dict[str, str]
+    headers: dict[str, str]
+
+
+class ClientSecret:
+    """``client_id`` + ``client_secret`` in the body, or ``client_secret_basic`` (Profit 9)."""
+
+    settings = ("KOPPEL_AFAS_CLIENT_ID", "KOPPEL_AFAS_CLIENT_SECRET")
+
+    def __init__(self, client_id: str, secret: str, *, basic: bool = False) -> None:
+        self.client_id = client_id
+        self._secret = secret
+        self.basic = basic
+        register_secrets([secret, self._basic_value()])
+
+    def __repr__(self) -> str:
+        return f"ClientSecret(client_id={self.client_id!r}, secret=***, basic={self.basic})"
+
+    def _basic_value(self) -> str:
+        # RFC 6749 §2.3.1: each value form-urlencoded before joining (AFAS's client_secret_basic).
+        joined = f"{quote_plus(self.client_id)}:{quote_plus(self._secret)}"
+        return base64.b64encode(joined.encode("utf-8")).decode("ascii")
+
+    def secrets(self) -> list[str]:
+        """Every form of the secret that must never be logged."""
+        return [self._secret, self._basic_value()]
+
+    def request(self, token_url: str) -> TokenRequest:
+        """The form fields (and Basic header) that authenticate this client."""
+        if self.basic:
+            return TokenRequest({}, {"Authorization": f"Basic {self._basic_value()}"})
+        return TokenRequest({"client_id": self.client_id, "client_secret": self._secret}, {})
+
+
+class PrivateKeyJwt:
+    """A signed client assertion per token request (RFC 7523), AFAS's preferred method."""
+
+    settings = ("KOPPEL_AFAS_CLIENT_ID", "KOPPEL_AFAS_PRIVATE_KEY", "KOPPEL_AFAS_KEY_ID")
+
+    def __init__(
+        self,
+        client_id: str,
+        private_key_pem: str,
+        *,
+        key_id: str | None = None,
+        algorithm: str | None = None,
+        lifetime: int = ASSERTION_LIFETIME,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not 0 < lifetime <= MAX_ASSERTION_LIFETIME:
+            raise ValueError("the client assertion may live at most 5 minutes")
+        self.client_id = client_id
+        self.key_id = key_id
+        self._pem = private_key_pem
+        register_secrets([private_key_pem, *private_key_pem.splitlines()])
+        self._key = load_private_key(private_key_pem)
+        self.algorithm = algorithm or default_algorithm(self._key)
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"KOPPEL_AFAS_JWT_ALGORITHM must be one of {', '.join(ALGORITHMS)}")
+        self.lifetime = lifetime
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"PrivateKeyJwt({self.client_id!r}, key=***, kid={self.key_id!r}, alg={self.algorithm})"
+
+    def secrets(self) -> list[str]:
+        """The private key's text (every line of the PEM)."""
+        return [self._pem, *self._pem.splitlines()]
+
+    def assertion(self, token_url: str) -> str:
+        """A fresh signed JWT: ``iss`` = ``sub`` = client id, ``aud`` = the token endpoint, unique ``jti``."""
+        now = int(self._clock())
+        claims = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": token_url,
+            "jti": str(uuid.uuid4()),
+            "iat": now,
+            "exp": now + self.lifetime,
+        }
+        headers = {"typ": "JWT", **({"kid": self.key_id} if self.key_id else {})}
+        signed = jwt.encode(claims, self._key, algorithm=self.algorithm, headers=headers)
+        register_secrets([signed])
+        return signed
+
+    def request(self, token_url: str) -> TokenRequest:
+        """``client_id``, ``client_assertion_type`` and a new ``client_assertion``."""
+        return TokenRequest(
+            {
+                "client_id": self.client_id,
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": self.assertion(token_url),
+            },
+            {},
+        )
+
+
+ClientAuthentication = ClientSecret | PrivateKeyJwt
+
+
+def load_private_key(pem: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+    """An RSA (≥ 2048 bits) or EC P-256 private key from PEM text; ``ValueError`` naming the setting."""
+    try:
+        key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
+    except (ValueError, TypeError):
+        raise ValueError(
+            "KOPPEL_AFAS_PRIVATE_KEY (or the file KOPPEL_AFAS_PRIVATE_KEY_PATH) is not an unencrypted PEM "
+            "private key"
+        ) from None
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size >= 2048:
+        return key
+    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
+        return key
+    raise ValueError("KOPPEL_AFAS_PRIVATE_KEY must be an RSA key of at least 2048 bits or an EC P-256 key")
+
+
+def default_algorithm(key: object) -> str:
+    """RS256 for RSA keys, ES256 for EC P-256 keys."""
+    return "ES256" if isinstance(key, ec.EllipticCurvePrivateKey) else "RS256"
+
+
+def read_private_key(path: str | Path) -> str:
+    """The PEM text of a key file (``KOPPEL_AFAS_PRIVATE_KEY_PATH``), one line if it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"KOPPEL_AFAS_PRIVATE_KEY_PATH cannot be read ({exc.strerror})") from None
+
+
+# ---------------------------------------------------------------------------- token cache
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """An access token and the monotonic time after which it is renewed."""
+
+    value: str
+    renew_at: float
+
+
+class TokenCache:
+    """The access token of one AFAS environment + client, shared by every client in the process.
+
+    ``requests`` counts token requests (tests prove concurrent calls share one). One token request runs at
+    a time per event loop: the others wait for it and reuse its token.
+    """
+
+    def __init__(self) -> None:
+        self.token: AccessToken | None = None
+        self.requests = 0
+        self._guard = threading.Lock()
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def lock(self) -> asyncio.Lock:
+        """The running event loop's lock around token requests."""
+        loop = asyncio.get_running_loop()
+        with self._guard:
+            if loop not in self._locks:
+                self._locks[loop] = asyncio.Lock()
+            return self._locks[loop]
+
+    def clear(self) -> None:
+        """Forget the token (tests; a changed secret)."""
+        self.token = None
+
+
+_caches: dict[tuple[str, str, str], TokenCache] = {}
+_caches_guard = threading.Lock()
+
+
+def token_cache(token_url: str, client_id: str, method: str) -> TokenCache:
+    """The process-wide cache of one token endpoint + client id + authentication method."""
+    key = (token_url, client_id, method)
+    with _caches_guard:
+        return _caches.setdefault(key, TokenCache())
+
+
+# ---------------------------------------------------------------------------- the OAuth httpx.Auth
+
+
+class OAuthAuth(httpx.Auth):
+    """``Authorization: Bearer <access token>`` from the client-credentials flow (async clients only)."""
+
+    def __init__(
+        self,
+        token_url: str,
+        client: ClientAuthentication,
+        *,
+        cache: TokenCache | None = None,
+        refresh_margin: float = 60.0,
+        policy: RetryPolicy = TOKEN_POLICY,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], object] | None = None,
+        clock: Clock = time.monotonic,
+        seed: int | None = None,
+    ) -> None:
+        self.token_url = token_url
+        self.client = client
+        method = "basic" if isinstance(client, ClientSecret) and client.basic else type(client).__name__
+        self.cache = cache if cache is not None else token_cache(token_url, client.client_id, method)
+        self.refresh_margin = refresh_margin
+        self.policy = policy
+        self._timeout = timeout
+        self._transport = transport
+        self._sleep = sleep or asyncio.sleep
+        self._clock = clock
+        self._rng = random.Random(seed)  # noqa: S311 — jitter, not security
+
+    def __repr__(self) -> str:
+        return f"OAuthAuth({self.token_url!r}, {self.client!r})"
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """The AFAS client is async only."""
+        raise RuntimeError("OAuthAuth needs an httpx.AsyncClient")
+        yield request  # pragma: no cover
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """Bearer token; on ``invalid_token`` renew once and retry this request once."""
+        token = await self.access_token()
+        request.headers["Authorization"] = f"Bearer {token.value}"
+        response = yield request
+        if response.status_code == 401 and rejected_token(response):
+            log.info("AFAS: the access token was rejected (invalid_token); requesting a new one")
+            token = await self.access_token(stale=token)
+            request.headers["Authorization"] = f"Bearer {token.value}"
+            yield request
+
+    async def access_token(self, *, stale: AccessToken | None = None) -> AccessToken:
+        """The cached token, or a new one (one request at a time; ``stale`` is never returned again)."""
+        current = self.cache.token
+        if current is not None and current is not stale and self._clock() < current.renew_at:
+            return current
+        async with self.cache.lock():
+            current = self.cache.token
+            if current is not None and current is not stale and self._clock() < current.renew_at:
+                return current
+            self.cache.token = await self._request_token()
+            return self.cache.token
+
+    async def _request_token(self) -> AccessToken:
+        """POST the client-credentials grant, retrying 429/5xx and connection failures (no side effects)."""
+        async with httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as http:
+            for attempt in range(1, self.policy.max_attempts + 1):
+                self.cache.requests += 1
+                wait = await self._attempt(http, attempt)
+                if isinstance(wait, AccessToken):
+                    return wait
+                await self._sleep(wait)  # type: ignore[misc]
+        raise AssertionError("unreachable: _attempt raises on the last attempt")  # pragma: no cover
+
+    async def _attempt(self, http: httpx.AsyncClient, attempt: int) -> AccessToken | float:
+        form = self.client.request(self.token_url)
+        data = {"grant_type": "client_credentials", **form.data}
+        headers = {"Accept": "application/json", **form.headers}
+        started = self._clock()
+        try:
+            response = await http.post(self.token_url, data=data, headers=headers)
+        except httpx.TransportError as exc:
+            detail = redact(f"{type(exc).__name__}: {exc}".rstrip(": "))
+            return self._retry_or_raise(f"connection failed ({detail})", None, None, attempt)
+        if response.status_code == 200:
+            return self._parse(response, started)
+        if response.status_code in (429, 502, 503, 504):
+            hint = parse_retry_after(response.headers.get("retry-after")) or _body_retry_after(response)
+            return self._retry_or_raise(_describe(response), response.status_code, hint, attempt)
+        raise oauth_error(response, self.client, self.token_url)
+
+    def _retry_or_raise(self, message: str, status: int | None, hint: float | None, attempt: int) -> float:
+        delay = max(hint or 0.0, self.policy.backoff(attempt, self._rng))
+        if attempt >= self.policy.max_attempts or (hint or 0.0) > self.policy.max_retry_after:
+            raise Unavailable(
+                f"token request: {message}; gave up after {attempt} attempts",
+                attempts=attempt,
+                system=SYSTEM,
+                method="POST",
+                endpoint="oauth/token",
+                status=status,
+            )
+        log.warning("AFAS POST oauth/token: %s; retry %d in %.2f s", message, attempt, delay)
+        return delay
+
+    def _parse(self, response: httpx.Response, started: float) -> AccessToken:
+        try:
+            body = response.json()
+            value = str(body["access_token"])
+            kind = str(body.get("token_type", "Bearer"))
+            lifetime = float(body.get("expires_in", 3600))
+        except (ValueError, KeyError, TypeError):
+            raise OAuthError(
+                "the token endpoint answered without an access_token; check KOPPEL_AFAS_TOKEN_URL",
+                setting="KOPPEL_AFAS_TOKEN_URL",
+                system=SYSTEM,
+                method="POST",
+                endpoint="oauth/token",
+                status=response.status_code,
+            ) from None
+        register_secrets([value])
+        if kind.casefold() != "bearer":
+            raise OAuthError(
+                f"the token endpoint issued a {kind!r} token; Koppel speaks Bearer only",
+                system=SYSTEM,
+                method="POST",
+                endpoint="oauth/token",
+            )
+        margin = min(self.refresh_margin, lifetime / 5)
+        log.debug("AFAS: new access token, valid %.0f s (renewed %.0f s early)", lifetime, margin)
+        return AccessToken(value, started + lifetime - margin)
+
+
+def rejected_token(response: httpx.Response) -> bool:
+    """Whether a 401 says the Bearer token itself was rejected (``error="invalid_token"``)."""
+    header = response.headers.get("www-authenticate", "")
+    return "bearer" in header.casefold() and "invalid_token" in header
+
+
+def _body_retry_after(response: httpx.Response) -> float | None:
+    try:
+        value = response.json().get("retry_after")
+        return float(value) if value is not None else None
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+def _describe(response: httpx.Response) -> str:
+    return redact(excerpt(response.content)) or response.reason_phrase
+
+
+def _oauth_body(response: httpx.Response) -> tuple[str, str]:
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return "", ""
+    if not isinstance(body, Mapping):
+        return "", ""
+    return str(body.get("error") or ""), redact(" ".join(str(body.get("error_description") or "").split()))
+
+
+def oauth_error(response: httpx.Response, client: ClientAuthentication, token_url: str) -> OAuthError:
+    """One line for a refused token request: AFAS's code, its description and the setting to fix."""
+    code, description = _oauth_body(response)
+    said = f"{code}: {description}" if description else (code or _describe(response))
+    setting, advice = _advice(code, description.casefold(), client)
+    return OAuthError(
+        f"AFAS refused the token request ({said}); {advice}",
+        code=code,
+        setting=setting,
+        system=SYSTEM,
+        method="POST",
+        endpoint="oauth/token",
+        status=response.status_code,
+    )
+
+
+def _advice(code: str, description: str, client: ClientAuthentication) -> tuple[str, str]:
+    jwt_mode = isinstance(client, PrivateKeyJwt)
+    if code == "invalid_client" and "expired" in description and not jwt_mode:
+        return (
+            "KOPPEL_AFAS_CLIENT_SECRET",
+            "the client secret has expired: add a new secret to the app connector in Profit and set "
+            "KOPPEL_AFAS_CLIENT_SECRET (docs/production.md, secret renewal)",
+        )
+    if code == "invalid_client" and jwt_mode:
+        if "aud" in description:
+            return "KOPPEL_AFAS_TOKEN_URL", "check KOPPEL_AFAS_TOKEN_URL (the assertion's audience)"
+        if any(word in description for word in ("exp", "iat", "clock", "jti", "replay")):
+            return "KOPPEL_AFAS_PRIVATE_KEY", "check this machine's clock (the assertion's iat/exp/jti)"
+        return (
+            "KOPPEL_AFAS_PRIVATE_KEY",
+            "check KOPPEL_AFAS_CLIENT_ID, KOPPEL_AFAS_PRIVATE_KEY and KOPPEL_AFAS_KEY_ID against the "
+            "certificate uploaded to the app connector",
+        )
+    if code == "invalid_client":
+        return "KOPPEL_AFAS_CLIENT_SECRET", "check KOPPEL_AFAS_CLIENT_ID and KOPPEL_AFAS_CLIENT_SECRET"
+    if code in ("unauthorized_client", "unsupported_grant_type"):
+        return (
+            "KOPPEL_AFAS_AUTH",
+            "the app connector does not accept OAuth client credentials: switch it to Hybrid or OAuth in "
+            "Profit, or set KOPPEL_AFAS_AUTH=token",
+        )
+    if code == "invalid_request":
+        return (
+            "KOPPEL_AFAS_CLIENT_SECRET_METHOD",
+            "check KOPPEL_AFAS_CLIENT_SECRET_METHOD (body or basic; Basic needs Profit 9)",
+        )
+    return "KOPPEL_AFAS_TOKEN_URL", "check KOPPEL_AFAS_TOKEN_URL and KOPPEL_AFAS_AUTH"
+
+
+def client_authentication(settings: AfasSettings) -> ClientAuthentication:
+    """The OAuth client authentication the settings describe (``auth`` is not ``token``)."""
+    client_id = settings.client_id or ""
+    if settings.auth == "client_secret":
+        secret = settings.client_secret.get_secret_value() if settings.client_secret else ""
+        return ClientSecret(client_id, secret, basic=settings.client_secret_method == "basic")  # noqa: S105
+    if settings.private_key is not None and settings.private_key.get_secret_value().strip():
+        pem = settings.private_key.get_secret_value()
+    else:
+        pem = read_private_key(settings.private_key_path or "")
+    return PrivateKeyJwt(client_id, pem, key_id=settings.key_id, algorithm=settings.jwt_algorithm)
+
+
+def auth_from_settings(
+    settings: AfasSettings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    sleep: Callable[[float], object] | None = None,
+    seed: int | None = None,
+) -> tuple[httpx.Auth, list[str]]:
+    """The ``httpx.Auth`` for ``KOPPEL_AFAS_AUTH`` and every secret text form it holds (for redaction)."""
+    if settings.auth == "token":
+        token = settings.token.get_secret_value() if settings.token else ""
+        return ClassicTokenAuth(token), secret_forms(token)
+    client = client_authentication(settings)
+    auth = OAuthAuth(
+        settings.token_endpoint,
+        client,
+        refresh_margin=settings.token_refresh_seconds,
+        timeout=min(settings.timeout_seconds, 60.0),
+        transport=transport,
+        sleep=sleep,
+        seed=seed,
+    )
+    return auth, client.secrets()
+
+
+def auth_hint(settings: AfasSettings) -> str:
+    """What to check when AFAS answers a resource call with 401, per authentication mode."""
+    if settings.auth == "token":
+        return (
+            "check KOPPEL_AFAS_TOKEN (an app connector switched to OAuth only needs "
+            "KOPPEL_AFAS_AUTH=client_secret or private_key_jwt)"
+        )
+    return "check that the connector is linked to the app connector of KOPPEL_AFAS_CLIENT_ID"
