@@ -5,8 +5,10 @@ case-insensitively): GetConnectors (``sandbox/afas_connectors.py``, query semant
 ``sandbox/afas_query.py``), ``/metainfo``, ``/metainfo/get|update/{id}``, ``/profitversion`` and the
 UpdateConnectors (``sandbox/afas_update.py``). Its state, with helpers for tests, is ``app.state.sim``
 (``sandbox/afas_state.py``). Order of checks, as Profit's proxy does them: query string over 2049
-characters → 404; IP allow-list → 403; ``Authorization: AfasToken <base64 token XML>`` → 401; connector
-not granted to the token's app connector → 401; then the request itself.
+characters → 404; IP allow-list → 403; ``POST …/oauth/token`` is the OAuth token endpoint
+(``sandbox/afas_oauth.py``); ``Authorization: AfasToken <base64 token XML>`` or ``Bearer <access token>``,
+as the app connector's mode allows, else 401 with ``WWW-Authenticate``; connector not granted to the app
+connector → 401; then the request itself.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from starlette.routing import Route
 from sandbox import afas_update
 from sandbox.afas_connectors import CONNECTORS, get_connector
 from sandbox.afas_errors import UNEXPECTED, AfasError
+from sandbox.afas_oauth import OFFER, OAuthDenial, parse_form
 from sandbox.afas_query import parse_query
 from sandbox.afas_schemas import MANDATORY, PRIMARY_KEYS, UPDATE_CONNECTORS, ObjectDef, enum_labels, schema
 from sandbox.afas_state import AfasOptions, AfasSim
@@ -38,6 +41,7 @@ PREFIX = "profitrestservices"
 MAX_QUERY = 2049  # characters from the "?" on (reference §1)
 ACCESS_DENIED = -2147024891  # E_ACCESSDENIED
 _TOKEN_XML = re.compile(r"\s*<token>\s*<version>1</version>\s*<data>([0-9A-Fa-f]{64})</data>\s*</token>\s*")
+INVALID_TOKEN = 'Bearer error="invalid_token", error_description="The access token is invalid or expired"'  # noqa: S105
 _HEADERS = {"Cache-Control": "no-store, no-cache", "X-AFAS-Proxy-Version": "4.3.0.0"}
 _UPDATE_TYPES = {"string": "string", "integer": "int", "number": "decimal", "boolean": "boolean"}
 
@@ -65,10 +69,14 @@ async def _dispatch(request: Request, sim: AfasSim) -> Response:
     client = request.client.host if request.client else ""
     if sim.options.allowed_ips is not None and client not in sim.options.allowed_ips:
         raise AfasError("ip_blocked", status=403, number=ACCESS_DENIED)
-    if not _authorised(sim, request.headers.get("authorization")):
-        raise AfasError("token", status=401, number=ACCESS_DENIED)
     route = [s.casefold() for s in segments[1:]]
     method = request.method
+    if route == ["oauth", "token"]:
+        return await _token_endpoint(request, sim) if method == "POST" else _not_found()
+    challenge = _resource_challenge(sim, request.headers.get("authorization"))
+    if challenge is not None:
+        error = AfasError("token", status=401, number=ACCESS_DENIED)
+        return _error(sim, error, request.headers.get("accept-language", ""), request.url.path, challenge)
     if method == "GET" and route == ["profitversion"]:
         return _json({"version": sim.options.profit_version})
     if method == "GET" and route[:1] == ["metainfo"]:
@@ -76,6 +84,33 @@ async def _dispatch(request: Request, sim: AfasSim) -> Response:
     if route[:1] == ["connectors"] and len(route) >= 2:
         return await _connector(request, sim, method, segments[2:])
     return _not_found()
+
+
+async def _token_endpoint(request: Request, sim: AfasSim) -> Response:
+    """``POST …/oauth/token``: the client-credentials grant (``sandbox/afas_oauth.py``)."""
+    endpoint = str(request.url.replace(query=""))
+    try:
+        form = parse_form(request, await request.body())
+        answer = sim.oauth.token(form, request.headers, endpoint, sim.options)
+    except OAuthDenial as denial:
+        headers = {**_HEADERS, **denial.headers}
+        text = json.dumps(denial.body()).encode("utf-8")
+        return Response(text, denial.status, headers=headers, media_type="application/json")
+    return _json(answer)
+
+
+def _resource_challenge(sim: AfasSim, header: str | None) -> dict[str, str] | None:
+    """``None`` when the credential is accepted, else the ``WWW-Authenticate`` header of the 401."""
+    mode = sim.options.auth_mode
+    scheme, _, value = (header or "").strip().partition(" ")
+    offer = {} if mode == "classic" else {"WWW-Authenticate": OFFER}
+    if scheme.casefold() == "bearer":
+        if mode != "classic" and sim.oauth.bearer_valid(value.strip()):
+            return None
+        return {"WWW-Authenticate": INVALID_TOKEN}
+    if scheme.casefold() == "afastoken" and mode != "oauth" and _authorised(sim, header):
+        return None
+    return offer
 
 
 def _authorised(sim: AfasSim, header: str | None) -> bool:
@@ -223,12 +258,16 @@ def _json(payload: Any, status: int = 200) -> Response:
     )
 
 
-def _error(sim: AfasSim, error: AfasError, language: str, path: str) -> Response:
+def _error(
+    sim: AfasSim, error: AfasError, language: str, path: str, headers: dict[str, str] | None = None
+) -> Response:
     reference = sim.log_reference()
     message = error.message(language)
     sim.errors.append({"status": error.status, "message": message, "reference": reference, "path": path})
     body = {"externalMessage": message, "errorNumber": error.number, "profitLogReference": reference}
-    return _json(body, status=error.status)
+    response = _json(body, status=error.status)
+    response.headers.update(headers or {})
+    return response
 
 
 def _not_found() -> Response:

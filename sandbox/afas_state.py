@@ -25,6 +25,7 @@ import pandas as pd
 from sandbox import world_afas
 from sandbox.afas_connectors import CONNECTORS, GetConnector, get_connector
 from sandbox.afas_errors import AfasError
+from sandbox.afas_oauth import OAuthClient, OAuthServer, default_client
 from sandbox.afas_query import Query, matching, ordered
 from sandbox.afas_tables import AMSTERDAM, Table, fold, rows_from_frame
 from sandbox.world import World
@@ -75,6 +76,11 @@ class AfasOptions:
     profit_version: str = "6.6.9"
     app_name: str = "Koppel"
     default_unit: int = 1  # administration used when a body leaves UnId/Unit out
+    # OAuth (Profit 9, sandbox/afas_oauth.py); every field can also be changed at run time on sim.options.
+    auth_mode: str = "classic"  # app connector: classic (token only) | hybrid | oauth (OAuth only)
+    oauth_client: OAuthClient | None = None  # client id, secret, certificate; default derived from the seed
+    secret_expired: bool = False  # the client secret is past its expiry date (Profit 9 default 180 days)
+    token_lifetime: int = 3600  # expires_in of issued access tokens, seconds
 
 
 @dataclass
@@ -123,6 +129,10 @@ class AfasSim:
             token_xml(_token_data(self.options.token)) if self.options.token else default_token(world.seed)
         )
         self.token_data = _token_data(self.token)
+        self.oauth = OAuthServer(self.options.oauth_client or default_client(world.seed))
+        self.client_id = self.oauth.client.client_id
+        self.client_secret = self.oauth.client.client_secret
+        self.private_key = self.oauth.client.private_key_pem
         letter = {"production": "O", "test": "T", "accept": "A"}.get(self.options.environment_type, "T")
         self.envid = f"{letter}{self.options.environment_number}AA"
         self.tables = _build_tables(world)

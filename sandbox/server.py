@@ -35,10 +35,14 @@ _MODULES: dict[System, str] = {
 # Where each simulator keeps the credentials it accepts (its own seed-derived defaults or its options).
 _CREDENTIALS: dict[str, tuple[System, tuple[str, ...]]] = {
     "afas_token": ("afas", ("token",)),
+    "afas_client_id": ("afas", ("client_id",)),
+    "afas_client_secret": ("afas", ("client_secret",)),
+    "afas_private_key": ("afas", ("private_key",)),
     "topdesk_login": ("topdesk", ("login",)),
     "topdesk_password": ("topdesk", ("password",)),
     "oh_token": ("oh", ("token",)),
 }
+_OPTIONAL_CREDENTIALS = frozenset({"afas_client_id", "afas_client_secret", "afas_private_key"})
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 10.0
 
@@ -52,6 +56,9 @@ class Sandbox:
     ports: Mapping[System, int]
     afas_token: str
     afas_environment: str
+    afas_client_id: str
+    afas_client_secret: str
+    afas_private_key: str  # PEM of the sandbox's OAuth key pair (private_key_jwt)
     topdesk_login: str
     topdesk_password: str
     oh_token: str
@@ -91,6 +98,19 @@ class Sandbox:
             "KOPPEL_OH_URL": self.oh_url,
             "KOPPEL_OH_TOKEN": self.oh_token,
         }
+
+    def afas_env(self, auth: str = "token", **extra: str) -> dict[str, str]:
+        """The ``KOPPEL_AFAS_*`` environment for one ``KOPPEL_AFAS_AUTH`` mode (token, client_secret, ...)."""
+        env = {key: value for key, value in self.env().items() if key.startswith("KOPPEL_AFAS_")}
+        env["KOPPEL_AFAS_AUTH"] = auth
+        if auth != "token":
+            del env["KOPPEL_AFAS_TOKEN"]
+            env["KOPPEL_AFAS_CLIENT_ID"] = self.afas_client_id
+        if auth == "client_secret":
+            env["KOPPEL_AFAS_CLIENT_SECRET"] = self.afas_client_secret
+        if auth == "private_key_jwt":
+            env["KOPPEL_AFAS_PRIVATE_KEY"] = self.afas_private_key
+        return {**env, **extra}
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready summary: URLs, credentials, control URLs and the env block."""
@@ -144,6 +164,8 @@ def _credential(apps: Mapping[System, Any], name: str) -> str:
         value = getattr(sim, attribute, None)
         if isinstance(value, str) and value:
             return value
+    if name in _OPTIONAL_CREDENTIALS:  # a stand-in app (tests) may speak classic tokens only
+        return ""
     raise RuntimeError(f"the {system} app exposes no {' / '.join(attributes)} on app.state.sim")
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import random
 import threading
@@ -111,6 +112,10 @@ class ClientSecret:
         joined = f"{quote_plus(self.client_id)}:{quote_plus(self._secret)}"
         return base64.b64encode(joined.encode("utf-8")).decode("ascii")
 
+    def fingerprint(self) -> str:
+        """A hash naming this credential in the token cache (a changed secret gets its own token)."""
+        return hashlib.sha256(f"secret|{self.basic}|{self._secret}".encode()).hexdigest()
+
     def secrets(self) -> list[str]:
         """Every form of the secret that must never be logged."""
         return [self._secret, self._basic_value()]
@@ -135,6 +140,7 @@ class PrivateKeyJwt:
         key_id: str | None = None,
         algorithm: str | None = None,
         lifetime: int = ASSERTION_LIFETIME,
+        audience: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not 0 < lifetime <= MAX_ASSERTION_LIFETIME:
@@ -148,10 +154,15 @@ class PrivateKeyJwt:
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"KOPPEL_AFAS_JWT_ALGORITHM must be one of {', '.join(ALGORITHMS)}")
         self.lifetime = lifetime
+        self.audience = audience  # None: the token endpoint (AFAS also accepts the base URL)
         self._clock = clock
 
     def __repr__(self) -> str:
         return f"PrivateKeyJwt({self.client_id!r}, key=***, kid={self.key_id!r}, alg={self.algorithm})"
+
+    def fingerprint(self) -> str:
+        """A hash naming this credential in the token cache (a new key gets its own token)."""
+        return hashlib.sha256(f"jwt|{self.key_id}|{self._pem}".encode()).hexdigest()
 
     def secrets(self) -> list[str]:
         """The private key's text (every line of the PEM)."""
@@ -163,7 +174,7 @@ class PrivateKeyJwt:
         claims = {
             "iss": self.client_id,
             "sub": self.client_id,
-            "aud": token_url,
+            "aud": self.audience or token_url,
             "jti": str(uuid.uuid4()),
             "iat": now,
             "exp": now + self.lifetime,
@@ -260,9 +271,9 @@ _caches: dict[tuple[str, str, str], TokenCache] = {}
 _caches_guard = threading.Lock()
 
 
-def token_cache(token_url: str, client_id: str, method: str) -> TokenCache:
-    """The process-wide cache of one token endpoint + client id + authentication method."""
-    key = (token_url, client_id, method)
+def token_cache(token_url: str, client_id: str, credential: str) -> TokenCache:
+    """The process-wide cache of one token endpoint + client id + credential fingerprint."""
+    key = (token_url, client_id, credential)
     with _caches_guard:
         return _caches.setdefault(key, TokenCache())
 
@@ -289,8 +300,9 @@ class OAuthAuth(httpx.Auth):
     ) -> None:
         self.token_url = token_url
         self.client = client
-        method = "basic" if isinstance(client, ClientSecret) and client.basic else type(client).__name__
-        self.cache = cache if cache is not None else token_cache(token_url, client.client_id, method)
+        self.cache = (
+            cache if cache is not None else token_cache(token_url, client.client_id, client.fingerprint())
+        )
         self.refresh_margin = refresh_margin
         self.policy = policy
         self._timeout = timeout
@@ -356,6 +368,14 @@ class OAuthAuth(httpx.Auth):
         if response.status_code in (429, 502, 503, 504):
             hint = parse_retry_after(response.headers.get("retry-after")) or _body_retry_after(response)
             return self._retry_or_raise(_describe(response), response.status_code, hint, attempt)
+        if response.status_code >= 500:
+            raise Unavailable(
+                f"token request: {_describe(response)}",
+                system=SYSTEM,
+                method="POST",
+                endpoint="oauth/token",
+                status=response.status_code,
+            )
         raise oauth_error(response, self.client, self.token_url)
 
     def _retry_or_raise(self, message: str, status: int | None, hint: float | None, attempt: int) -> float:
@@ -455,7 +475,13 @@ def _advice(code: str, description: str, client: ClientAuthentication) -> tuple[
     if code == "invalid_client" and jwt_mode:
         if "aud" in description:
             return "KOPPEL_AFAS_TOKEN_URL", "check KOPPEL_AFAS_TOKEN_URL (the assertion's audience)"
-        if any(word in description for word in ("exp", "iat", "clock", "jti", "replay")):
+        if "jti" in description or "replay" in description:
+            return (
+                "KOPPEL_AFAS_PRIVATE_KEY",
+                "an assertion was presented twice; Koppel makes a new one per request, so if this repeats "
+                "someone replays them: replace KOPPEL_AFAS_PRIVATE_KEY (`koppel afas keygen`)",
+            )
+        if any(word in description for word in ("exp", "iat", "clock")):
             return "KOPPEL_AFAS_PRIVATE_KEY", "check this machine's clock (the assertion's iat/exp/jti)"
         return (
             "KOPPEL_AFAS_PRIVATE_KEY",

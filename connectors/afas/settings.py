@@ -136,5 +136,7 @@ def _required_for(value: object, info: ValidationInfo, modes: tuple[str, ...]) -
     auth = info.data.get("auth", "token")
     empty = value is None or (isinstance(value, SecretStr) and not value.get_secret_value().strip())
     if auth in modes and empty:
-        raise PydanticCustomError("missing", "is required but not set (KOPPEL_AFAS_AUTH={auth})", {"auth": auth})
+        raise PydanticCustomError(
+            "missing", "is required but not set (KOPPEL_AFAS_AUTH={auth})", {"auth": auth}
+        )
     return value
