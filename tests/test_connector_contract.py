@@ -3,12 +3,15 @@
 Each connector joins by describing itself as a ``Contract``: how to build a client (with wrong
 credentials too), one standard read (paged to the last page), an empty read, the expected ids, the
 pandera schema its frame must meet, and a cheap probe request for the fault tests. The
-occupational-health client joins later with its own ``Contract``.
+occupational-health client joins later with its own ``Contract``. The AFAS client runs the suite once per
+authentication mode (classic token, OAuth client secret in the body and as Basic, private-key JWT) against a
+Hybrid app connector.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +30,8 @@ from connectors.occupational_health.settings import OccupationalHealthSettings
 from connectors.topdesk.client import TopdeskClient
 from connectors.topdesk.settings import TopdeskSettings
 from connectors.topdesk.timeregistrations import TimeRegistrationOptions, read_time_registrations
+from koppel.keygen import generate
+from sandbox.afas_state import AfasOptions
 from sandbox.server import Sandbox, running_sandbox
 from sandbox.world import generate_world
 from schemas.afas import Debtors
@@ -47,7 +52,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    with running_sandbox(generate_world(seed=23, scale=900, months=1)) as running:
+    options = {"afas": AfasOptions(auth_mode="hybrid")}
+    with running_sandbox(generate_world(seed=23, scale=900, months=1), options=options) as running:
         yield running
 
 
@@ -83,14 +89,27 @@ class Contract:
     probe: Callable[[Any], Awaitable[None]]  # one cheap GET
     probe_path: str
     throttle_status: int  # what the sandbox's "throttle" fault answers with
+    auth_hint: str = "check the token / app connector / permissions"  # in every auth failure
 
 
-def afas_client(sandbox: Sandbox, *, bad_credentials=False, policy=DEFAULT_POLICY, sleep=None) -> AfasClient:
-    token = "0" * 64 if bad_credentials else sandbox.afas_token
-    settings = AfasSettings(
-        environment_number=sandbox.afas_environment, token=token, base_url=sandbox.afas_url
-    )
-    return AfasClient.from_settings(settings, policy=policy, sleep=sleep, seed=1)
+def afas_client(
+    sandbox: Sandbox, *, bad_credentials=False, policy=DEFAULT_POLICY, sleep=None, mode="token"
+) -> AfasClient:
+    auth = "client_secret" if mode.startswith("client_secret") else mode
+    env = sandbox.afas_env(auth)
+    values: dict[str, Any] = {
+        "environment_number": sandbox.afas_environment,
+        "base_url": sandbox.afas_url,
+        "auth": auth,
+        "token": "0" * 64 if bad_credentials else sandbox.afas_token,
+        "client_id": env.get("KOPPEL_AFAS_CLIENT_ID"),
+        "client_secret": "not-the-secret" if bad_credentials else env.get("KOPPEL_AFAS_CLIENT_SECRET"),
+        "client_secret_method": "basic" if mode.endswith("basic") else "body",
+        "private_key": generate("not-the-key", kind="ec").private_key_pem
+        if bad_credentials
+        else env.get("KOPPEL_AFAS_PRIVATE_KEY"),
+    }
+    return AfasClient.from_settings(AfasSettings(**values), policy=policy, sleep=sleep, seed=1)
 
 
 def topdesk_client(
@@ -133,10 +152,10 @@ def oh_read(client: OhClient, size: int) -> Awaitable[pd.DataFrame]:
     return client.registered_absences(page_size=max(1, size // 100))
 
 
-CONTRACTS = [
-    Contract(
+def afas_contract(mode: str, auth_hint: str) -> Contract:
+    return Contract(
         system="afas",
-        client=afas_client,
+        client=functools.partial(afas_client, mode=mode),
         read=lambda c, size: c.read_frame("Profit_Debtor", page_size=size),
         read_empty=lambda c: c.read_frame("Profit_Debtor", filters=Filter("DebtorId", "=", "no-such-debtor")),
         expected_ids=lambda s: {r["DebtorId"] for r in s.apps["afas"].state.sim.documents("Profit_Debtor")},
@@ -145,7 +164,15 @@ CONTRACTS = [
         probe=lambda c: c.profit_version(),
         probe_path="/ProfitRestServices/profitversion",
         throttle_status=503,
-    ),
+        auth_hint=auth_hint,
+    )
+
+
+CONTRACTS = [
+    afas_contract("token", "KOPPEL_AFAS_TOKEN"),
+    afas_contract("client_secret", "KOPPEL_AFAS_CLIENT_SECRET"),
+    afas_contract("client_secret_basic", "KOPPEL_AFAS_CLIENT_SECRET"),
+    afas_contract("private_key_jwt", "KOPPEL_AFAS_PRIVATE_KEY"),
     Contract(
         system="topdesk",
         client=topdesk_client,
@@ -173,7 +200,17 @@ CONTRACTS = [
 ]
 
 
-@pytest.fixture(params=CONTRACTS, ids=[c.system for c in CONTRACTS])
+CONTRACT_IDS = [
+    "afas",
+    "afas-client-secret",
+    "afas-client-secret-basic",
+    "afas-private-key-jwt",
+    "topdesk",
+    "oh",
+]
+
+
+@pytest.fixture(params=CONTRACTS, ids=CONTRACT_IDS)
 def contract(request: pytest.FixtureRequest) -> Contract:
     return request.param
 
@@ -182,8 +219,9 @@ async def test_auth_failure_is_one_clear_auth_error(sandbox, contract):
     async with contract.client(sandbox, bad_credentials=True) as client:
         with pytest.raises(AuthError) as caught:
             await contract.probe(client)
-    assert caught.value.status == 401 and "\n" not in str(caught.value)
-    assert "check the token / app connector / permissions" in str(caught.value)
+    # OAuth: the token endpoint answers 400 invalid_client (401 for failed Basic), before any resource call.
+    assert caught.value.status in (400, 401) and "\n" not in str(caught.value)
+    assert contract.auth_hint in str(caught.value)
 
 
 async def test_paging_to_the_last_page(sandbox, contract):
@@ -207,29 +245,36 @@ async def test_transient_fault_then_success(sandbox, contract, kind):
     async def calm_down(_: float) -> None:
         sandbox.set_knobs(contract.system, fault_rate=0.0)  # the fault lasts exactly one request
 
-    sandbox.set_knobs(contract.system, fault_rate=1.0, fault_kinds=[kind], retry_after_seconds=0)
     sandbox.reset_counters(contract.system)
-    try:
-        async with contract.client(sandbox, sleep=calm_down) as client:
+    async with contract.client(sandbox, sleep=calm_down) as client:
+        await contract.probe(client)  # warm: an OAuth client holds its access token from here on
+        warm = sum(s["retries"] for s in client.stats().values())
+        await counted(sandbox, contract.system, contract.probe_path, 1)  # the warm-up is counted late
+        sandbox.set_knobs(contract.system, fault_rate=1.0, fault_kinds=[kind], retry_after_seconds=0)
+        sandbox.reset_counters(contract.system)
+        try:
             await contract.probe(client)
             stats = client.stats()
-    finally:
-        sandbox.set_knobs(contract.system, fault_rate=0.0)
+        finally:
+            sandbox.set_knobs(contract.system, fault_rate=0.0)
     status = contract.throttle_status if kind == "throttle" else 503
     entry = await counted(sandbox, contract.system, contract.probe_path, 2)
     assert entry["statuses"] == {str(status): 1, "200": 1} and entry["faults"] == {kind: 1}
-    assert sum(s["retries"] for s in stats.values()) == 1
+    assert sum(s["retries"] for s in stats.values()) - warm == 1
 
 
 async def test_server_error_exhaustion_is_unavailable(sandbox, contract):
-    sandbox.set_knobs(contract.system, fault_rate=1.0, fault_kinds=["unavailable"], retry_after_seconds=0)
     sandbox.reset_counters(contract.system)
-    try:
-        async with contract.client(sandbox, policy=policy(attempts=3)) as client:
+    async with contract.client(sandbox, policy=policy(attempts=3)) as client:
+        await contract.probe(client)  # warm: an OAuth client holds its access token from here on
+        await counted(sandbox, contract.system, contract.probe_path, 1)  # the warm-up is counted late
+        sandbox.set_knobs(contract.system, fault_rate=1.0, fault_kinds=["unavailable"], retry_after_seconds=0)
+        sandbox.reset_counters(contract.system)
+        try:
             with pytest.raises(Unavailable) as caught:
                 await contract.probe(client)
-    finally:
-        sandbox.set_knobs(contract.system, fault_rate=0.0)
+        finally:
+            sandbox.set_knobs(contract.system, fault_rate=0.0)
     assert caught.value.last_status == 503 and "gave up after 3 attempts" in str(caught.value)
     assert (await counted(sandbox, contract.system, contract.probe_path, 3))["count"] == 3
 
