@@ -1,0 +1,93 @@
+"""Every AFAS-using flow end to end in each authentication mode.
+
+The flows' own representative end-to-end tests are run again against a sandbox whose app connector is
+classic-only (``KOPPEL_AFAS_AUTH=token``) or OAuth-only (``client_secret``, ``private_key_jwt``), so nothing
+can fall back to a classic token. OAuth access tokens live 3 seconds here: every flow run outlives several
+of them, so the refresh (and, for a token that dies early, the one retry) happens inside real runs, and the
+tests' own read-backs prove nothing was posted twice.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.afas_state import AfasOptions
+from sandbox.server import running_sandbox
+from tests import invoice_support
+from tests import test_company_sync_flows as company
+from tests import test_hr_flows as hr
+from tests import test_invoice_hours_flow as invoicing
+from tests.test_company_sync_flows import enabled_config  # noqa: F401 — a fixture used below
+
+pytestmark = [pytest.mark.prefect, pytest.mark.slow]
+
+MODES = ["token", "client_secret", "private_key_jwt"]
+TOKEN_LIFETIME = 3  # seconds
+
+
+def sandbox_for(world, mode: str, monkeypatch, tmp_path):
+    """A sandbox whose app connector takes only ``mode``, with Koppel's settings pointed at it."""
+    options = AfasOptions(auth_mode="classic" if mode == "token" else "oauth", token_lifetime=TOKEN_LIFETIME)
+    running = running_sandbox(world, options={"afas": options})
+    sandbox = running.__enter__()
+    for key, value in {**sandbox.env(), **sandbox.afas_env(mode)}.items():
+        monkeypatch.setenv(key, value)
+    if mode != "token":
+        monkeypatch.delenv("KOPPEL_AFAS_TOKEN")
+    monkeypatch.setenv("KOPPEL_STATE_DB_URL", f"sqlite:///{tmp_path / 'state.db'}")
+    return running, sandbox
+
+
+@pytest.fixture
+def world_sandbox(request, monkeypatch, tmp_path):
+    world, mode = request.param
+    running, sandbox = sandbox_for(world(), mode, monkeypatch, tmp_path)
+    try:
+        yield sandbox
+    finally:
+        running.__exit__(None, None, None)
+    sim = sandbox.apps["afas"].state.sim
+    if mode != "token":
+        assert sim.oauth.issued >= 1  # really spoke OAuth
+    assert all(error["status"] != 401 for error in sim.errors)  # no call was refused for its credentials
+
+
+def params(world):
+    return [pytest.param((world, mode), id=mode) for mode in MODES]
+
+
+@pytest.mark.parametrize("world_sandbox", params(invoice_support.small_world), indirect=True)
+def test_invoice_hours(prefect_harness, world_sandbox) -> None:
+    invoicing.test_end_to_end_conservation_and_afas_matches_the_plan_cent_by_cent(
+        prefect_harness, world_sandbox
+    )
+    sim = world_sandbox.apps["afas"].state.sim
+    posted = len(sim.posted)
+    invoicing.run()  # a rerun, after the first run's tokens expired: nothing is posted twice
+    assert len(sim.posted) == posted
+
+
+@pytest.mark.parametrize("world_sandbox", params(company.small_world), indirect=True)
+def test_create_missing_debtors(prefect_harness, world_sandbox, enabled_config) -> None:  # noqa: F811
+    company.test_missing_debtor_created_once_across_reruns_and_linked(
+        prefect_harness, world_sandbox, enabled_config
+    )
+
+
+@pytest.mark.parametrize("world_sandbox", params(company.small_world), indirect=True)
+def test_import_debtors(prefect_harness, world_sandbox) -> None:
+    company.test_import_debtors_records_what_changed_and_when(prefect_harness, world_sandbox)
+
+
+@pytest.mark.parametrize("world_sandbox", params(hr.small_world), indirect=True)
+def test_hr_sync(prefect_harness, world_sandbox) -> None:
+    hr.test_first_run_sends_everything_in_order_second_nothing_and_a_closed_absence_follows(
+        prefect_harness, world_sandbox
+    )
+
+
+@pytest.mark.parametrize("world_sandbox", params(hr.small_world), indirect=True)
+def test_absence_to_afas(prefect_harness, world_sandbox, tmp_path) -> None:
+    hr.test_absence_registered_in_oh_appears_once_in_afas_also_after_a_rerun(
+        prefect_harness, world_sandbox, tmp_path
+    )
