@@ -1,6 +1,8 @@
 """The ``koppel`` command line: checks and management of the state store.
 
-``koppel settings`` prints the settings in effect (secrets masked) or one line per wrong setting.
+``koppel settings`` prints the settings in effect with where each came from (env, block, default; secrets
+masked) or one line per wrong setting; ``koppel afas keygen`` makes the key pair and certificate for AFAS
+OAuth (private-key JWT).
 ``koppel exclusions add|list|remove`` manages the ignore list, ``koppel resend`` frees failed documents so the
 next invoice-hours run bills their registrations again, ``koppel ledger`` shows what the ledger knows about a
 document or a registration, and ``koppel statistics`` sums up a billing month (examples: docs/operations.md).
@@ -13,19 +15,22 @@ cannot be resent) print one line on stderr and exit with code 1.
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from connectors.afas.settings import AfasSettings
 from connectors.occupational_health.settings import OccupationalHealthSettings
 from connectors.topdesk.settings import TopdeskSettings
-from koppel.settings import SettingsError, load
+from koppel.settings import Resolved, SettingsError, env_name, load, mask_url_password, resolve
 from store.settings import StoreSettings
 
 if TYPE_CHECKING:
@@ -37,6 +42,8 @@ if TYPE_CHECKING:
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Koppel: AFAS ↔ TOPdesk ↔ HR pipelines.")
 exclusions_app = typer.Typer(no_args_is_help=True, help="The ignore list: what is never billed.")
 app.add_typer(exclusions_app, name="exclusions")
+afas_app = typer.Typer(no_args_is_help=True, help="AFAS Profit: OAuth key material.")
+app.add_typer(afas_app, name="afas")
 
 SYSTEMS: dict[str, type[BaseSettings]] = {
     "afas": AfasSettings,
@@ -57,20 +64,46 @@ def settings_command(
         list[str] | None, typer.Argument(help="afas, topdesk, occupational-health, state (default: all).")
     ] = None,
 ) -> None:
-    """Show the settings in effect (secrets masked), or one clear line per wrong or missing setting."""
+    """Show each setting in effect and where it came from (env, block, default), secrets masked.
+
+    Blocks are consulted when a Prefect API is configured (``PREFECT_API_URL``); a wrong or missing
+    setting is one clear line per system.
+    """
     failed = False
     for name in system or list(SYSTEMS):
         if name not in SYSTEMS:
             raise typer.BadParameter(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
         try:
-            settings = load(SYSTEMS[name])
+            resolved = resolve_for_cli(SYSTEMS[name])
         except SettingsError as error:
             typer.echo(f"{name}: {error}", err=True)
             failed = True
             continue
-        typer.echo(f"{name}: {settings!r}")
+        typer.echo(f"{name}:")
+        for field, source in resolved.sources.items():
+            value = shown_value(getattr(resolved.settings, field))
+            typer.echo(f"  {env_name(SYSTEMS[name], field)} = {value}  ({source})")
     if failed:
         raise typer.Exit(code=2)
+
+
+def resolve_for_cli(cls: type[BaseSettings]) -> Resolved[BaseSettings]:
+    """Settings with their sources; blocks only when a Prefect API is configured (stays quick otherwise)."""
+    if not os.environ.get("PREFECT_API_URL"):
+        return resolve(cls)
+    from tasks.secrets import resolve_settings
+
+    return resolve_settings(cls)
+
+
+def shown_value(value: object) -> str:
+    """A setting as ``koppel settings`` prints it: secrets masked, a database URL without its password."""
+    if isinstance(value, SecretStr):
+        text = value.get_secret_value()
+        if not text:
+            return "(empty)"
+        return mask_url_password(text) if "@" in text and "://" in text else "***"
+    return "(not set)" if value is None else repr(value)
 
 
 def fail(message: str) -> NoReturn:
@@ -292,6 +325,48 @@ def statistics_command(
     failures = stats.afas_failures(documents)
     typer.echo(f"AFAS failures ({len(failures)}):")
     show(failures[["reference", "status", "error_message", "profit_log_reference"]], "  (none)")
+
+
+# --- afas ---------------------------------------------------------------------------------------------------
+
+
+CURRENT_FOLDER = Path(".")
+
+
+@afas_app.command("keygen")
+def afas_keygen(
+    environment: str = typer.Argument(..., help="The customer environment it is for, e.g. O12345AA."),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the two files.")] = CURRENT_FOLDER,
+    kind: str = typer.Option("rsa", "--kind", help="rsa (3072 bits, RS256) or ec (P-256, ES256)."),
+    days: int = typer.Option(730, "--days", help="Validity of the certificate in days."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
+) -> None:
+    """Make a key pair and self-signed X.509 certificate for one AFAS environment (private-key JWT).
+
+    Writes ``<environment>-private-key.pem`` (mode 600: keep it on the worker or in the koppel-afas block)
+    and ``<environment>-certificate.pem`` (upload it to the app connector in Profit). Prints the
+    certificate's SHA-1 thumbprint, the ``kid`` AFAS expects unless you set a key id in Profit.
+    """
+    from koppel.keygen import generate
+
+    if kind not in ("rsa", "ec"):
+        raise typer.BadParameter("choose rsa or ec", param_hint="--kind")
+    key_path = out / f"{environment}-private-key.pem"
+    cert_path = out / f"{environment}-certificate.pem"
+    existing = [str(p) for p in (key_path, cert_path) if p.exists()]
+    if existing and not force:
+        fail(f"{', '.join(existing)} already exists; use --force to replace (and upload the new certificate)")
+    material = generate(f"koppel {environment}", kind=kind, days=days)  # type: ignore[arg-type]
+    out.mkdir(parents=True, exist_ok=True)
+    key_path.touch(mode=0o600, exist_ok=True)
+    key_path.chmod(0o600)
+    key_path.write_text(material.private_key_pem, encoding="ascii")
+    cert_path.write_text(material.certificate_pem, encoding="ascii")
+    typer.echo(
+        f"private key: {key_path} (keep it secret; KOPPEL_AFAS_PRIVATE_KEY_PATH or the koppel-afas block)"
+    )
+    typer.echo(f"certificate: {cert_path} (upload it to the app connector in Profit)")
+    typer.echo(f"thumbprint (SHA-1, the default kid): {material.thumbprint}")
 
 
 def main() -> None:

@@ -65,15 +65,15 @@ def create_engine_for(
 ) -> Engine:
     """Create (but do not migrate) the engine for ``settings.db_url``; ``kwargs`` go to create_engine."""
     options: dict[str, Any] = {"json_serializer": json_dumps, "json_deserializer": json_loads, **kwargs}
-    if settings.db_url.startswith("sqlite"):
+    if settings.url.startswith("sqlite"):
         settings.ensure_directory()
         connect_args = {"check_same_thread": False, **options.pop("connect_args", {})}
-        engine = create_engine(settings.db_url, connect_args=connect_args, **options)
+        engine = create_engine(settings.url, connect_args=connect_args, **options)
         _configure_sqlite(engine, sqlite_busy_timeout_ms)
         return engine
     options.setdefault("pool_size", 5)
     options.setdefault("max_overflow", 10)
-    return create_engine(settings.db_url, pool_pre_ping=True, **options)
+    return create_engine(settings.url, pool_pre_ping=True, **options)
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

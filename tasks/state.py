@@ -30,7 +30,7 @@ def _engine_for(url: str) -> Engine:
 
 def state_engine() -> Engine:
     """The engine of the configured state database, migrated once per process and URL."""
-    return _engine_for(load_settings(StoreSettings).db_url)
+    return _engine_for(load_settings(StoreSettings).url)
 
 
 @task(name="open-run", cache_policy=NO_CACHE)

@@ -104,7 +104,7 @@ def test_topdesk_and_oh_settings(monkeypatch) -> None:
 
 def test_state_db_default_and_validation(monkeypatch) -> None:
     monkeypatch.delenv("KOPPEL_STATE_DB_URL", raising=False)
-    assert load(StoreSettings).db_url == "sqlite:///.koppel/state.db"
+    assert load(StoreSettings).url == "sqlite:///.koppel/state.db"
     monkeypatch.setenv("KOPPEL_STATE_DB_URL", "mysql://x")
     with pytest.raises(SettingsError, match="KOPPEL_STATE_DB_URL must be a sqlite"):
         load(StoreSettings)
