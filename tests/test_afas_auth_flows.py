@@ -9,8 +9,12 @@ tests' own read-backs prove nothing was posted twice.
 
 from __future__ import annotations
 
+import logging
+import os
+
 import pytest
 
+from connectors.afas.auth import PrivateKeyJwt
 from sandbox.afas_state import AfasOptions
 from sandbox.server import running_sandbox
 from tests import invoice_support
@@ -57,7 +61,17 @@ def params(world):
 
 
 @pytest.mark.parametrize("world_sandbox", params(invoice_support.small_world), indirect=True)
-def test_invoice_hours(prefect_harness, world_sandbox) -> None:
+def test_invoice_hours(prefect_harness, world_sandbox, caplog, monkeypatch, tmp_path) -> None:
+    for name in (None, "httpx", "httpcore", "connectors", "prefect"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    assertions: list[str] = []
+    sign = PrivateKeyJwt.assertion
+
+    def spy(self, url):
+        assertions.append(sign(self, url))
+        return assertions[-1]
+
+    monkeypatch.setattr(PrivateKeyJwt, "assertion", spy)
     invoicing.test_end_to_end_conservation_and_afas_matches_the_plan_cent_by_cent(
         prefect_harness, world_sandbox
     )
@@ -65,6 +79,42 @@ def test_invoice_hours(prefect_harness, world_sandbox) -> None:
     posted = len(sim.posted)
     invoicing.run()  # a rerun, after the first run's tokens expired: nothing is posted twice
     assert len(sim.posted) == posted
+    mode = os.environ["KOPPEL_AFAS_AUTH"]
+    if mode == "token":
+        return
+    secrets = [
+        world_sandbox.afas_client_secret,
+        *[line for line in world_sandbox.afas_private_key.splitlines() if "-----" not in line],
+        *assertions,
+        *sim.oauth.tokens,
+    ]
+    assert len(sim.oauth.tokens) >= 1 and (len(assertions) >= 1 or mode == "client_secret")
+    places = {
+        "logs": caplog.text + flow_run_logs(),
+        "artifacts": every_artifact(),
+        "state database": (tmp_path / "state.db").read_bytes().decode("utf-8", errors="replace"),
+    }
+    assert "oauth/token" in places["logs"]  # the DEBUG wire log of the token requests was captured
+    leaked = {where: [s[:10] for s in secrets if s in text] for where, text in places.items()}
+    assert leaked == {"logs": [], "artifacts": [], "state database": []}
+
+
+def flow_run_logs() -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import LogSort
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(limit=200, sort=LogSort.TIMESTAMP_DESC)
+    return "\n".join(log.message for log in logs)
+
+
+def every_artifact() -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(limit=200, sort=ArtifactSort.CREATED_DESC)
+    return "\n".join(str(a.data) + str(a.description) for a in artifacts)
 
 
 @pytest.mark.parametrize("world_sandbox", params(company.small_world), indirect=True)
