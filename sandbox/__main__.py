@@ -1,7 +1,8 @@
 """Command line of the sandbox.
 
 ``python -m sandbox serve [--host H] [--afas-port N] [--topdesk-port N] [--oh-port N] [--seed S] [--scale N]
-[--latency-ms N] [--fault-rate F]`` serves the three simulators, prints ONE JSON line (URLs, credentials,
+[--latency-ms N] [--fault-rate F] [--afas-auth-mode classic|hybrid|oauth] [--afas-token-lifetime S]``
+serves the three simulators, prints ONE JSON line (URLs, credentials,
 control URLs and the ``KOPPEL_*`` env block) and runs until SIGINT/SIGTERM.
 
 ``python -m sandbox world [--seed S] [--scale N]`` prints one JSON line: rows per frame and the fingerprint.
@@ -30,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
         serve.add_argument(f"--{system}-port", type=int, default=0, help="0 = a free port")
     serve.add_argument("--latency-ms", type=int, default=0, help="added to every request of all three")
     serve.add_argument("--fault-rate", type=float, default=0.0, help="share of requests given a fault")
+    serve.add_argument(
+        "--afas-auth-mode",
+        choices=("classic", "hybrid", "oauth"),
+        default="classic",
+        help="AFAS app connector: classic token only, hybrid, or OAuth only",
+    )
+    serve.add_argument("--afas-token-lifetime", type=int, default=3600, help="expires_in of OAuth tokens")
     world = commands.add_parser("world", help="print a one-line summary of the generated world")
     for sub in (serve, world):
         sub.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -52,6 +60,7 @@ def _wait_for_signal() -> None:
 
 def serve(args: argparse.Namespace) -> None:
     """Run the sandbox until a signal arrives."""
+    from sandbox.afas_state import AfasOptions
     from sandbox.server import running_sandbox
 
     knobs = Knobs(seed=args.seed, latency_ms=args.latency_ms, fault_rate=args.fault_rate)
@@ -64,6 +73,7 @@ def serve(args: argparse.Namespace) -> None:
         afas_knobs=knobs,
         topdesk_knobs=knobs,
         oh_knobs=knobs,
+        options={"afas": AfasOptions(auth_mode=args.afas_auth_mode, token_lifetime=args.afas_token_lifetime)},
     ) as sandbox:
         _emit(sandbox.describe())
         _wait_for_signal()

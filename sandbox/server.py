@@ -120,6 +120,8 @@ class Sandbox:
             "oh_url": self.oh_url,
             "afas_environment": self.afas_environment,
             "afas_token": self.afas_token,
+            "afas_client_id": self.afas_client_id,
+            "afas_client_secret": self.afas_client_secret,
             "topdesk_login": self.topdesk_login,
             "topdesk_password": self.topdesk_password,
             "oh_token": self.oh_token,

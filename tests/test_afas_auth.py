@@ -252,6 +252,21 @@ async def test_a_run_longer_than_the_token_lifetime_renews_and_posts_once(sandbo
         assert len(posted_with(sim, reference)) == 1, reference
 
 
+async def test_a_token_refused_again_after_renewal_is_one_auth_error_after_one_retry(sandbox, sim):
+    sim.options.token_lifetime = 0  # every token is dead on arrival: renewal cannot help
+    sandbox.reset_counters("afas")
+    async with fresh(client(sandbox, "client_secret")) as afas:
+        before = sim.oauth.token_requests
+        with pytest.raises(AuthError) as caught:
+            await afas.insert("FbDirectInvoice", invoice(open_debtor(sim), "KOPPEL-DEAD-TOKEN"))
+    assert sim.oauth.token_requests - before == 2  # the first token and one renewal
+    await asyncio.sleep(0.05)
+    posts = sandbox.counters("afas")["endpoints"]["POST /ProfitRestServices/connectors/FbDirectInvoice"]
+    assert posts["statuses"] == {"401": 2}  # the request and its one retry
+    assert "\n" not in str(caught.value) and "HTTP 401" in str(caught.value)
+    assert posted_with(sim, "KOPPEL-DEAD-TOKEN") == []
+
+
 async def test_503_from_the_token_endpoint_is_retried(sandbox, sim):
     async def calm_down(_: float) -> None:
         sandbox.set_knobs("afas", fault_rate=0.0)
@@ -344,9 +359,8 @@ async def test_basic_with_special_characters_is_accepted(sandbox, sim):
 # ---------------------------------------------------------------------------- secrets stay secret
 
 
-async def test_no_secret_assertion_or_access_token_in_logs_errors_or_reprs(sandbox, sim, caplog, monkeypatch):
-    for name in (None, "httpx", "httpcore", "connectors"):
-        caplog.set_level(logging.DEBUG, logger=name)
+def signed_assertions(monkeypatch) -> list[str]:
+    """Every client assertion signed from now on (DEBUG logs and errors are then searched for them)."""
     assertions: list[str] = []
     original = PrivateKeyJwt.assertion
 
@@ -355,6 +369,13 @@ async def test_no_secret_assertion_or_access_token_in_logs_errors_or_reprs(sandb
         return assertions[-1]
 
     monkeypatch.setattr(PrivateKeyJwt, "assertion", spy)
+    return assertions
+
+
+async def test_no_secret_assertion_or_access_token_in_logs_errors_or_reprs(sandbox, sim, caplog, monkeypatch):
+    for name in (None, "httpx", "httpcore", "connectors"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    assertions = signed_assertions(monkeypatch)
     texts: list[str] = []
     for mode in ("client_secret", "client_secret_basic", "private_key_jwt"):
         afas = client(sandbox, mode)

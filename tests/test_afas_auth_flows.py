@@ -14,13 +14,13 @@ import os
 
 import pytest
 
-from connectors.afas.auth import PrivateKeyJwt
 from sandbox.afas_state import AfasOptions
 from sandbox.server import running_sandbox
 from tests import invoice_support
 from tests import test_company_sync_flows as company
 from tests import test_hr_flows as hr
 from tests import test_invoice_hours_flow as invoicing
+from tests.test_afas_auth import signed_assertions
 from tests.test_company_sync_flows import enabled_config  # noqa: F401 — a fixture used below
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
@@ -64,14 +64,7 @@ def params(world):
 def test_invoice_hours(prefect_harness, world_sandbox, caplog, monkeypatch, tmp_path) -> None:
     for name in (None, "httpx", "httpcore", "connectors", "prefect"):
         caplog.set_level(logging.DEBUG, logger=name)
-    assertions: list[str] = []
-    sign = PrivateKeyJwt.assertion
-
-    def spy(self, url):
-        assertions.append(sign(self, url))
-        return assertions[-1]
-
-    monkeypatch.setattr(PrivateKeyJwt, "assertion", spy)
+    assertions = signed_assertions(monkeypatch)
     invoicing.test_end_to_end_conservation_and_afas_matches_the_plan_cent_by_cent(
         prefect_harness, world_sandbox
     )
