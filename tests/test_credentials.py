@@ -195,7 +195,7 @@ def test_keygen_writes_a_private_key_and_a_certificate_that_verify_together(tmp_
     pem = key_file.read_text()
     assert "PRIVATE KEY" in pem and not any(line in result.output for line in pem.splitlines()[1:-1])
     certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    thumbprint = certificate.fingerprint(hashes.SHA1())  # noqa: S303 — AFAS's kid.hex().upper()
+    thumbprint = certificate.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 — AFAS's kid
     assert thumbprint in result.output
     signer = PrivateKeyJwt("client", pem, key_id=thumbprint)
     assert signer.algorithm == algorithm
