@@ -412,3 +412,17 @@ async def test_token_cache_is_per_credential():
     two = OAuthAuth("http://x/oauth/token", ClientSecret("c", "secret-two"))
     assert one.cache is OAuthAuth("http://x/oauth/token", ClientSecret("c", "secret-one")).cache
     assert one.cache is not two.cache and isinstance(one.cache, TokenCache)
+
+
+async def test_private_key_from_a_file_path(sandbox, sim, tmp_path):
+    key_file = tmp_path / "O12345AA-private-key.pem"
+    key_file.write_text(sandbox.afas_private_key)
+    afas = client(sandbox, "private_key_jwt", private_key=None, private_key_path=str(key_file))
+    async with fresh(afas):
+        assert await afas.profit_version() == sim.options.profit_version
+    with pytest.raises(ValueError, match="KOPPEL_AFAS_PRIVATE_KEY_PATH cannot be read") as caught:
+        client(sandbox, "private_key_jwt", private_key=None, private_key_path=str(tmp_path / "missing.pem"))
+    assert "\n" not in str(caught.value)
+    key_file.write_text("not a key")
+    with pytest.raises(ValueError, match="is not an unencrypted PEM private key"):
+        client(sandbox, "private_key_jwt", private_key=None, private_key_path=str(key_file))
