@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from urllib.parse import unquote_plus
 
+import httpx
 import jwt
 import pytest
 from cryptography import x509
@@ -426,3 +427,54 @@ async def test_private_key_from_a_file_path(sandbox, sim, tmp_path):
     key_file.write_text("not a key")
     with pytest.raises(ValueError, match="is not an unencrypted PEM private key"):
         client(sandbox, "private_key_jwt", private_key=None, private_key_path=str(key_file))
+
+
+async def test_token_is_renewed_shortly_before_expires_in_runs_out():
+    now = [1000.0]
+    issued: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/oauth/token"):
+            issued.append(f"access-{len(issued)}-value")
+            return httpx.Response(
+                200, json={"access_token": issued[-1], "token_type": "Bearer", "expires_in": 600}
+            )
+        return httpx.Response(200, json={"version": "9"})
+
+    auth = OAuthAuth(
+        "https://12345.rest.afas.online/ProfitRestServices/oauth/token",
+        ClientSecret("c", "renewal-secret"),
+        cache=TokenCache(),
+        refresh_margin=60,
+        transport=httpx.MockTransport(answer),
+        clock=lambda: now[0],
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer), auth=auth) as http:
+        seen = []
+        for t in (1000.0, 1539.0, 1541.0, 2000.0):
+            now[0] = t
+            request = (
+                await http.get("https://12345.rest.afas.online/ProfitRestServices/profitversion")
+            ).request
+            seen.append(request.headers["Authorization"])
+    # valid 600 s from 1000, renewed 60 s early: the token of 1539 is still the first, 1541 gets a new one
+    assert seen == ["Bearer access-0-value"] * 2 + ["Bearer access-1-value"] * 2
+    assert auth.cache.requests == 2
+
+
+async def test_calls_from_several_threads_and_event_loops_share_one_token_request(sandbox, sim):
+    settings_ = settings(sandbox, "client_secret")
+
+    def task_in_a_thread() -> list[str]:
+        async def calls() -> list[str]:
+            async with AfasClient.from_settings(settings_, policy=POLICY) as afas:
+                return list(await asyncio.gather(*(afas.profit_version() for _ in range(5))))
+
+        return asyncio.run(calls())
+
+    async with fresh(client(sandbox, "client_secret")):
+        pass
+    before = sim.oauth.token_requests
+    results = await asyncio.gather(*(asyncio.to_thread(task_in_a_thread) for _ in range(4)))
+    assert [len(r) for r in results] == [5, 5, 5, 5]
+    assert sim.oauth.token_requests - before == 1

@@ -11,11 +11,12 @@ flow against ``…/ProfitRestServices/oauth/token`` (reference ``afas-oauth.md``
   client id, ``aud`` = token endpoint, unique ``jti``, ``exp`` ≤ 5 min), a new one for every token request.
 
 The access token is cached per AFAS environment and client (``TokenCache``), shared by every client in the
-process; one token request at a time per event loop, renewed shortly before ``expires_in`` runs out. A
-resource 401 with ``WWW-Authenticate: Bearer error="invalid_token"`` renews once and retries that request
-once. Token-endpoint 429/5xx are retried like any transient failure; an OAuth error (``invalid_client``,
-``invalid_request``, an expired secret) is one ``OAuthError`` line naming the setting to fix. Every secret
-(client secret, private key, assertion, access token) is registered with ``connectors.redaction``.
+process; one token request at a time (across threads and event loops), renewed shortly before
+``expires_in`` runs out. A resource 401 with ``WWW-Authenticate: Bearer error="invalid_token"`` renews once
+and retries that request once. Token-endpoint 429/5xx are retried like any transient failure; an OAuth
+error (``invalid_client``, ``invalid_request``, an expired secret) is one ``OAuthError`` line naming the
+setting to fix. Every secret (client secret, private key, assertion, access token) is registered with
+``connectors.redaction``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ import random
 import threading
 import time
 import uuid
-import weakref
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote_plus
@@ -242,25 +243,27 @@ class AccessToken:
 class TokenCache:
     """The access token of one AFAS environment + client, shared by every client in the process.
 
-    ``requests`` counts token requests (tests prove concurrent calls share one). One token request runs at
-    a time per event loop: the others wait for it and reuse its token.
+    One token request runs at a time in the whole process, whatever event loop or thread asks (Prefect
+    runs tasks in worker threads, each with its own loop): the others wait for it and reuse its token.
+    ``requests`` counts token requests.
     """
+
+    POLL_SECONDS = 0.005
 
     def __init__(self) -> None:
         self.token: AccessToken | None = None
         self.requests = 0
-        self._guard = threading.Lock()
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._fetching = threading.Lock()
 
-    def lock(self) -> asyncio.Lock:
-        """The running event loop's lock around token requests."""
-        loop = asyncio.get_running_loop()
-        with self._guard:
-            if loop not in self._locks:
-                self._locks[loop] = asyncio.Lock()
-            return self._locks[loop]
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Hold the right to request a token; waiting never blocks the event loop."""
+        while not self._fetching.acquire(blocking=False):
+            await asyncio.sleep(self.POLL_SECONDS)
+        try:
+            yield
+        finally:
+            self._fetching.release()
 
     def clear(self) -> None:
         """Forget the token (tests; a changed secret)."""
@@ -335,7 +338,7 @@ class OAuthAuth(httpx.Auth):
         current = self.cache.token
         if current is not None and current is not stale and self._clock() < current.renew_at:
             return current
-        async with self.cache.lock():
+        async with self.cache.exclusive():
             current = self.cache.token
             if current is not None and current is not stale and self._clock() < current.renew_at:
                 return current
