@@ -20,15 +20,10 @@ import jwt
 import pytest
 from cryptography import x509
 
-from connectors.afas.auth import (
-    ClientSecret,
-    OAuthAuth,
-    OAuthError,
-    PrivateKeyJwt,
-    TokenCache,
-    auth_from_settings,
-)
+from connectors.afas.auth import OAuthAuth, TokenCache, auth_from_settings
 from connectors.afas.client import AfasClient
+from connectors.afas.credentials import ClientSecret, PrivateKeyJwt
+from connectors.afas.oauth_errors import OAuthError
 from connectors.afas.payloads import element
 from connectors.afas.settings import AfasSettings
 from connectors.errors import AuthError
@@ -289,7 +284,7 @@ async def test_503_from_the_token_endpoint_is_retried(sandbox, sim):
 
 def replaying(monkeypatch):
     fixed = uuid.uuid4()
-    monkeypatch.setattr("connectors.afas.auth.uuid.uuid4", lambda: fixed)
+    monkeypatch.setattr("connectors.afas.credentials.uuid.uuid4", lambda: fixed)
 
 
 CASES = {

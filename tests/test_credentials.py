@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from typer.testing import CliRunner
 
-from connectors.afas.auth import PrivateKeyJwt
+from connectors.afas.credentials import PrivateKeyJwt
 from connectors.afas.settings import AfasSettings
 from connectors.topdesk.settings import TopdeskSettings
 from koppel.cli import app

@@ -16,43 +16,38 @@ process; one token request at a time (across threads and event loops), renewed s
 and retries that request once. Token-endpoint 429/5xx are retried like any transient failure; an OAuth
 error (``invalid_client``, ``invalid_request``, an expired secret) is one ``OAuthError`` line naming the
 setting to fix. Every secret (client secret, private key, assertion, access token) is registered with
-``connectors.redaction``.
+``connectors.redaction``. The client authentications live in ``credentials.py``, the wording of a
+refused token request in ``oauth_errors.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import json
 import random
 import threading
 import time
-import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import quote_plus
 
 import httpx
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from connectors.afas.credentials import (
+    ClientAuthentication,
+    ClientSecret,
+    PrivateKeyJwt,
+    read_private_key,
+)
+from connectors.afas.oauth_errors import OAuthError, describe_response, oauth_error
 from connectors.afas.settings import AfasSettings
 from connectors.afas.tokens import authorization_value, secret_forms
-from connectors.errors import AuthError, Unavailable, excerpt
+from connectors.errors import Unavailable
 from connectors.http import RetryPolicy, parse_retry_after
 from connectors.redaction import get_logger, redact, register_secrets
 
 log = get_logger(__name__)
 
 SYSTEM = "AFAS"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-ASSERTION_LIFETIME = 60  # seconds; AFAS prefers iat + 60 s and allows at most 5 minutes
-MAX_ASSERTION_LIFETIME = 300
-ALGORITHMS = ("RS256", "PS256", "ES256")
 TOKEN_POLICY = RetryPolicy(max_attempts=5, base_delay=2.0, max_delay=60.0, max_total_seconds=300.0)
 Clock = Callable[[], float]
 
@@ -70,163 +65,6 @@ class ClassicTokenAuth(httpx.Auth):
         """Set the header on every request."""
         request.headers["Authorization"] = self._header
         yield request
-
-
-class OAuthError(AuthError):
-    """The token endpoint refused us: one line with AFAS's error code and the setting to fix."""
-
-    hint = ""
-
-    def __init__(self, message: str, *, code: str = "", setting: str = "", **where: object) -> None:
-        self.code = code
-        self.setting = setting
-        super().__init__(message, **where)  # type: ignore[arg-type]
-
-
-# ---------------------------------------------------------------------------- client authentication
-
-
-@dataclass(frozen=True)
-class TokenRequest:
-    """One token request's form fields and extra headers (never logged)."""
-
-    data: dict[str, str]
-    headers: dict[str, str]
-
-
-class ClientSecret:
-    """``client_id`` + ``client_secret`` in the body, or ``client_secret_basic`` (Profit 9)."""
-
-    settings = ("KOPPEL_AFAS_CLIENT_ID", "KOPPEL_AFAS_CLIENT_SECRET")
-
-    def __init__(self, client_id: str, secret: str, *, basic: bool = False) -> None:
-        self.client_id = client_id
-        self._secret = secret
-        self.basic = basic
-        register_secrets([secret, self._basic_value()])
-
-    def __repr__(self) -> str:
-        return f"ClientSecret(client_id={self.client_id!r}, secret=***, basic={self.basic})"
-
-    def _basic_value(self) -> str:
-        # RFC 6749 §2.3.1: each value form-urlencoded before joining (AFAS's client_secret_basic).
-        joined = f"{quote_plus(self.client_id)}:{quote_plus(self._secret)}"
-        return base64.b64encode(joined.encode("utf-8")).decode("ascii")
-
-    def fingerprint(self) -> str:
-        """A hash naming this credential in the token cache (a changed secret gets its own token)."""
-        return hashlib.sha256(f"secret|{self.basic}|{self._secret}".encode()).hexdigest()
-
-    def secrets(self) -> list[str]:
-        """Every form of the secret that must never be logged."""
-        return [self._secret, self._basic_value()]
-
-    def request(self, token_url: str) -> TokenRequest:
-        """The form fields (and Basic header) that authenticate this client."""
-        if self.basic:
-            return TokenRequest({}, {"Authorization": f"Basic {self._basic_value()}"})
-        return TokenRequest({"client_id": self.client_id, "client_secret": self._secret}, {})
-
-
-class PrivateKeyJwt:
-    """A signed client assertion per token request (RFC 7523), AFAS's preferred method."""
-
-    settings = ("KOPPEL_AFAS_CLIENT_ID", "KOPPEL_AFAS_PRIVATE_KEY", "KOPPEL_AFAS_KEY_ID")
-
-    def __init__(
-        self,
-        client_id: str,
-        private_key_pem: str,
-        *,
-        key_id: str | None = None,
-        algorithm: str | None = None,
-        lifetime: int = ASSERTION_LIFETIME,
-        audience: str | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        if not 0 < lifetime <= MAX_ASSERTION_LIFETIME:
-            raise ValueError("the client assertion may live at most 5 minutes")
-        self.client_id = client_id
-        self.key_id = key_id
-        self._pem = private_key_pem
-        register_secrets([private_key_pem, *private_key_pem.splitlines()])
-        self._key = load_private_key(private_key_pem)
-        self.algorithm = algorithm or default_algorithm(self._key)
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"KOPPEL_AFAS_JWT_ALGORITHM must be one of {', '.join(ALGORITHMS)}")
-        self.lifetime = lifetime
-        self.audience = audience  # None: the token endpoint (AFAS also accepts the base URL)
-        self._clock = clock
-
-    def __repr__(self) -> str:
-        return f"PrivateKeyJwt({self.client_id!r}, key=***, kid={self.key_id!r}, alg={self.algorithm})"
-
-    def fingerprint(self) -> str:
-        """A hash naming this credential in the token cache (a new key gets its own token)."""
-        return hashlib.sha256(f"jwt|{self.key_id}|{self._pem}".encode()).hexdigest()
-
-    def secrets(self) -> list[str]:
-        """The private key's text (every line of the PEM)."""
-        return [self._pem, *self._pem.splitlines()]
-
-    def assertion(self, token_url: str) -> str:
-        """A fresh signed JWT: ``iss`` = ``sub`` = client id, ``aud`` = the token endpoint, unique ``jti``."""
-        now = int(self._clock())
-        claims = {
-            "iss": self.client_id,
-            "sub": self.client_id,
-            "aud": self.audience or token_url,
-            "jti": str(uuid.uuid4()),
-            "iat": now,
-            "exp": now + self.lifetime,
-        }
-        headers = {"typ": "JWT", **({"kid": self.key_id} if self.key_id else {})}
-        signed = jwt.encode(claims, self._key, algorithm=self.algorithm, headers=headers)
-        register_secrets([signed])
-        return signed
-
-    def request(self, token_url: str) -> TokenRequest:
-        """``client_id``, ``client_assertion_type`` and a new ``client_assertion``."""
-        return TokenRequest(
-            {
-                "client_id": self.client_id,
-                "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": self.assertion(token_url),
-            },
-            {},
-        )
-
-
-ClientAuthentication = ClientSecret | PrivateKeyJwt
-
-
-def load_private_key(pem: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
-    """An RSA (≥ 2048 bits) or EC P-256 private key from PEM text; ``ValueError`` naming the setting."""
-    try:
-        key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
-    except (ValueError, TypeError):
-        raise ValueError(
-            "KOPPEL_AFAS_PRIVATE_KEY (or the file KOPPEL_AFAS_PRIVATE_KEY_PATH) is not an unencrypted PEM "
-            "private key"
-        ) from None
-    if isinstance(key, rsa.RSAPrivateKey) and key.key_size >= 2048:
-        return key
-    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
-        return key
-    raise ValueError("KOPPEL_AFAS_PRIVATE_KEY must be an RSA key of at least 2048 bits or an EC P-256 key")
-
-
-def default_algorithm(key: object) -> str:
-    """RS256 for RSA keys, ES256 for EC P-256 keys."""
-    return "ES256" if isinstance(key, ec.EllipticCurvePrivateKey) else "RS256"
-
-
-def read_private_key(path: str | Path) -> str:
-    """The PEM text of a key file (``KOPPEL_AFAS_PRIVATE_KEY_PATH``), one line if it cannot be read."""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"KOPPEL_AFAS_PRIVATE_KEY_PATH cannot be read ({exc.strerror})") from None
 
 
 # ---------------------------------------------------------------------------- token cache
@@ -370,10 +208,10 @@ class OAuthAuth(httpx.Auth):
             return self._parse(response, started)
         if response.status_code in (429, 502, 503, 504):
             hint = parse_retry_after(response.headers.get("retry-after")) or _body_retry_after(response)
-            return self._retry_or_raise(_describe(response), response.status_code, hint, attempt)
+            return self._retry_or_raise(describe_response(response), response.status_code, hint, attempt)
         if response.status_code >= 500:
             raise Unavailable(
-                f"token request: {_describe(response)}",
+                f"token request: {describe_response(response)}",
                 system=SYSTEM,
                 method="POST",
                 endpoint="oauth/token",
@@ -435,76 +273,6 @@ def _body_retry_after(response: httpx.Response) -> float | None:
         return float(value) if value is not None else None
     except (ValueError, AttributeError, TypeError):
         return None
-
-
-def _describe(response: httpx.Response) -> str:
-    return redact(excerpt(response.content)) or response.reason_phrase
-
-
-def _oauth_body(response: httpx.Response) -> tuple[str, str]:
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        return "", ""
-    if not isinstance(body, Mapping):
-        return "", ""
-    return str(body.get("error") or ""), redact(" ".join(str(body.get("error_description") or "").split()))
-
-
-def oauth_error(response: httpx.Response, client: ClientAuthentication, token_url: str) -> OAuthError:
-    """One line for a refused token request: AFAS's code, its description and the setting to fix."""
-    code, description = _oauth_body(response)
-    said = f"{code}: {description}" if description else (code or _describe(response))
-    setting, advice = _advice(code, description.casefold(), client)
-    return OAuthError(
-        f"AFAS refused the token request ({said}); {advice}",
-        code=code,
-        setting=setting,
-        system=SYSTEM,
-        method="POST",
-        endpoint="oauth/token",
-        status=response.status_code,
-    )
-
-
-def _advice(code: str, description: str, client: ClientAuthentication) -> tuple[str, str]:
-    jwt_mode = isinstance(client, PrivateKeyJwt)
-    if code == "invalid_client" and "expired" in description and not jwt_mode:
-        return (
-            "KOPPEL_AFAS_CLIENT_SECRET",
-            "the client secret has expired: add a new secret to the app connector in Profit and set "
-            "KOPPEL_AFAS_CLIENT_SECRET (docs/production.md, secret renewal)",
-        )
-    if code == "invalid_client" and jwt_mode:
-        if "aud" in description:
-            return "KOPPEL_AFAS_TOKEN_URL", "check KOPPEL_AFAS_TOKEN_URL (the assertion's audience)"
-        if "jti" in description or "replay" in description:
-            return (
-                "KOPPEL_AFAS_PRIVATE_KEY",
-                "an assertion was presented twice; Koppel makes a new one per request, so if this repeats "
-                "someone replays them: replace KOPPEL_AFAS_PRIVATE_KEY (`koppel afas keygen`)",
-            )
-        if any(word in description for word in ("exp", "iat", "clock")):
-            return "KOPPEL_AFAS_PRIVATE_KEY", "check this machine's clock (the assertion's iat/exp/jti)"
-        return (
-            "KOPPEL_AFAS_PRIVATE_KEY",
-            "check KOPPEL_AFAS_CLIENT_ID, KOPPEL_AFAS_PRIVATE_KEY and KOPPEL_AFAS_KEY_ID against the "
-            "certificate uploaded to the app connector",
-        )
-    if code == "invalid_client":
-        return "KOPPEL_AFAS_CLIENT_SECRET", "check KOPPEL_AFAS_CLIENT_ID and KOPPEL_AFAS_CLIENT_SECRET"
-    if code in ("unauthorized_client", "unsupported_grant_type"):
-        return (
-            "KOPPEL_AFAS_AUTH",
-            "the app connector does not accept OAuth client credentials: switch it to Hybrid or OAuth in "
-            "Profit, or set KOPPEL_AFAS_AUTH=token",
-        )
-    if code == "invalid_request":
-        return (
-            "KOPPEL_AFAS_CLIENT_SECRET_METHOD",
-            "check KOPPEL_AFAS_CLIENT_SECRET_METHOD (body or basic; Basic needs Profit 9)",
-        )
-    return "KOPPEL_AFAS_TOKEN_URL", "check KOPPEL_AFAS_TOKEN_URL and KOPPEL_AFAS_AUTH"
 
 
 def client_authentication(settings: AfasSettings) -> ClientAuthentication:
