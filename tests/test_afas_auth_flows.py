@@ -50,6 +50,8 @@ def world_sandbox(request, monkeypatch, tmp_path):
         yield sandbox
     finally:
         running.__exit__(None, None, None)
+    if request.node.name.startswith("test_refused"):
+        return
     sim = sandbox.apps["afas"].state.sim
     if mode != "token":
         assert sim.oauth.issued >= 1  # really spoke OAuth
@@ -134,3 +136,46 @@ def test_absence_to_afas(prefect_harness, world_sandbox, tmp_path) -> None:
     hr.test_absence_registered_in_oh_appears_once_in_afas_also_after_a_rerun(
         prefect_harness, world_sandbox, tmp_path
     )
+
+
+REFUSED = {
+    "wrong secret": ("client_secret", "KOPPEL_AFAS_CLIENT_SECRET"),
+    "expired secret": ("client_secret", "add a new secret"),
+    "unknown key": ("private_key_jwt", "KOPPEL_AFAS_PRIVATE_KEY"),
+}
+
+
+@pytest.mark.parametrize(
+    "world_sandbox",
+    [pytest.param((invoice_support.small_world, mode), id=case) for case, (mode, _) in REFUSED.items()],
+    indirect=True,
+)
+def test_refused_oauth_credentials_fail_the_run_in_one_line_and_post_nothing(
+    prefect_harness, world_sandbox, monkeypatch, request, tmp_path
+) -> None:
+    from connectors.afas.oauth_errors import OAuthError
+    from koppel.keygen import generate
+    from store.runs import run_history
+
+    case = request.node.callspec.id
+    sim = world_sandbox.apps["afas"].state.sim
+    wrong = {"KOPPEL_AFAS_CLIENT_SECRET": "wrong-client-secret-1"}
+    if case == "expired secret":
+        sim.options.secret_expired = True
+        wrong = {}
+    if case == "unknown key":
+        wrong = {"KOPPEL_AFAS_PRIVATE_KEY": generate("not-uploaded", kind="ec").private_key_pem}
+    for key, value in wrong.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(OAuthError) as caught:
+        invoicing.run()
+    text = str(caught.value)
+    assert "\n" not in text and REFUSED[case][1] in text, text
+    assert run_history(invoicing.engine(), "invoice-hours").iloc[0]["status"] == "failed"
+    assert sim.documents("Koppel_DirectInvoices") == [] and sim.posted == []
+    database = (tmp_path / "state.db").read_bytes().decode("utf-8", errors="replace")
+    for secret in [world_sandbox.afas_client_secret, *wrong.values()]:
+        for line in secret.splitlines():
+            if "-----" not in line:
+                assert line not in text and line not in database
+    sim.options.secret_expired = False
