@@ -16,8 +16,16 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from koppel.notifications import notify_failure
+from tasks.artifacts import Phases
 from tasks.billing.config import load_billing_config
-from tasks.events import customer_names, documents_summary, outcomes_summary, read_summary, refusal_lines
+from tasks.events import (
+    customer_names,
+    documents_summary,
+    hours_change,
+    outcomes_summary,
+    read_summary,
+    refusal_lines,
+)
 from tasks.extract import billing_window, extract_masters, extract_registrations
 from tasks.history import artifact_prefix, run_name, run_tags, tag_current_run
 from tasks.invoicing import load, plan, read_state, release_for_resend, report
@@ -25,6 +33,12 @@ from tasks.preflight import preflight
 from tasks.state import RunNotClean, close_run, mark_run_ended, open_run, run_verdict
 
 FLOW = "invoice-hours"
+PHASES = [
+    "reading TOPdesk registrations",
+    "reading AFAS master data",
+    "planning documents",
+    "posting documents in AFAS",
+]
 
 
 class InvoiceHoursParameters(BaseModel):
@@ -112,14 +126,21 @@ def invoice_hours(
     run_id = open_run(FLOW, p.model_dump(mode="json"), runtime.flow_run.id)
     if p.resend and not p.dry_run:
         logger.info("resend: released %s", ", ".join(release_for_resend(p.resend)) or "nothing")
+    prefix = artifact_prefix(FLOW, window, p.dry_run)
+    phases = Phases(f"{prefix}-progress", PHASES[:-1] if p.dry_run else PHASES)
+    phases.reached("reading TOPdesk registrations")
     read, topdesk_stats = extract_registrations(window)
     logger.info("read %s", read_summary(read, window.label()))
+    phases.reached("reading AFAS master data")
     masters, afas_stats = extract_masters()
+    phases.reached("planning documents")
     state = read_state(read, window)
     billing = plan(read, masters, config, state, window)
     logger.info("planned %s", documents_summary(billing.documents))
+    logger.info("hours: %s", hours_change(billing.priced))
     outcomes, load_stats = None, {}
     if not p.dry_run:
+        phases.reached("posting documents in AFAS")
         outcomes, load_stats = load(billing, config, run_id, p.recover_after_minutes)
         logger.info("%s", outcomes_summary(outcomes))
         for line in refusal_lines(outcomes):
@@ -128,11 +149,13 @@ def invoice_hours(
         "window": window.label(),
         "dry_run": p.dry_run,
         "modes": config.modes_text(),
-        "artifact_prefix": artifact_prefix(FLOW, window, p.dry_run),
+        "artifact_prefix": prefix,
+        "hours_line": hours_change(billing.priced),
         "customer_names": customer_names(masters.debtors),
         "requests": {"topdesk": topdesk_stats, "afas": afas_stats, "afas_load": load_stats},
     }
     result = report(context, read, billing, outcomes)
+    phases.done()
     context.pop("customer_names")
     close_run(run_id, "completed", result["statistics"])
     result = {**result, "context": context, "run_id": run_id}

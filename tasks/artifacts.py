@@ -94,10 +94,33 @@ class Progress:
         """Create the artifact at 0 %."""
         self._id = create_progress_artifact(progress=0.0, key=artifact_key(key), description=description)
 
-    def update(self, done: int, total: int) -> None:
-        """Set the progress to ``done`` of ``total``."""
+    def update(self, done: int, total: int, description: str | None = None) -> None:
+        """Set the progress to ``done`` of ``total`` (and say what is happening now)."""
         percent = 100.0 if total == 0 else round(100.0 * done / total, 1)
-        update_progress_artifact(artifact_id=self._id, progress=percent)
+        update_progress_artifact(artifact_id=self._id, progress=percent, description=description)
+
+
+class Phases:
+    """A progress artifact over the phases of a run: "phase 2 of 5: reading AFAS master data"."""
+
+    def __init__(self, key: str, phases: list[str]) -> None:
+        """Create the artifact at the first phase."""
+        self._phases = phases
+        self._progress = Progress(key, self._text(0))
+
+    def _text(self, index: int) -> str:
+        if index >= len(self._phases):
+            return f"done: {len(self._phases)} of {len(self._phases)} phases"
+        return f"phase {index + 1} of {len(self._phases)}: {self._phases[index]}"
+
+    def reached(self, phase: str) -> None:
+        """Mark the phases before ``phase`` done and ``phase`` as the current one."""
+        index = self._phases.index(phase)
+        self._progress.update(index, len(self._phases), self._text(index))
+
+    def done(self) -> None:
+        """Every phase done."""
+        self._progress.update(len(self._phases), len(self._phases), self._text(len(self._phases)))
 
 
 # --- formatting for finance: one date format, euros, hours ----------------------------------------------

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from tasks.artifacts import amounts_by_kind, euro
+from tasks.artifacts import amounts_by_kind, euro, hours_line
 from tasks.load import Outcome
 
 DONE = ("posted", "recovered")
@@ -75,3 +75,13 @@ def customer_names(debtors: pd.DataFrame) -> dict[str, str]:
         return {}
     named = debtors.dropna(subset=["DebtorId", "DebtorName"])
     return {str(k).strip(): str(v) for k, v in zip(named["DebtorId"], named["DebtorName"], strict=True)}
+
+
+def hours_change(priced: pd.DataFrame) -> str:
+    """``registered 120.00 h → billed 123.50 h (rounding +2.50 h, minimums +1.00 h)`` of the priced lines."""
+    if priced.empty or "billed_minutes" not in priced:
+        return hours_line(0, 0, 0, 0)
+    registered = int(priced["minutes"].sum())
+    billed = int(priced["billed_minutes"].sum())
+    minimums = int(priced["minimum_topup"].sum()) if "minimum_topup" in priced else 0
+    return hours_line(registered, billed, billed - registered - minimums, minimums)

@@ -138,6 +138,8 @@ def summary_markdown(context: dict[str, Any], result: dict[str, Any], table: pd.
         "",
         f"**Conservation:** {result['line']}",
         "",
+        f"**Hours:** {context.get('hours_line', '')}",
+        "",
         "| bucket | registrations | minutes | hours |",
         "|---|---:|---:|---:|",
         f"| read | {result['read']['count']:,} | {result['read']['minutes']:,} | "

@@ -179,3 +179,12 @@ def test_finance_formatting_one_date_format_euros_hours_and_totals() -> None:
     amounts = amounts_markdown(table)
     assert "| posted | 2 | € 85.00 | € 120.00 |" in amounts
     assert "| refused by AFAS | 1 | € 42.50 | € 0.00 |" in amounts
+
+
+def test_hours_change_separates_rounding_from_ticket_minimums() -> None:
+    from tasks.events import hours_change
+
+    priced = pd.DataFrame(
+        {"minutes": [50, 7, 60], "billed_minutes": [60, 30, 60], "minimum_topup": [0, 15, 0]}
+    )
+    assert hours_change(priced) == "registered 1.95 h → billed 2.50 h (rounding +0.30 h, minimums +0.25 h)"
