@@ -172,6 +172,7 @@ def test_make_ui_target_runs_the_ui_module() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_make_ui_brings_up_a_server_listing_every_deployment_with_its_schedules(tmp_path: Path) -> None:
     from koppel.ui import free_port
 

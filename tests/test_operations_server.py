@@ -37,7 +37,7 @@ from koppel.ui import (
 )
 from tests.test_scale_out import afas_documents, api_wait_final, sandbox_env  # noqa: F401 - fixture
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.system]
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 

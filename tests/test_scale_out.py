@@ -42,7 +42,7 @@ from store import ledger
 from store.db import connect
 from store.settings import StoreSettings
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.system, pytest.mark.postgres]
 
 ROOT = Path(__file__).resolve().parents[1]
 MONTHS = [("2026-08-01", "2026-08-31"), ("2026-09-01", "2026-09-30"), ("2026-10-01", "2026-10-31")]
