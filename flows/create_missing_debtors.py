@@ -25,6 +25,7 @@ from tasks.companies import (
 )
 from tasks.company_sync.config import load_companies_config
 from tasks.extract import billing_window
+from tasks.history import OptionalDate
 from tasks.preflight import preflight
 from tasks.state import close_run, mark_run_ended, open_run
 
@@ -50,8 +51,8 @@ class CreateMissingDebtorsParameters(BaseModel):
     on_crashed=[mark_run_ended, notify_failure],
 )
 def create_missing_debtors(
-    start_date: date | None = None,
-    end_date: date | None = None,
+    start_date: OptionalDate = None,
+    end_date: OptionalDate = None,
     dry_run: bool = False,
     config_path: str = "config/companies.toml",
     billing_config_path: str = "config/billing.toml",

@@ -27,7 +27,7 @@ from tasks.events import (
     refusal_lines,
 )
 from tasks.extract import billing_window, extract_masters, extract_registrations
-from tasks.history import artifact_prefix, run_name, run_tags, tag_current_run
+from tasks.history import OptionalDate, artifact_prefix, run_name, run_tags, tag_current_run
 from tasks.invoicing import load, plan, read_state, release_for_resend, report
 from tasks.preflight import preflight
 from tasks.state import RunNotClean, close_run, mark_run_ended, open_run, run_verdict
@@ -83,8 +83,8 @@ def _run_name() -> str:
     on_crashed=[mark_run_ended, notify_failure],
 )
 def invoice_hours(
-    start_date: date | None = None,
-    end_date: date | None = None,
+    start_date: OptionalDate = None,
+    end_date: OptionalDate = None,
     dry_run: bool = False,
     administration: int | None = None,
     resend: list[str] | None = None,

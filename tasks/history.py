@@ -10,11 +10,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import date, timedelta
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import WithJsonSchema
 
 from tasks.extract import Window, billing_window
 
 log = logging.getLogger(__name__)
+
+# An optional day that the Prefect UI shows as a plain date picker (left empty: the parameter is not sent and
+# the flow's default, None, applies) instead of a "date | None" type switch.
+OptionalDate = Annotated[date | None, WithJsonSchema({"type": "string", "format": "date"})]
 
 
 def _date(value: Any) -> date | None:

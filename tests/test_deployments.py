@@ -112,6 +112,13 @@ def test_invoice_parameters_default_to_the_previous_month_and_the_preview_is_a_d
     order = sorted(schema, key=lambda name: schema[name]["position"])
     assert order[-2:] == ["config_path", "recover_after_minutes"]
     assert all(schema[name]["description"].startswith("Technical:") for name in order[-2:])
+    for name in ("start_date", "end_date"):  # a date picker, not a "date | None" switch; empty = last month
+        assert (schema[name]["type"], schema[name]["format"], schema[name]["default"]) == (
+            "string",
+            "date",
+            None,
+        )
+        assert "anyOf" not in schema[name]
     assert "parameters" not in found["backfill/on-demand"][0]  # the user must choose the range
 
 
