@@ -155,6 +155,7 @@ def test_a_run_with_a_refused_document_fails_logs_the_refusal_and_notifies_throu
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
 
     from flows.invoice_hours import invoice_hours
     from sandbox.server import running_sandbox
@@ -181,6 +182,7 @@ def test_a_run_with_a_refused_document_fails_logs_the_refusal_and_notifies_throu
     body = sent["body"].splitlines()
     assert "State: Failed: 1 document refused by AFAS" in body
     assert f"AFAS log reference: {record.profit_log_reference}" in body
+    APILogWorker.drain_all(timeout=30)  # the run's logs are sent in the background: send them now
     with get_client(sync_client=True) as client:
         logs = client.read_logs(
             log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))

@@ -114,12 +114,20 @@ def switch_schedules_off(api: str) -> None:
         httpx.delete(f"{api}/flow_runs/{run['id']}", timeout=30)
 
 
-def run_logs(api: str, flow_run_id: str) -> list[dict]:
-    return httpx.post(
-        f"{api}/logs/filter",
-        json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200},
-        timeout=30,
-    ).json()
+def run_logs(
+    api: str, flow_run_id: str, last_line: str = "Finished in state", timeout: float = 60
+) -> list[dict]:
+    """The run's log lines, once the flow process has sent them all (they are shipped in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        logs = httpx.post(
+            f"{api}/logs/filter",
+            json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200},
+            timeout=30,
+        ).json()
+        if any(last_line in entry["message"] for entry in logs) or time.monotonic() > deadline:
+            return logs
+        time.sleep(1)
 
 
 def test_schedules_fire_and_an_adhoc_preview_with_dates_stays_a_dry_run(
