@@ -169,11 +169,11 @@ def count_task_runs(info: dict[str, Any], db_url: str) -> tuple[int, float]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    from flows.invoice_hours import InvoiceHoursParameters, invoice_hours
+    from flows.invoice_hours import invoice_hours
 
     os.environ["KOPPEL_STATE_DB_URL"] = db_url
     started = time.perf_counter()
-    result = invoice_hours(InvoiceHoursParameters(start_date=WINDOW[0], end_date=WINDOW[1], dry_run=True))
+    result = invoice_hours(start_date=WINDOW[0], end_date=WINDOW[1], dry_run=True)
     wall = time.perf_counter() - started
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(

@@ -24,13 +24,14 @@ from tasks.hr import (
     report_absences,
 )
 from tasks.hr_sync.config import load_hr_config
+from tasks.preflight import preflight
 from tasks.state import close_run, mark_run_ended, open_run
 
 DISABLED = "absence-to-afas is disabled: set `enabled = true` under `[absence_to_afas]` in {path}."
 
 
 class AbsenceToAfasParameters(BaseModel):
-    """What a user chooses in the Prefect UI."""
+    """The options of one run, validated together (the flow takes them as flat parameters)."""
 
     dry_run: bool = Field(False, description="Plan and show everything; write nothing to AFAS.")
     config_path: str = Field("config/hr.toml", description="HR configuration (TOML).")
@@ -42,13 +43,20 @@ class AbsenceToAfasParameters(BaseModel):
     on_failure=[mark_run_ended, notify_failure],
     on_crashed=[mark_run_ended, notify_failure],
 )
-def absence_to_afas(parameters: AbsenceToAfasParameters | None = None) -> dict[str, Any]:
-    """Insert or update in AFAS the absences users registered in the OH system, each exactly once."""
-    p = parameters or AbsenceToAfasParameters()
+def absence_to_afas(dry_run: bool = False, config_path: str = "config/hr.toml") -> dict[str, Any]:
+    """Insert or update in AFAS the absences users registered in the OH system, each exactly once.
+
+    Args:
+        dry_run: Plan and show everything; write nothing to AFAS.
+        config_path: Technical: the HR configuration (TOML), relative to the worker's checkout.
+
+    """
+    p = AbsenceToAfasParameters(dry_run=dry_run, config_path=config_path)
     config = load_hr_config(p.config_path)
     if not config.absence_to_afas.enabled:
         publish_markdown(f"{ABSENCE_TO_AFAS}-summary", DISABLED.format(path=p.config_path), "disabled")
         return {"enabled": False}
+    preflight(["state", "afas", "occupational-health"])
     run_id = open_run(ABSENCE_TO_AFAS, p.model_dump(mode="json"), runtime.flow_run.id)
     since = registered_since(config)
     registered, afas, afas_stats = extract_registered(config, since)

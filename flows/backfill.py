@@ -8,7 +8,7 @@ read back from the state store. The logic is in ``tasks/backfill.py``.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, runtime
 from pydantic import BaseModel, Field, model_validator
@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field, model_validator
 from koppel.notifications import notify_failure
 from tasks.backfill import report_children, submit_children, wait_for_children
 from tasks.extract import Window
+from tasks.history import period_label
+from tasks.preflight import preflight
 
 MAX_MONTHS = 36
 
@@ -25,7 +27,7 @@ class BackfillFailed(RuntimeError):
 
 
 class BackfillParameters(BaseModel):
-    """The range to bill and the invoice-hours options every child gets."""
+    """The range to bill and the invoice-hours options every child gets (flat parameters of the flow)."""
 
     start_date: date = Field(..., description="First day to bill (Europe/Amsterdam).")
     end_date: date = Field(..., description="Last day to bill, inclusive.")
@@ -53,15 +55,61 @@ class BackfillParameters(BaseModel):
         )
 
 
+def _run_name() -> str:
+    parameters = runtime.flow_run.parameters
+    try:
+        label = period_label(
+            Window(*(date.fromisoformat(str(parameters[k])) for k in ("start_date", "end_date")))
+        )
+    except (KeyError, ValueError):
+        label = "invalid dates"
+    return f"backfill {label}" + (" preview" if parameters.get("dry_run") else "")
+
+
 @flow(
     name="backfill",
+    flow_run_name=_run_name,
     validate_parameters=True,
     on_failure=[notify_failure],
     on_crashed=[notify_failure],
 )
-def backfill(parameters: BackfillParameters) -> dict[str, Any]:
-    """Bill ``start_date``..``end_date`` month by month through the invoice-hours deployment."""
-    p = parameters
+def backfill(
+    start_date: date,
+    end_date: date,
+    dry_run: bool = False,
+    administration: int | None = None,
+    config_path: str = "config/billing.toml",
+    recover_after_minutes: Annotated[float, Field(ge=0)] = 15.0,
+    deployment: str = "invoice-hours/monthly",
+    wait_minutes: Annotated[float, Field(gt=0)] = 720.0,
+    poll_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0,
+) -> dict[str, Any]:
+    """Bill ``start_date``..``end_date`` month by month through the invoice-hours deployment.
+
+    Args:
+        start_date: First day to bill (Europe/Amsterdam).
+        end_date: Last day to bill, inclusive (at most 36 months after start_date).
+        dry_run: Children plan and show everything, post nothing.
+        administration: Only this AFAS administration (empty: all).
+        config_path: Technical: the billing rules (TOML), as the children see it.
+        recover_after_minutes: Technical: passed on to every child run.
+        deployment: Technical: the invoice-hours deployment to run.
+        wait_minutes: Technical: give up waiting for the children after this long.
+        poll_seconds: Technical: how often to look at the children.
+
+    """
+    p = BackfillParameters(
+        start_date=start_date,
+        end_date=end_date,
+        dry_run=dry_run,
+        administration=administration,
+        config_path=config_path,
+        recover_after_minutes=recover_after_minutes,
+        deployment=deployment,
+        wait_minutes=wait_minutes,
+        poll_seconds=poll_seconds,
+    )
+    preflight(["state"])
     label = f"{p.start_date.isoformat()}..{p.end_date.isoformat()}"
     months = Window(p.start_date, p.end_date).months()
     children = submit_children(months, p.deployment, p.invoice_parameters(), str(runtime.flow_run.id))

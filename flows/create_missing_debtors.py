@@ -25,13 +25,15 @@ from tasks.companies import (
 )
 from tasks.company_sync.config import load_companies_config
 from tasks.extract import billing_window
+from tasks.history import OptionalDate
+from tasks.preflight import preflight
 from tasks.state import close_run, mark_run_ended, open_run
 
 FLOW = "create-missing-debtors"
 
 
 class CreateMissingDebtorsParameters(BaseModel):
-    """What a user chooses in the Prefect UI; the default window is the previous calendar month."""
+    """The options of one run (the flow takes them as flat parameters); default: the previous month."""
 
     start_date: date | None = Field(None, description="First day with hours (default: previous month).")
     end_date: date | None = Field(None, description="Last day with hours, inclusive.")
@@ -48,9 +50,31 @@ class CreateMissingDebtorsParameters(BaseModel):
     on_failure=[mark_run_ended, notify_failure],
     on_crashed=[mark_run_ended, notify_failure],
 )
-def create_missing_debtors(parameters: CreateMissingDebtorsParameters | None = None) -> dict[str, Any]:
-    """Create an AFAS debtor for every billable TOPdesk branch that has none, exactly once, and link it."""
-    p = parameters or CreateMissingDebtorsParameters()
+def create_missing_debtors(
+    start_date: OptionalDate = None,
+    end_date: OptionalDate = None,
+    dry_run: bool = False,
+    config_path: str = "config/companies.toml",
+    billing_config_path: str = "config/billing.toml",
+) -> dict[str, Any]:
+    """Create an AFAS debtor for every billable TOPdesk branch that has none, exactly once, and link it.
+
+    Args:
+        start_date: First day with hours. Empty: the previous calendar month.
+        end_date: Last day with hours, inclusive.
+        dry_run: Show which debtors would be created, write nothing.
+        config_path: Technical: guard and debtor defaults (TOML).
+        billing_config_path: Technical: the billing rules, whose internal departments are skipped.
+
+    """
+    p = CreateMissingDebtorsParameters(
+        start_date=start_date,
+        end_date=end_date,
+        dry_run=dry_run,
+        config_path=config_path,
+        billing_config_path=billing_config_path,
+    )
+    preflight(["state", "afas", "topdesk"])
     config = load_companies_config(p.config_path)
     window = billing_window(p.start_date, p.end_date)
     run_id = open_run(FLOW, p.model_dump(mode="json"), runtime.flow_run.id)

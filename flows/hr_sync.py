@@ -8,11 +8,11 @@ logic lives in ``tasks/hr_sync`` (plain functions over frames); ``tasks/hr.py`` 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from prefect import flow, runtime
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from koppel.notifications import notify_failure
 from tasks.hr import (
@@ -29,11 +29,22 @@ from tasks.hr import (
 from tasks.hr_sync.config import absence_window_start, load_hr_config, parse_from_date
 from tasks.hr_sync.mirror import Mode
 from tasks.hr_sync.report import planned_outcomes
+from tasks.preflight import preflight
 from tasks.state import close_run, mark_run_ended, open_run
 
 
+def _from_date(value: str | None) -> str | None:
+    """``YYYY-MM-DD`` (blank: None), refused with the expected format named."""
+    if value is None or not value.strip():
+        return None
+    return parse_from_date(value).isoformat()
+
+
+FromDate = Annotated[str | None, AfterValidator(_from_date)]
+
+
 class HrSyncParameters(BaseModel):
-    """What a user chooses in the Prefect UI; the defaults sync what changed since the last run."""
+    """The options of one run (the flow takes them as flat parameters); default: what changed."""
 
     from_date: str | None = Field(
         None,
@@ -52,9 +63,7 @@ class HrSyncParameters(BaseModel):
     @field_validator("from_date")
     @classmethod
     def _format(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        return parse_from_date(value).isoformat()
+        return _from_date(value)
 
 
 @flow(
@@ -63,9 +72,25 @@ class HrSyncParameters(BaseModel):
     on_failure=[mark_run_ended, notify_failure],
     on_crashed=[mark_run_ended, notify_failure],
 )
-def hr_sync(parameters: HrSyncParameters | None = None) -> dict[str, Any]:
-    """Send AFAS's departments, employees, employments, absences and manager accounts to the OH system."""
-    p = parameters or HrSyncParameters()
+def hr_sync(
+    mode: Mode = "auto",
+    from_date: FromDate = None,
+    dry_run: bool = False,
+    config_path: str = "config/hr.toml",
+) -> dict[str, Any]:
+    """Send AFAS's departments, employees, employments, absences and manager accounts to the OH system.
+
+    Args:
+        mode: auto: changed rows, and a full comparison (deletions) when the last one is older than
+            full_every_hours; incremental: changed rows only; full: compare everything now.
+        from_date: Absences ending on or after this day (YYYY-MM-DD), or still open. Empty: 24 months back
+            (absence_months_back in the config).
+        dry_run: Plan and show everything; send and store nothing.
+        config_path: Technical: the HR configuration (TOML), relative to the worker's checkout.
+
+    """
+    p = HrSyncParameters(mode=mode, from_date=from_date, dry_run=dry_run, config_path=config_path)
+    preflight(["state", "afas", "occupational-health"])
     config = load_hr_config(p.config_path)
     today = datetime.now(ZoneInfo("Europe/Amsterdam")).date()
     window_start = absence_window_start(p.from_date, config, today)

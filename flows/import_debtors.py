@@ -13,13 +13,14 @@ from pydantic import BaseModel, Field
 
 from koppel.notifications import notify_failure
 from tasks.companies import extract_afas_relations, import_afas_relations, report_import
+from tasks.preflight import preflight
 from tasks.state import close_run, mark_run_ended, open_run
 
 FLOW = "import-debtors"
 
 
 class ImportDebtorsParameters(BaseModel):
-    """What a user chooses in the Prefect UI."""
+    """The options of one run (the flow takes them as flat parameters)."""
 
     with_contacts: bool = Field(True, description="Also snapshot the contact persons (Profit_Contacts).")
 
@@ -30,9 +31,15 @@ class ImportDebtorsParameters(BaseModel):
     on_failure=[mark_run_ended, notify_failure],
     on_crashed=[mark_run_ended, notify_failure],
 )
-def import_debtors(parameters: ImportDebtorsParameters | None = None) -> dict[str, Any]:
-    """Store today's AFAS debtors (and contacts) and show what changed since the last import."""
-    p = parameters or ImportDebtorsParameters()
+def import_debtors(with_contacts: bool = True) -> dict[str, Any]:
+    """Store today's AFAS debtors (and contacts) and show what changed since the last import.
+
+    Args:
+        with_contacts: Also snapshot the contact persons (Profit_Contacts).
+
+    """
+    p = ImportDebtorsParameters(with_contacts=with_contacts)
+    preflight(["state", "afas"])
     run_id = open_run(FLOW, p.model_dump(mode="json"), runtime.flow_run.id)
     afas, afas_stats = extract_afas_relations(with_contacts=p.with_contacts)
     changes, left_out = import_afas_relations(afas)

@@ -8,21 +8,41 @@ confirm) → report. The logic lives in ``tasks/billing`` (plain functions over 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from prefect import flow, runtime
+from prefect import flow, get_run_logger, runtime
+from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from koppel.notifications import notify_failure
+from tasks.artifacts import Phases
 from tasks.billing.config import load_billing_config
+from tasks.events import (
+    customer_names,
+    documents_summary,
+    hours_change,
+    outcomes_summary,
+    read_summary,
+    refusal_lines,
+)
 from tasks.extract import billing_window, extract_masters, extract_registrations
+from tasks.history import OptionalDate, artifact_prefix, run_name, run_tags, tag_current_run
 from tasks.invoicing import load, plan, read_state, release_for_resend, report
-from tasks.state import close_run, mark_run_ended, open_run
+from tasks.preflight import preflight
+from tasks.state import RunNotClean, close_run, mark_run_ended, open_run, run_verdict
+
+FLOW = "invoice-hours"
+PHASES = [
+    "reading TOPdesk registrations",
+    "reading AFAS master data",
+    "planning documents",
+    "posting documents in AFAS",
+]
 
 
 class InvoiceHoursParameters(BaseModel):
-    """What a user chooses in the Prefect UI; the defaults bill the previous calendar month."""
+    """The options of one run, validated together (the flow takes them as flat parameters)."""
 
     start_date: date | None = Field(
         None, description="First day to bill (Europe/Amsterdam). Default: first day of the previous month."
@@ -50,34 +70,97 @@ class InvoiceHoursParameters(BaseModel):
     )
 
 
+def _run_name() -> str:
+    return run_name(FLOW, runtime.flow_run.parameters)
+
+
 @flow(
-    name="invoice-hours",
+    name=FLOW,
+    flow_run_name=_run_name,
     task_runner=ThreadPoolTaskRunner(max_workers=2),
     validate_parameters=True,
     on_failure=[mark_run_ended, notify_failure],
     on_crashed=[mark_run_ended, notify_failure],
 )
-def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str, Any]:
-    """Bill the hours registered in TOPdesk in AFAS, exactly once, and report every registration's fate."""
-    p = parameters or InvoiceHoursParameters()
+def invoice_hours(
+    start_date: OptionalDate = None,
+    end_date: OptionalDate = None,
+    dry_run: bool = False,
+    administration: int | None = None,
+    resend: list[str] | None = None,
+    config_path: str = "config/billing.toml",
+    recover_after_minutes: Annotated[float, Field(ge=0)] = 15.0,
+) -> dict[str, Any] | State:
+    """Bill the hours registered in TOPdesk in AFAS, exactly once, and report every registration's fate.
+
+    A run with refused or uncertain documents, or without a single registration read, ends Failed (after
+    finishing its work and publishing its artifacts) and notifies; its result is the ``RunNotClean``
+    exception's ``result``.
+
+    Args:
+        start_date: First day to bill (Europe/Amsterdam). Empty: the previous calendar month.
+        end_date: Last day to bill, inclusive. Empty: the last day of the previous month.
+        dry_run: Plan and show everything, post nothing.
+        administration: Only post documents of this AFAS administration (empty: every administration).
+        resend: Document references or registration ids of refused documents to post again after the
+            cause was fixed in AFAS.
+        config_path: Technical: the billing rules (TOML), relative to the worker's checkout.
+        recover_after_minutes: Technical: documents of a run that stopped without confirming them are
+            looked up in AFAS after this many minutes.
+
+    """
+    p = InvoiceHoursParameters(
+        start_date=start_date,
+        end_date=end_date,
+        administration=administration,
+        dry_run=dry_run,
+        resend=resend or [],
+        config_path=config_path,
+        recover_after_minutes=recover_after_minutes,
+    )
+    logger = get_run_logger()
     window = billing_window(p.start_date, p.end_date)
+    tag_current_run(run_tags(window, p.dry_run))
+    preflight(["state", "afas", "topdesk"])
     config = load_billing_config(p.config_path).for_administration(p.administration)
-    run_id = open_run("invoice-hours", p.model_dump(mode="json"), runtime.flow_run.id)
+    run_id = open_run(FLOW, p.model_dump(mode="json"), runtime.flow_run.id)
     if p.resend and not p.dry_run:
-        release_for_resend(p.resend)
+        logger.info("resend: released %s", ", ".join(release_for_resend(p.resend)) or "nothing")
+    prefix = artifact_prefix(FLOW, window, p.dry_run)
+    phases = Phases(f"{prefix}-progress", PHASES[:-1] if p.dry_run else PHASES)
+    phases.reached("reading TOPdesk registrations")
     read, topdesk_stats = extract_registrations(window)
+    logger.info("read %s", read_summary(read, window.label()))
+    phases.reached("reading AFAS master data")
     masters, afas_stats = extract_masters()
+    phases.reached("planning documents")
     state = read_state(read, window)
     billing = plan(read, masters, config, state, window)
+    logger.info("planned %s", documents_summary(billing.documents))
+    logger.info("hours: %s", hours_change(billing.priced))
     outcomes, load_stats = None, {}
     if not p.dry_run:
+        phases.reached("posting documents in AFAS")
         outcomes, load_stats = load(billing, config, run_id, p.recover_after_minutes)
+        logger.info("%s", outcomes_summary(outcomes))
+        for line in refusal_lines(outcomes):
+            logger.warning("%s", line)
     context = {
         "window": window.label(),
         "dry_run": p.dry_run,
         "modes": config.modes_text(),
+        "artifact_prefix": prefix,
+        "hours_line": hours_change(billing.priced),
+        "customer_names": customer_names(masters.debtors),
         "requests": {"topdesk": topdesk_stats, "afas": afas_stats, "afas_load": load_stats},
     }
     result = report(context, read, billing, outcomes)
+    phases.done()
+    context.pop("customer_names")
     close_run(run_id, "completed", result["statistics"])
-    return {**result, "context": context, "run_id": run_id}
+    result = {**result, "context": context, "run_id": run_id}
+    verdict = run_verdict(len(read), result["documents"].get("status", []))
+    if not verdict.ok:
+        logger.error("invoice-hours %s not clean: %s", window.label(), verdict.message)
+        return Failed(message=verdict.message, data=RunNotClean(verdict.message, result))
+    return result

@@ -8,12 +8,13 @@ the AFAS documents that failed, as markdown, table and image artifacts. The logi
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from koppel.notifications import notify_failure
+from tasks.preflight import preflight
 from tasks.statistics import (
     AMSTERDAM,
     build_dashboard_task,
@@ -24,9 +25,11 @@ from tasks.statistics import (
     read_statistics,
 )
 
+Period = Annotated[str | None, AfterValidator(lambda value: None if value is None else check_period(value))]
+
 
 class StatisticsParameters(BaseModel):
-    """What a user chooses in the Prefect UI; the defaults show the last twelve months."""
+    """The options of one run (the flow takes them as flat parameters); default: the last twelve months."""
 
     first_period: str | None = Field(
         None, description="First billing month, YYYY-MM. Default: eleven months before the current one."
@@ -51,9 +54,25 @@ class StatisticsParameters(BaseModel):
     on_failure=[notify_failure],
     on_crashed=[notify_failure],
 )
-def statistics(parameters: StatisticsParameters | None = None) -> dict[str, Any]:
-    """Publish the dashboard of the chosen billing months."""
-    p = parameters or StatisticsParameters()
+def statistics(
+    first_period: Period = None,
+    last_period: Period = None,
+    top_customers: Annotated[int, Field(ge=1, le=40)] = 10,
+    charts_dir: str | None = None,
+) -> dict[str, Any]:
+    """Publish the dashboard of the chosen billing months.
+
+    Args:
+        first_period: First billing month, YYYY-MM. Empty: eleven months before the current one.
+        last_period: Last billing month, YYYY-MM. Empty: the current one.
+        top_customers: Customers shown by name in the charts.
+        charts_dir: Technical: also save the charts as PNG files in this folder (on the worker).
+
+    """
+    p = StatisticsParameters(
+        first_period=first_period, last_period=last_period, top_customers=top_customers, charts_dir=charts_dir
+    )
+    preflight(["state"])
     first, last = default_periods(datetime.now(tz=AMSTERDAM).date())
     periods = periods_between(p.first_period or first, p.last_period or last)
     documents, history = read_statistics(periods)

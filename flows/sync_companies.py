@@ -24,13 +24,14 @@ from tasks.companies import (
 )
 from tasks.company_sync.config import load_companies_config
 from tasks.company_sync.report import planned_outcomes
+from tasks.preflight import preflight
 from tasks.state import close_run, mark_run_ended, open_run
 
 FLOW = "sync-companies"
 
 
 class SyncCompaniesParameters(BaseModel):
-    """What a user chooses in the Prefect UI."""
+    """The options of one run (the flow takes them as flat parameters)."""
 
     dry_run: bool = Field(False, description="Show every change (before → after), write nothing.")
     config_path: str = Field("config/companies.toml", description="Field map and archiving reason (TOML).")
@@ -42,9 +43,16 @@ class SyncCompaniesParameters(BaseModel):
     on_failure=[mark_run_ended, notify_failure],
     on_crashed=[mark_run_ended, notify_failure],
 )
-def sync_companies(parameters: SyncCompaniesParameters | None = None) -> dict[str, Any]:
-    """Keep TOPdesk's branches and persons in line with AFAS's debtors and contacts."""
-    p = parameters or SyncCompaniesParameters()
+def sync_companies(dry_run: bool = False, config_path: str = "config/companies.toml") -> dict[str, Any]:
+    """Keep TOPdesk's branches and persons in line with AFAS's debtors and contacts.
+
+    Args:
+        dry_run: Show every change (before → after), write nothing.
+        config_path: Technical: field map and archiving reason (TOML).
+
+    """
+    p = SyncCompaniesParameters(dry_run=dry_run, config_path=config_path)
+    preflight(["state", "afas", "topdesk"])
     config = load_companies_config(p.config_path)
     run_id = open_run(FLOW, p.model_dump(mode="json"), runtime.flow_run.id)
     afas, afas_stats = extract_afas_relations(with_contacts=config.persons.enabled)

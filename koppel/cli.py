@@ -1,8 +1,8 @@
 """The ``koppel`` command line: checks and management of the state store.
 
 ``koppel settings`` prints the settings in effect with where each came from (env, block, default; secrets
-masked) or one line per wrong setting; ``koppel afas keygen`` makes the key pair and certificate for AFAS
-OAuth (private-key JWT).
+masked) or one line per wrong setting; ``koppel check`` checks every setting and calls each system once (the
+flows' preflight); ``koppel afas keygen`` makes the key pair and certificate for AFAS OAuth (private-key JWT).
 ``koppel exclusions add|list|remove`` manages the ignore list, ``koppel resend`` frees failed documents so the
 next invoice-hours run bills their registrations again, ``koppel ledger`` shows what the ledger knows about a
 document or a registration, and ``koppel statistics`` sums up a billing month (examples: docs/operations.md).
@@ -104,6 +104,30 @@ def shown_value(value: object) -> str:
             return "(empty)"
         return mask_url_password(text) if "@" in text and "://" in text else "***"
     return "(not set)" if value is None else repr(value)
+
+
+@app.command("check")
+def check_command(
+    system: Annotated[
+        list[str] | None,
+        typer.Argument(help="state, afas, topdesk, occupational-health (default: all)."),
+    ] = None,
+) -> None:
+    """Check every setting and call each system once, as every flow's first task does (exit 2: not ok)."""
+    import asyncio
+
+    from tasks.preflight import SYSTEMS as CHECKS
+    from tasks.preflight import check_systems
+
+    chosen = system or ["state", "afas", "topdesk", "occupational-health"]
+    unknown = [name for name in chosen if name not in CHECKS]
+    if unknown:
+        raise typer.BadParameter(f"unknown system {unknown[0]!r}; choose from {', '.join(CHECKS)}")
+    checks = asyncio.run(check_systems(chosen, load))
+    for item in checks:
+        typer.echo(item.line, err=not item.ok)
+    if not all(item.ok for item in checks):
+        raise typer.Exit(code=2)
 
 
 def fail(message: str) -> NoReturn:

@@ -52,8 +52,8 @@ class Child:
 
 
 def child_parameters(month: Window, base: dict[str, Any]) -> dict[str, Any]:
-    """The invoice-hours deployment's parameters for one month (its single ``parameters`` model)."""
-    return {"parameters": {**base, "start_date": month.first.isoformat(), "end_date": month.last.isoformat()}}
+    """The invoice-hours deployment's parameters for one month (flat: merged with its defaults)."""
+    return {**base, "start_date": month.first.isoformat(), "end_date": month.last.isoformat()}
 
 
 def submit_children(

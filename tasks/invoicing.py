@@ -15,7 +15,14 @@ from prefect.cache_policies import NO_CACHE
 from connectors.afas.client import AfasClient
 from connectors.afas.settings import AfasSettings
 from store import bundles, exclusions, ledger
-from tasks.artifacts import Progress, artifact_key, publish_markdown, publish_table
+from tasks.artifacts import (
+    Progress,
+    artifact_key,
+    finance_documents,
+    finance_registrations,
+    publish_markdown,
+    publish_table,
+)
 from tasks.billing.buckets import conservation
 from tasks.billing.config import BillingConfig
 from tasks.billing.join import Masters
@@ -138,10 +145,15 @@ def report(
     buckets = settle_buckets(billing.buckets, outcomes)
     result = conservation(read, buckets)
     table = documents_table(billing.documents, outcomes)
-    publish_markdown(f"{FLOW}-summary", summary_markdown(context, result, table), "Summary of the run")
-    publish_table(f"{FLOW}-documents", table, "AFAS documents of this run")
-    publish_table(f"{FLOW}-rejects", billing.rejects[REJECT_COLUMNS], "Registrations rejected, with reasons")
-    publish_table(f"{FLOW}-exclusions", billing.excluded[REJECT_COLUMNS], "Registrations excluded by rules")
+    key = context.get("artifact_prefix", FLOW)  # per period, previews apart (tasks/history.py)
+    publish_markdown(f"{key}-summary", summary_markdown(context, result, table), "Summary of the run")
+    names = context.get("customer_names", {})
+    publish_table(f"{key}-documents", finance_documents(table, names), "AFAS documents of this run")
+    rejects = finance_registrations(billing.rejects[REJECT_COLUMNS], names)
+    publish_table(f"{key}-rejects", rejects, "Registrations rejected, reason first")
+    excluded = finance_registrations(billing.excluded[REJECT_COLUMNS], names)
+    publish_table(f"{key}-exclusions", excluded, "Registrations excluded by rules, reason first")
+    context = {k: v for k, v in context.items() if k != "customer_names"}
     return {
         "conservation": result,
         "documents": table,

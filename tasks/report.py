@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.artifacts import markdown_table
+from tasks.artifacts import amounts_markdown, markdown_table
 from tasks.load import Outcome
 
 FAILED_STATUSES = {"failed", "uncertain"}
@@ -130,7 +130,6 @@ def summary_markdown(context: dict[str, Any], result: dict[str, Any], table: pd.
         f"| {name} | {b['count']:,} | {b['minutes']:,} | {Decimal(b['minutes']) / 60:,.2f} |"
         for name, b in buckets.items()
     )
-    amount = sum((a for a in table.get("amount", []) if isinstance(a, Decimal)), Decimal("0.00"))
     failures = table[table["status"].isin(FAILED_STATUSES)] if not table.empty else table
     lines = [
         f"# invoice-hours {context['window']}",
@@ -139,13 +138,17 @@ def summary_markdown(context: dict[str, Any], result: dict[str, Any], table: pd.
         "",
         f"**Conservation:** {result['line']}",
         "",
+        f"**Hours:** {context.get('hours_line', '')}",
+        "",
         "| bucket | registrations | minutes | hours |",
         "|---|---:|---:|---:|",
         f"| read | {result['read']['count']:,} | {result['read']['minutes']:,} | "
         f"{Decimal(result['read']['minutes']) / 60:,.2f} |",
         rows,
         "",
-        f"Documents: {len(table)}; amount {amount:,.2f} EUR excl. VAT.",
+        f"Documents: {len(table)}.",
+        "",
+        amounts_markdown(table),
     ]
     if not failures.empty:
         lines += ["", "## Failures", "", markdown_table(failures[["reference", "status", "message"]])]

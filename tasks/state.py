@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import task
@@ -21,6 +23,10 @@ from store.settings import StoreSettings
 from tasks.secrets import load_settings
 
 log = logging.getLogger(__name__)
+
+
+# Runs whose flow closed them itself (close_run): the failure hook leaves their record and figures alone.
+_CLOSED: set[str] = set()
 
 
 @functools.cache
@@ -43,6 +49,7 @@ def open_run(flow_name: str, parameters: dict[str, Any], run_id: str | None) -> 
 def close_run(run_id: str, status: str, statistics: dict[str, dict[str, Any]]) -> None:
     """Save the run's outcome and its figures (``{name: {"count": …, "minutes": …, "amount": …}}``)."""
     runs.finish_run(state_engine(), run_id, status, statistics)
+    _CLOSED.add(str(run_id))
 
 
 def mark_run_ended(flow: Any, flow_run: Any, state: Any) -> None:
@@ -51,8 +58,63 @@ def mark_run_ended(flow: Any, flow_run: Any, state: Any) -> None:
     For invoice-hours this lets the next run recover the documents it left claimed at once, instead of after
     ``recover_after_minutes``. Never raises: a hook must not hide the original failure.
     """
+    if str(flow_run.id) in _CLOSED:  # it ended orderly and chose to fail (run_verdict): keep its figures
+        return
     status = "crashed" if getattr(state, "is_crashed", lambda: False)() else "failed"
     try:
         runs.finish_run(state_engine(), str(flow_run.id), status)
     except Exception:  # e.g. the run failed before open_run: nothing to record then
         log.warning("could not record the end of run %s", flow_run.id, exc_info=True)
+
+
+# --- is a run green? ---------------------------------------------------------------------------------------
+
+NOT_GREEN_STATUSES = {
+    "failed": "refused by AFAS",
+    "uncertain": "uncertain (AFAS did not answer; looked up again by the next run)",
+    "possibly-deleted": "possibly deleted in AFAS",
+}
+
+
+class RunNotClean(Exception):
+    """The run finished its work but must not look green; ``result`` is what it would have returned."""
+
+    def __init__(self, message: str, result: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.result = dict(result)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a finished run is green, and if not, one message saying why."""
+
+    ok: bool
+    problems: tuple[str, ...] = ()
+
+    @property
+    def message(self) -> str:
+        """The state message of a run that is not green."""
+        return "; ".join(self.problems)
+
+
+def run_verdict(
+    read_count: int,
+    statuses: Iterable[str],
+    failed_sources: Iterable[str] = (),
+    what: str = "registrations",
+) -> Verdict:
+    """Green only when something was read, every source answered and no document is refused or uncertain.
+
+    ``statuses`` are the document statuses of the run (``tasks.load.Outcome.status``); dry runs' "dry-run"
+    and every posted/recovered/elsewhere status are fine.
+    """
+    problems = [f"source {name} failed" for name in failed_sources]
+    if read_count == 0:
+        problems.append(f"zero {what} read: check the source and the dates")
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    for status, meaning in NOT_GREEN_STATUSES.items():
+        if counts.get(status):
+            problems.append(f"{counts[status]} document{'s' if counts[status] != 1 else ''} {meaning}")
+    return Verdict(ok=not problems, problems=tuple(problems))

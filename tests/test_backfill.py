@@ -55,14 +55,12 @@ def test_parameters_refuse_bad_ranges_and_pass_options_to_children() -> None:
     )
     month = Window(date(2026, 9, 1), date(2026, 9, 30))
     assert child_parameters(month, p.invoice_parameters()) == {
-        "parameters": {
-            "dry_run": True,
-            "administration": 2,
-            "config_path": "config/billing.toml",
-            "recover_after_minutes": 15.0,
-            "start_date": "2026-09-01",
-            "end_date": "2026-09-30",
-        }
+        "dry_run": True,
+        "administration": 2,
+        "config_path": "config/billing.toml",
+        "recover_after_minutes": 15.0,
+        "start_date": "2026-09-01",
+        "end_date": "2026-09-30",
     }
 
 
@@ -154,7 +152,7 @@ class FakeWorkers:
                 for run in found:
                     if str(run.id) in self.done or not run.state.is_scheduled() or run.created < self.since:
                         continue
-                    month = run.parameters["parameters"]["start_date"][:7]
+                    month = run.parameters["start_date"][:7]
                     self.done[str(run.id)] = run.parameters
                     if month in self.fail:
                         client.set_flow_run_state(run.id, Failed(message="AFAS maintenance"), force=True)
@@ -196,12 +194,10 @@ def test_backfill_flow_runs_one_child_per_month_and_reports_them(deployed) -> No
     )
     started = time.monotonic()
     with FakeWorkers(deployed, fail=set()) as workers:
-        state = backfill(params, return_state=True)
+        state = backfill(**params.model_dump(), return_state=True)
     assert state.is_completed(), state.message
     assert time.monotonic() - started < 60
-    windows = sorted(
-        (p["parameters"]["start_date"], p["parameters"]["end_date"]) for p in workers.done.values()
-    )
+    windows = sorted((p["start_date"], p["end_date"]) for p in workers.done.values())
     assert windows == [
         ("2026-08-10", "2026-08-31"),
         ("2026-09-01", "2026-09-30"),
@@ -234,7 +230,7 @@ def test_backfill_fails_when_a_child_fails_and_names_the_month(
         start_date=date(2026, 8, 1), end_date=date(2026, 9, 30), poll_seconds=0.2, wait_minutes=2
     )
     with FakeWorkers(deployed, fail={"2026-09"}), caplog.at_level("WARNING", logger="koppel.notifications"):
-        state = backfill(params, return_state=True)
+        state = backfill(**params.model_dump(), return_state=True)
     assert state.is_failed()
     [notified] = [r.getMessage() for r in caplog.records if r.name == "koppel.notifications"]
     assert "Koppel: backfill run" in notified and "child runs of 2026-09 did not complete" in notified
@@ -251,7 +247,7 @@ def test_backfill_stops_waiting_after_wait_minutes(deployed) -> None:
     params = BackfillParameters(
         start_date=date(2026, 8, 1), end_date=date(2026, 8, 31), poll_seconds=0.2, wait_minutes=0.01
     )
-    state = backfill(params, return_state=True)  # no workers at all: the child stays scheduled
+    state = backfill(**params.model_dump(), return_state=True)  # no workers at all: the child stays scheduled
     with pytest.raises(BackfillFailed, match="2026-08"):
         state.result()
     table = artifacts_of(state.state_details.flow_run_id)["backfill-children"].data

@@ -72,14 +72,14 @@ def branch_by_number(sandbox, number: str) -> list[dict]:
 
 
 def sync(**kwargs):
-    return sync_companies(SyncCompaniesParameters(**kwargs))
+    return sync_companies(**SyncCompaniesParameters(**kwargs).model_dump())
 
 
 def missing(config_path: str, **kwargs):
     params = CreateMissingDebtorsParameters(
         start_date=OCTOBER[0], end_date=OCTOBER[1], config_path=config_path, **kwargs
     )
-    return create_missing_debtors(params)
+    return create_missing_debtors(**params.model_dump())
 
 
 def test_first_run_creates_second_run_writes_nothing(prefect_harness, sandbox) -> None:

@@ -85,8 +85,11 @@ def test_prefect_yaml_passes_prefects_model_and_every_deployment_loads() -> None
     assert sorted(found) == sorted(EXPECTED)
     for name, (config, flow) in found.items():
         assert config["work_pool"]["name"] == "koppel", name
-        if "parameters" in config:  # the UI form's defaults are valid
-            assert set(flow.validate_parameters(config["parameters"])) == {"parameters"}, name
+        if "parameters" in config:  # the UI form's defaults are valid, one flat parameter each
+            assert set(config["parameters"]) <= set(flow.validate_parameters(config["parameters"])), name
+        assert config["work_pool"]["job_variables"]["env"]["PREFECT_LOGGING_EXTRA_LOGGERS"] == (
+            "connectors,tasks,koppel,store"
+        )
         shown = [
             (item.get("cron") or item.get("rrule"), item.get("active", True)) for item in config["schedules"]
         ]
@@ -100,9 +103,22 @@ def test_invoice_parameters_default_to_the_previous_month_and_the_preview_is_a_d
     monthly = found["invoice-hours/monthly"][1].validate_parameters(
         found["invoice-hours/monthly"][0]["parameters"]
     )
-    assert (monthly["parameters"].start_date, monthly["parameters"].dry_run) == (None, False)
+    assert (monthly["start_date"], monthly["dry_run"]) == (None, False)
     preview = found["invoice-hours/nightly-preview"]
-    assert preview[1].validate_parameters(preview[0]["parameters"])["parameters"].dry_run is True
+    assert preview[1].validate_parameters(preview[0]["parameters"])["dry_run"] is True
+    # the finance form: every parameter described, the technical ones last and saying so
+    schema = found["invoice-hours/monthly"][1].parameters.model_dump()["properties"]
+    assert all(field.get("description") for field in schema.values())
+    order = sorted(schema, key=lambda name: schema[name]["position"])
+    assert order[-2:] == ["config_path", "recover_after_minutes"]
+    assert all(schema[name]["description"].startswith("Technical:") for name in order[-2:])
+    for name in ("start_date", "end_date"):  # a date picker, not a "date | None" switch; empty = last month
+        assert (schema[name]["type"], schema[name]["format"], schema[name]["default"]) == (
+            "string",
+            "date",
+            None,
+        )
+        assert "anyOf" not in schema[name]
     assert "parameters" not in found["backfill/on-demand"][0]  # the user must choose the range
 
 
@@ -163,6 +179,7 @@ def test_make_ui_target_runs_the_ui_module() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_make_ui_brings_up_a_server_listing_every_deployment_with_its_schedules(tmp_path: Path) -> None:
     from koppel.ui import free_port
 

@@ -14,7 +14,7 @@ from connectors.afas.client import AfasClient
 from connectors.afas.payloads import element
 from connectors.afas.settings import AfasSettings
 from connectors.occupational_health.endpoints import ORDER
-from flows.absence_to_afas import AbsenceToAfasParameters, absence_to_afas
+from flows.absence_to_afas import absence_to_afas
 from flows.hr_sync import HrSyncParameters, hr_sync
 from sandbox.occupational_health import AbsenceIn
 from sandbox.server import running_sandbox
@@ -58,7 +58,7 @@ def received(sandbox, start: int = 0) -> list[tuple[str, str, str]]:
 
 
 def sync(**kwargs):
-    return hr_sync(HrSyncParameters(from_date="2024-11-21", **kwargs))
+    return hr_sync(**HrSyncParameters(from_date="2024-11-21", **kwargs).model_dump())
 
 
 def afas_update(sandbox, fields: dict) -> None:
@@ -159,7 +159,7 @@ def test_the_salary_column_is_sent_only_when_enabled(prefect_harness, sandbox, t
 
 def test_a_malformed_from_date_is_refused_with_the_expected_format(prefect_harness, sandbox):
     with pytest.raises(ParameterTypeError, match=r"from_date must be a date written YYYY-MM-DD") as caught:
-        hr_sync(parameters={"from_date": "21-11-2024"})
+        hr_sync(from_date="21-11-2024")
     assert "21-11-2024" in str(caught.value)
     assert oh(sandbox).received == []
 
@@ -177,18 +177,18 @@ def test_absence_registered_in_oh_appears_once_in_afas_also_after_a_rerun(prefec
             expected_end=date(2026, 11, 23),
         )
     )
-    first = absence_to_afas(AbsenceToAfasParameters(config_path=path))
+    first = absence_to_afas(config_path=path)
     outcomes = first["absences"].set_index("external_id")
     assert outcomes.loc[mine.external_id, "outcome"] == "inserted"
     rows = afas(sandbox).tables["illness"].where(EmployeeId="1002")
     assert [(r["StartDate"].date(), r["DvId"], r["EndDate"]) for r in rows] == [(date(2026, 11, 16), 1, None)]
 
-    again = absence_to_afas(AbsenceToAfasParameters(config_path=path))
+    again = absence_to_afas(config_path=path)
     # the overlap window reads it again; AFAS already has it, so nothing is posted
     assert again["absences"].set_index("external_id").loc[mine.external_id, "outcome"] == "unchanged"
     assert len(afas(sandbox).tables["illness"].where(EmployeeId="1002")) == 1
     oh(sandbox).update_registered_absence(mine.external_id, end_date=date(2026, 11, 19))
-    closed = absence_to_afas(AbsenceToAfasParameters(config_path=path))
+    closed = absence_to_afas(config_path=path)
     assert closed["absences"].set_index("external_id").loc[mine.external_id, "outcome"] == "updated"
     rows = afas(sandbox).tables["illness"].where(EmployeeId="1002")
     assert len(rows) == 1 and rows[0]["EndDate"].date() == date(2026, 11, 19)

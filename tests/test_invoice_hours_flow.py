@@ -7,11 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from flows.invoice_hours import InvoiceHoursParameters, invoice_hours
+from flows.invoice_hours import invoice_hours
 from sandbox.server import running_sandbox
 from store import ledger
 from store.db import connect
 from store.settings import StoreSettings
+from tasks.state import RunNotClean
 from tests.invoice_support import (
     OCTOBER,
     afas_invoices,
@@ -34,7 +35,16 @@ def sandbox(monkeypatch, tmp_path):
 
 
 def run(start=OCTOBER[0], end=OCTOBER[1], **kwargs):
-    return invoice_hours(InvoiceHoursParameters(start_date=start, end_date=end, **kwargs))
+    return invoice_hours(start_date=start, end_date=end, **kwargs)
+
+
+def run_not_clean(start=OCTOBER[0], end=OCTOBER[1], **kwargs) -> tuple[dict, str]:
+    """A run that must end Failed although it did its work: its result and its state message."""
+    state = invoice_hours(start_date=start, end_date=end, **kwargs, return_state=True)
+    assert state.is_failed(), state
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, RunNotClean), error
+    return error.result, state.message
 
 
 def engine():
@@ -142,7 +152,8 @@ def test_a_refused_document_fails_alone_and_goes_through_with_resend(prefect_har
     victim = invoices.iloc[0]
     afas.reject_next_post(victim["debtor"], "Verkooprelatie is tijdelijk geblokkeerd voor facturatie.")
 
-    first = run()
+    first, message = run_not_clean()
+    assert message == "1 document refused by AFAS"
     table = first["documents"].set_index("reference")
     assert table.loc[victim["reference"], "status"] == "failed"
     assert "tijdelijk geblokkeerd" in table.loc[victim["reference"], "message"]
@@ -151,10 +162,11 @@ def test_a_refused_document_fails_alone_and_goes_through_with_resend(prefect_har
     assert record.status == "failed" and len(record.profit_log_reference) == 32
     assert first["conservation"]["holds"]
     assert first["conservation"]["buckets"]["failed"]["minutes"] > 0
-    summary = _artifact_markdown("invoice-hours-summary")
+    summary = _artifact_markdown("invoice-hours-2026-10-summary")
     assert victim["reference"] in summary and "tijdelijk geblokkeerd" in summary
+    assert "| refused by AFAS | 1 |" in summary
 
-    rerun = run()
+    rerun = run()  # the refusal was reported by the first run; waiting for `koppel resend` is not new
     assert posted_statuses(rerun)["posted"] == 0  # failed stays failed until resent
     waiting = rerun["buckets"][rerun["buckets"]["bucket"].eq("failed")]
     assert set(waiting["reference"]) == {victim["reference"]}
@@ -207,20 +219,22 @@ def test_one_administration_posts_only_its_documents_and_excludes_the_rest(prefe
     assert "project_realisation" not in set(everything["documents"]["kind"])
 
 
-def test_a_bad_token_fails_the_run_with_one_clear_error_and_records_it(
+def test_a_bad_token_fails_the_run_in_preflight_with_one_line_naming_afas_and_the_variable(
     prefect_harness, sandbox, monkeypatch
 ) -> None:
-    from connectors.errors import AuthError
     from store.runs import run_history
+    from tasks.preflight import PreflightFailed
 
     monkeypatch.setenv(
         "KOPPEL_AFAS_TOKEN", "<token><version>1</version><data>" + "0" * 64 + "</data></token>"
     )
-    with pytest.raises(AuthError) as caught:
+    with pytest.raises(PreflightFailed) as caught:
         run()
+    assert str(caught.value).startswith("AFAS refused the credentials: check KOPPEL_AFAS_TOKEN")
     assert "0" * 64 not in str(caught.value)
-    history = run_history(engine(), "invoice-hours")
-    assert history.iloc[0]["status"] == "failed"
+    # preflight checked every system once (TOPdesk's version), and stopped before any TOPdesk read
+    assert set(sandbox.counters("topdesk")["endpoints"]) == {"GET /tas/api/version"}
+    assert run_history(engine(), "invoice-hours").empty  # stopped before it started any work
     assert sandbox.apps["afas"].state.sim.documents("Koppel_DirectInvoices") == []
 
 

@@ -23,8 +23,8 @@ from tests.invoice_support import OCTOBER, small_world, use_sandbox
 pytestmark = pytest.mark.prefect
 
 
-def params(**kwargs) -> InvoiceHoursParameters:
-    return InvoiceHoursParameters(start_date=OCTOBER[0], end_date=OCTOBER[1], **kwargs)
+def params(**kwargs) -> dict:
+    return InvoiceHoursParameters(start_date=OCTOBER[0], end_date=OCTOBER[1], **kwargs).model_dump()
 
 
 def afas_references(sim) -> Counter:
@@ -72,14 +72,14 @@ def test_two_runs_of_the_same_range_at_once_on_postgres_post_everything_once(
     url = postgres_url.rsplit("/", 1)[0] + "/concurrent_runs"
     with running_sandbox(small_world(seed=21)) as sandbox:
         use_sandbox(monkeypatch, sandbox, tmp_path, db_url=url)
-        planned = invoice_hours(params(dry_run=True))
+        planned = invoice_hours(**params(dry_run=True))
         sandbox.set_knobs("afas", latency_ms=20)
         results: list = []
         errors: list = []
 
         def one() -> None:
             try:
-                results.append(invoice_hours(params()))
+                results.append(invoice_hours(**params()))
             except Exception as error:  # noqa: BLE001 — reported by the assertion below
                 errors.append(error)
 
@@ -98,8 +98,8 @@ def test_two_runs_of_the_same_range_at_once_on_postgres_post_everything_once(
 RUN_IN_CHILD = textwrap.dedent(
     """
     from datetime import date
-    from flows.invoice_hours import InvoiceHoursParameters, invoice_hours
-    invoice_hours(InvoiceHoursParameters(start_date=date(2026, 10, 1), end_date=date(2026, 10, 31)))
+    from flows.invoice_hours import invoice_hours
+    invoice_hours(start_date=date(2026, 10, 1), end_date=date(2026, 10, 31))
     """
 )
 
@@ -128,7 +128,7 @@ def test_sigkill_during_load_then_rerun_leaves_no_duplicates_and_nothing_missing
 ) -> None:
     with running_sandbox(small_world(seed=31)) as sandbox:
         db_url = use_sandbox(monkeypatch, sandbox, tmp_path)
-        planned = invoice_hours(params(dry_run=True))
+        planned = invoice_hours(**params(dry_run=True))
         sim = sandbox.apps["afas"].state.sim
         sandbox.set_knobs("afas", latency_ms=250)
         child = subprocess.Popen(
@@ -150,10 +150,10 @@ def test_sigkill_during_load_then_rerun_leaves_no_duplicates_and_nothing_missing
         assert before < len(planned["documents"]), "killed too late to test anything"
         sandbox.set_knobs("afas", latency_ms=0)
 
-        rerun = invoice_hours(params(recover_after_minutes=0))
+        rerun = invoice_hours(**params(recover_after_minutes=0))
         assert rerun["conservation"]["holds"]
         assert_billed_exactly_once(sim, *plan_of(planned))
-        again = invoice_hours(params(recover_after_minutes=0))
+        again = invoice_hours(**params(recover_after_minutes=0))
         assert again["documents"]["status"].isin(["posted", "recovered"]).sum() == 0
 
 
@@ -163,12 +163,12 @@ def test_faults_and_lost_responses_still_post_every_document_exactly_once(
 ) -> None:
     with running_sandbox(small_world(seed=41)) as sandbox:
         use_sandbox(monkeypatch, sandbox, tmp_path)
-        planned = invoice_hours(params(dry_run=True))
+        planned = invoice_hours(**params(dry_run=True))
         sandbox.set_knobs(
             "afas", fault_rate=0.2, fault_kinds=["throttle", "unavailable"], lost_response_rate=0.3
         )
         sandbox.set_knobs("topdesk", fault_rate=0.2, fault_kinds=["throttle", "unavailable", "reset"])
-        result = invoice_hours(params())
+        result = invoice_hours(**params())
         assert result["conservation"]["holds"]
         statuses = Counter(result["documents"]["status"])
         assert statuses["posted"] + statuses["recovered"] == len(planned["documents"])

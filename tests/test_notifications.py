@@ -146,3 +146,52 @@ def test_hook_without_a_block_only_logs(
     [record] = [r for r in caplog.records if r.name == "koppel.notifications"]
     assert "Koppel: koppel-crashing run" in record.getMessage()
     assert "no KOPPEL_NOTIFY_BLOCK set" in record.getMessage()
+
+
+@pytest.mark.prefect
+def test_a_run_with_a_refused_document_fails_logs_the_refusal_and_notifies_through_the_block(
+    prefect_harness: None, inbox: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    from flows.invoice_hours import invoice_hours
+    from sandbox.server import running_sandbox
+    from store import ledger
+    from store.db import connect
+    from store.settings import StoreSettings
+    from tests.invoice_support import OCTOBER, small_world, use_sandbox
+
+    CustomWebhookNotificationBlock(
+        name="koppel", url=inbox, json_data={"subject": "{{subject}}", "body": "{{body}}"}
+    ).save("koppel-refusals", overwrite=True)
+    monkeypatch.setenv("KOPPEL_NOTIFY_BLOCK", "custom-webhook/koppel-refusals")
+    with running_sandbox(small_world()) as sandbox:
+        use_sandbox(monkeypatch, sandbox, tmp_path)
+        dry = invoice_hours(start_date=OCTOBER[0], end_date=OCTOBER[1], dry_run=True)
+        assert _Inbox.received == []  # a green run sends nothing
+        victim = dry["documents"][dry["documents"]["kind"].eq("direct_invoice")].iloc[0]
+        sandbox.apps["afas"].state.sim.reject_next_post(victim["debtor"], "Debiteur is geblokkeerd.")
+        state = invoice_hours(start_date=OCTOBER[0], end_date=OCTOBER[1], return_state=True)
+    assert state.is_failed() and state.message == "1 document refused by AFAS"
+    record = ledger.document(connect(StoreSettings()), victim["reference"])
+    [sent] = _Inbox.received
+    assert sent["subject"] == "Koppel: invoice-hours run invoice-hours 2026-10 failed"
+    body = sent["body"].splitlines()
+    assert "State: Failed: 1 document refused by AFAS" in body
+    assert f"AFAS log reference: {record.profit_log_reference}" in body
+    APILogWorker.drain_all(timeout=30)  # the run's logs are sent in the background: send them now
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+    warnings = [log.message for log in logs if log.level == logging.WARNING]
+    assert any(
+        f"AFAS refused {victim['reference']}" in m
+        and "Debiteur is geblokkeerd." in m
+        and record.profit_log_reference in m
+        and f"koppel resend {victim['reference']}" in m
+        for m in warnings
+    ), warnings

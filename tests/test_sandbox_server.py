@@ -106,6 +106,16 @@ def test_env_points_koppels_settings_at_the_sandbox(monkeypatch: pytest.MonkeyPa
         assert oh.token.get_secret_value() == sandbox.oh_token == default_token(8)
 
 
+def counted_statuses(sandbox, system: str, endpoint: str, expected: int, timeout: float = 10.0) -> dict:
+    """Statuses counted for ``endpoint`` once ``expected`` requests are counted (or the deadline passed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        tally = sandbox.counters(system)["endpoints"].get(endpoint, {"count": 0, "statuses": {}})
+        if tally["count"] >= expected or time.monotonic() > deadline:
+            return tally["statuses"]
+        time.sleep(0.01)
+
+
 def test_knobs_and_counters_through_the_sandbox_object() -> None:
     knobs = Knobs(seed=1, fault_rate=1.0, fault_kinds=["throttle"])
     with running_sandbox(small_world(), factories=STAND_INS, oh_knobs=knobs) as sandbox:  # type: ignore[arg-type]
@@ -115,10 +125,10 @@ def test_knobs_and_counters_through_the_sandbox_object() -> None:
         assert httpx.get(oh, timeout=2).status_code == 429
         sandbox.set_knobs("oh", fault_rate=0.0)
         assert httpx.get(oh, timeout=2).status_code == 401  # the app itself now: no token sent
-        assert sandbox.counters("oh")["endpoints"]["GET /api/v1/departments"]["statuses"] == {
-            "429": 1,
-            "401": 1,
-        }
+        # The sandbox counts a request once the app has answered it (after the client may have read the
+        # answer): wait for both counts rather than read them the instant the response arrived.
+        counted = counted_statuses(sandbox, "oh", "GET /api/v1/departments", expected=2)
+        assert counted == {"429": 1, "401": 1}
         sandbox.reset_counters()
         assert [sandbox.counters(system)["total"] for system in SYSTEMS] == [0, 0, 0]
 

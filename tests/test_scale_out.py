@@ -42,7 +42,7 @@ from store import ledger
 from store.db import connect
 from store.settings import StoreSettings
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.system, pytest.mark.postgres]
 
 ROOT = Path(__file__).resolve().parents[1]
 MONTHS = [("2026-08-01", "2026-08-31"), ("2026-09-01", "2026-09-30"), ("2026-10-01", "2026-10-31")]
@@ -163,7 +163,7 @@ def test_three_month_backfill_over_two_workers_bills_every_registration_once(
         parameters = {"start_date": MONTHS[0][0], "end_date": MONTHS[-1][1], "poll_seconds": 2}
         run = httpx.post(
             f"{api}/deployments/{backfill['id']}/create_flow_run",
-            json={"parameters": {"parameters": parameters}},
+            json={"parameters": parameters},
             timeout=10,
         ).json()
         finished = api_wait_final(api, run["id"], timeout=300)
@@ -178,10 +178,7 @@ def test_three_month_backfill_over_two_workers_bills_every_registration_once(
         stop(processes)
 
     # one child per month, all completed, each on one worker, and both workers billed
-    windows = sorted(
-        (c["parameters"]["parameters"]["start_date"], c["parameters"]["parameters"]["end_date"])
-        for c in children
-    )
+    windows = sorted((c["parameters"]["start_date"], c["parameters"]["end_date"]) for c in children)
     assert windows == MONTHS
     assert {c["state"]["type"] for c in children} == {"COMPLETED"}
     submitted = {}

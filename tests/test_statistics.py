@@ -212,7 +212,9 @@ def test_statistics_flow_publishes_artifacts(
     monkeypatch.setenv("KOPPEL_STATE_DB_URL", f"sqlite:///{tmp_path / 'state.db'}")
     charts = tmp_path / "charts"
     state = statistics(
-        StatisticsParameters(first_period="2026-08", last_period="2026-09", charts_dir=str(charts)),
+        **StatisticsParameters(
+            first_period="2026-08", last_period="2026-09", charts_dir=str(charts)
+        ).model_dump(),
         return_state=True,
     )
     result = state.result()
