@@ -8,6 +8,7 @@ confirm) → report. The logic lives in ``tasks/billing`` (plain functions over 
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from typing import Any
 
 from prefect import flow, runtime
@@ -15,6 +16,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from koppel.notifications import notify_failure
+from tasks.approval import approval_gate, end_unposted
 from tasks.billing.config import load_billing_config
 from tasks.extract import billing_window, extract_masters, extract_registrations
 from tasks.invoicing import load, plan, read_state, release_for_resend, report
@@ -69,6 +71,10 @@ def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str,
     masters, afas_stats = extract_masters()
     state = read_state(read, window)
     billing = plan(read, masters, config, state, window)
+    gate = approval_gate(read, billing, config, p.dry_run, partial(replan, window, config), run_id)
+    if gate.stop is not None:  # rejected or not approved in time: nothing is posted
+        return end_unposted(run_id, gate)
+    read, billing = gate.read, gate.billing
     outcomes, load_stats = None, {}
     if not p.dry_run:
         outcomes, load_stats = load(billing, config, run_id, p.recover_after_minutes)
@@ -77,7 +83,15 @@ def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str,
         "dry_run": p.dry_run,
         "modes": config.modes_text(),
         "requests": {"topdesk": topdesk_stats, "afas": afas_stats, "afas_load": load_stats},
+        "approval": gate.summary_markdown(),
     }
     result = report(context, read, billing, outcomes)
     close_run(run_id, "completed", result["statistics"])
     return {**result, "context": context, "run_id": run_id}
+
+
+def replan(window, config):
+    """Plan again from TOPdesk and the ledger as they are now (after an approval pause)."""
+    read, _ = extract_registrations(window)
+    masters, _ = extract_masters()
+    return read, plan(read, masters, config, read_state(read, window), window)

@@ -147,6 +147,8 @@ def summary_markdown(context: dict[str, Any], result: dict[str, Any], table: pd.
         "",
         f"Documents: {len(table)}; amount {amount:,.2f} EUR excl. VAT.",
     ]
+    if context.get("approval"):
+        lines += ["", context["approval"]]
     if not failures.empty:
         lines += ["", "## Failures", "", markdown_table(failures[["reference", "status", "message"]])]
     return "\n".join(lines)
