@@ -20,6 +20,7 @@ from tasks.approval import approval_gate, end_unposted
 from tasks.billing.config import load_billing_config
 from tasks.extract import billing_window, extract_masters, extract_registrations
 from tasks.invoicing import load, plan, read_state, release_for_resend, report
+from tasks.specifications import write_specifications
 from tasks.state import close_run, mark_run_ended, open_run
 
 
@@ -78,12 +79,14 @@ def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str,
     outcomes, load_stats = None, {}
     if not p.dry_run:
         outcomes, load_stats = load(billing, config, run_id, p.recover_after_minutes)
+    specification_files = write_specifications(billing, config, run_id)
     context = {
         "window": window.label(),
         "dry_run": p.dry_run,
         "modes": config.modes_text(),
         "requests": {"topdesk": topdesk_stats, "afas": afas_stats, "afas_load": load_stats},
         "approval": gate.summary_markdown(),
+        "specifications": specification_files,
     }
     result = report(context, read, billing, outcomes)
     close_run(run_id, "completed", result["statistics"])
