@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from koppel.notifications import notify_failure
 from tasks.approval import approval_gate, end_unposted
 from tasks.billing.config import load_billing_config
+from tasks.bundles import report_bundles, sync_bundles
 from tasks.extract import billing_window, extract_masters, extract_registrations
 from tasks.invoicing import load, plan, read_state, release_for_resend, report
 from tasks.specifications import write_specifications
@@ -70,6 +71,7 @@ def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str,
         release_for_resend(p.resend)
     read, topdesk_stats = extract_registrations(window)
     masters, afas_stats = extract_masters()
+    bundles_before = sync_bundles(config)
     state = read_state(read, window)
     billing = plan(read, masters, config, state, window)
     gate = approval_gate(read, billing, config, p.dry_run, partial(replan, window, config), run_id)
@@ -79,6 +81,7 @@ def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str,
     outcomes, load_stats = None, {}
     if not p.dry_run:
         outcomes, load_stats = load(billing, config, run_id, p.recover_after_minutes)
+        report_bundles(bundles_before, config)
     specification_files = write_specifications(billing, config, run_id)
     context = {
         "window": window.label(),

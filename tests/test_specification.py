@@ -11,7 +11,7 @@ import pytest
 from tasks.billing.pipeline import bill
 from tasks.billing.specification import TOTAL_LABEL, specifications, write_specification
 from tests.billing_factories import config, masters, registration, registrations
-from tests.invoice_support import OCTOBER, afas_invoices, decimal, small_world, use_sandbox
+from tests.invoice_support import OCTOBER, afas_invoices, decimal, sandbox_fixture  # noqa: F401 - fixture
 
 ROUNDING = '\n[rounding]\nunit_minutes = 15\ndirection = "up"\nminimum_minutes_per_ticket = 30\n'
 
@@ -68,15 +68,6 @@ def test_the_files_hold_the_same_lines_and_total(tmp_path: Path) -> None:
     values = [row for row in sheet.iter_rows(values_only=True) if row and row[0] == TOTAL_LABEL]
     assert decimal(values[0][-1]) == document["amount"]
     assert sheet["B1"].value == document["reference"]
-
-
-@pytest.fixture
-def sandbox(monkeypatch, tmp_path):
-    from sandbox.server import running_sandbox
-
-    with running_sandbox(small_world()) as running:
-        use_sandbox(monkeypatch, running, tmp_path)
-        yield running
 
 
 @pytest.mark.prefect
