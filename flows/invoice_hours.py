@@ -21,6 +21,7 @@ from tasks.billing.config import load_billing_config
 from tasks.bundles import report_bundles, sync_bundles
 from tasks.extract import billing_window, extract_masters, extract_registrations
 from tasks.invoicing import load, plan, read_state, release_for_resend, report
+from tasks.masterdata import check_master_data
 from tasks.specifications import write_specifications
 from tasks.state import close_run, mark_run_ended, open_run
 
@@ -67,6 +68,7 @@ def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str,
     window = billing_window(p.start_date, p.end_date)
     config = load_billing_config(p.config_path).for_administration(p.administration)
     run_id = open_run("invoice-hours", p.model_dump(mode="json"), runtime.flow_run.id)
+    check_master_data(config)  # a code AFAS does not know fails the run here, naming its config key
     if p.resend and not p.dry_run:
         release_for_resend(p.resend)
     read, topdesk_stats = extract_registrations(window)
