@@ -141,6 +141,7 @@ def request_markdown(
     print_: str,
     links: dict[str, str],
     difference: pd.DataFrame | None = None,
+    note: str = "",
 ) -> str:
     """The text shown above the approval form in the Prefect UI."""
     lines = [
@@ -163,6 +164,8 @@ def request_markdown(
             "",
             markdown_table(difference, limit=30),
         ]
+    if note:
+        lines[1:1] = ["", note]
     return "\n".join(lines)
 
 
@@ -259,7 +262,7 @@ def approval_gate(
     timeout_minutes = config.approval_timeout_minutes
     record = partial(record_approval, run_id)
     gate = Gate(read, billing)
-    difference = None
+    difference, note = None, ""
     for attempt in range(1, MAX_ROUNDS + 1):
         scoped_docs = in_scope(gate.billing.documents, administrations)
         if dry_run or not administrations or scoped_docs.empty:
@@ -268,7 +271,7 @@ def approval_gate(
         print_ = fingerprint(scoped_docs, scoped_lines)
         figures = totals(scoped_docs)
         links = publish_preview(gate.billing, administrations, attempt)
-        description = request_markdown(administrations, figures, print_, links, difference)
+        description = request_markdown(administrations, figures, print_, links, difference, note)
         form = approval_form().with_initial_data(description=description, fingerprint=print_)
         notify_waiting(administrations, figures)
         answer = wait_for_answer(form, timeout_minutes * 60, f"approval-{attempt}")
@@ -283,10 +286,18 @@ def approval_gate(
             message = f"rejected by {answer.approver}: {answer.comment or '(no comment)'}; nothing was posted"
             gate.stop = Cancelled(name="Rejected", message=message)
             return gate
+        if answer.fingerprint != print_:
+            difference = None
+            note = (
+                f"**The approval named fingerprint `{answer.fingerprint[:64]}`, not the one shown.** "
+                "Nothing was posted; approve again with the fingerprint below."
+            )
+            continue
+        note = ""
         new_read, new_billing = replan()
         new_docs = in_scope(new_billing.documents, administrations)
         new_print = fingerprint(new_docs, in_scope(new_billing.document_lines, administrations))
-        if answer.fingerprint == print_ == new_print:
+        if new_print == print_:
             decision["rounds"] = attempt
             record(decision)
             return Gate(new_read, new_billing, approval=decision)

@@ -228,6 +228,23 @@ def test_an_approval_that_times_out_posts_nothing_and_fails_named(prefect_harnes
     assert record["parameters"]["approval"]["decision"] == "timed out"
 
 
+def test_an_approval_of_another_fingerprint_posts_nothing_and_asks_again(
+    prefect_harness, sandbox, tmp_path
+) -> None:
+    thread, box = run_in_thread(approval_config(tmp_path))
+    flow_run, description = wait_for_request(box, 0)
+    shown = shown_fingerprint(description)
+    answer(flow_run, "approve", "0" * 64)
+    flow_run, description = wait_for_request(box, 1)
+    assert "not the one shown" in description and shown_fingerprint(description) == shown
+    assert posted_in_afas(sandbox) == {}
+    answer(flow_run, "approve", shown)
+    state = finish(thread, box)
+    assert state.is_completed(), state
+    assert set(posted_in_afas(sandbox)) == set(ledger.documents(engine(), status="posted")["reference"])
+    assert runs.approval_of(engine(), str(flow_run.id))["rounds"] == 2
+
+
 def test_a_dry_run_does_not_wait_for_approval(prefect_harness, sandbox, tmp_path) -> None:
     parameters = InvoiceHoursParameters(
         start_date=OCTOBER[0], end_date=OCTOBER[1], dry_run=True, config_path=approval_config(tmp_path)
