@@ -11,15 +11,17 @@ from datetime import date
 from functools import partial
 from typing import Any
 
+import pandas as pd
 from prefect import flow, runtime
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from koppel.notifications import notify_failure
 from tasks.approval import approval_gate, end_unposted
-from tasks.billing.config import load_billing_config
+from tasks.billing.config import BillingConfig, load_billing_config
+from tasks.billing.pipeline import BillingRun
 from tasks.bundles import report_bundles, sync_bundles
-from tasks.extract import billing_window, extract_masters, extract_registrations
+from tasks.extract import Window, billing_window, extract_masters, extract_registrations
 from tasks.invoicing import load, plan, read_state, release_for_resend, report
 from tasks.masterdata import check_master_data
 from tasks.specifications import write_specifications
@@ -98,7 +100,7 @@ def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str,
     return {**result, "context": context, "run_id": run_id}
 
 
-def replan(window, config):
+def replan(window: Window, config: BillingConfig) -> tuple[pd.DataFrame, BillingRun]:
     """Plan again from TOPdesk and the ledger as they are now (after an approval pause)."""
     read, _ = extract_registrations(window)
     masters, _ = extract_masters()

@@ -138,9 +138,7 @@ def report(
     buckets = settle_buckets(billing.buckets, outcomes)
     result = conservation(read, buckets)
     table = documents_table(billing.documents, outcomes)
-    if context.get(
-        "specifications"
-    ):  # the hours specification per customer document (tasks/specifications.py)
+    if context.get("specifications"):  # reference → hours specification file (tasks/specifications.py)
         table["specification"] = table["reference"].map(context["specifications"]).fillna("")
     publish_markdown(f"{FLOW}-summary", summary_markdown(context, result, table), "Summary of the run")
     publish_table(f"{FLOW}-documents", table, "AFAS documents of this run")
