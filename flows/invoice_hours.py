@@ -8,16 +8,21 @@ confirm) → report. The logic lives in ``tasks/billing`` (plain functions over 
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from typing import Annotated, Any
 
+import pandas as pd
 from prefect import flow, get_run_logger, runtime
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from koppel.notifications import notify_failure
+from tasks.approval import approval_gate, end_unposted
 from tasks.artifacts import Phases
-from tasks.billing.config import load_billing_config
+from tasks.billing.config import BillingConfig, load_billing_config
+from tasks.billing.pipeline import BillingRun
+from tasks.bundles import report_bundles, sync_bundles
 from tasks.events import (
     customer_names,
     documents_summary,
@@ -26,10 +31,12 @@ from tasks.events import (
     read_summary,
     refusal_lines,
 )
-from tasks.extract import billing_window, extract_masters, extract_registrations
+from tasks.extract import Window, billing_window, extract_masters, extract_registrations
 from tasks.history import OptionalDate, artifact_prefix, run_name, run_tags, tag_current_run
 from tasks.invoicing import load, plan, read_state, release_for_resend, report
+from tasks.masterdata import check_master_data
 from tasks.preflight import preflight
+from tasks.specifications import write_specifications
 from tasks.state import RunNotClean, close_run, mark_run_ended, open_run, run_verdict
 
 FLOW = "invoice-hours"
@@ -124,6 +131,7 @@ def invoice_hours(
     preflight(["state", "afas", "topdesk"])
     config = load_billing_config(p.config_path).for_administration(p.administration)
     run_id = open_run(FLOW, p.model_dump(mode="json"), runtime.flow_run.id)
+    check_master_data(config)  # a code AFAS does not know fails the run here, naming its config key
     if p.resend and not p.dry_run:
         logger.info("resend: released %s", ", ".join(release_for_resend(p.resend)) or "nothing")
     prefix = artifact_prefix(FLOW, window, p.dry_run)
@@ -134,8 +142,13 @@ def invoice_hours(
     phases.reached("reading AFAS master data")
     masters, afas_stats = extract_masters()
     phases.reached("planning documents")
+    bundles_before = sync_bundles(config)
     state = read_state(read, window)
     billing = plan(read, masters, config, state, window)
+    gate = approval_gate(read, billing, config, p.dry_run, partial(replan, window, config), run_id)
+    if gate.stop is not None:  # rejected or not approved in time: nothing is posted
+        return end_unposted(run_id, gate)
+    read, billing = gate.read, gate.billing
     logger.info("planned %s", documents_summary(billing.documents))
     logger.info("hours: %s", hours_change(billing.priced))
     outcomes, load_stats = None, {}
@@ -145,6 +158,8 @@ def invoice_hours(
         logger.info("%s", outcomes_summary(outcomes))
         for line in refusal_lines(outcomes):
             logger.warning("%s", line)
+        report_bundles(bundles_before, config)
+    specification_files = write_specifications(billing, config, run_id)
     context = {
         "window": window.label(),
         "dry_run": p.dry_run,
@@ -153,6 +168,8 @@ def invoice_hours(
         "hours_line": hours_change(billing.priced),
         "customer_names": customer_names(masters.debtors),
         "requests": {"topdesk": topdesk_stats, "afas": afas_stats, "afas_load": load_stats},
+        "approval": gate.summary_markdown(),
+        "specifications": specification_files,
     }
     result = report(context, read, billing, outcomes)
     phases.done()
@@ -164,3 +181,10 @@ def invoice_hours(
         logger.error("invoice-hours %s not clean: %s", window.label(), verdict.message)
         return Failed(message=verdict.message, data=RunNotClean(verdict.message, result))
     return result
+
+
+def replan(window: Window, config: BillingConfig) -> tuple[pd.DataFrame, BillingRun]:
+    """Plan again from TOPdesk and the ledger as they are now (after an approval pause)."""
+    read, _ = extract_registrations(window)
+    masters, _ = extract_masters()
+    return read, plan(read, masters, config, read_state(read, window), window)

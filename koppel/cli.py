@@ -4,7 +4,8 @@
 masked) or one line per wrong setting; ``koppel check`` checks every setting and calls each system once (the
 flows' preflight); ``koppel afas keygen`` makes the key pair and certificate for AFAS OAuth (private-key JWT).
 ``koppel exclusions add|list|remove`` manages the ignore list, ``koppel resend`` frees failed documents so the
-next invoice-hours run bills their registrations again, ``koppel ledger`` shows what the ledger knows about a
+next invoice-hours run bills their registrations again, ``koppel bundles add|list|correct|close|balance``
+manages prepaid hour bundles, ``koppel ledger`` shows what the ledger knows about a
 document or a registration, and ``koppel statistics`` sums up a billing month (examples: docs/operations.md).
 
 Store commands read ``KOPPEL_STATE_DB_URL`` like the flows. Heavy imports (SQLAlchemy, pandas, Prefect) happen
@@ -19,6 +20,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -44,6 +46,8 @@ exclusions_app = typer.Typer(no_args_is_help=True, help="The ignore list: what i
 app.add_typer(exclusions_app, name="exclusions")
 afas_app = typer.Typer(no_args_is_help=True, help="AFAS Profit: OAuth key material.")
 app.add_typer(afas_app, name="afas")
+bundles_app = typer.Typer(no_args_is_help=True, help="Prepaid hour bundles (strippenkaarten) per customer.")
+app.add_typer(bundles_app, name="bundles")
 
 SYSTEMS: dict[str, type[BaseSettings]] = {
     "afas": AfasSettings,
@@ -319,6 +323,133 @@ def show_registration(engine: Engine, registration_id: str) -> None:
         )
     typer.echo(f"history ({len(history)} lines):")
     show(history.drop(columns=["fields_hash"]))
+
+
+# --- bundles ------------------------------------------------------------------------------------------------
+
+
+def minutes_of(hours: str) -> int:
+    """``"7.5"`` hours → 450 minutes; a bad or fractional-minute value is a usage error."""
+    from decimal import InvalidOperation
+
+    try:
+        minutes = Decimal(hours.strip()) * 60
+    except InvalidOperation:
+        raise typer.BadParameter(f"not a number of hours: {hours!r}", param_hint="--hours") from None
+    if minutes <= 0 or minutes != minutes.to_integral_value():
+        raise typer.BadParameter(f"{hours} h is not a positive whole number of minutes", param_hint="--hours")
+    return int(minutes)
+
+
+def day(text: str | None, hint: str) -> date | None:
+    """An ISO date option, or None."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"not a date (YYYY-MM-DD): {text!r}", param_hint=hint) from None
+
+
+def today() -> date:
+    """Today in Europe/Amsterdam, where billing days are cut."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo("Europe/Amsterdam")).date()
+
+
+def signed(reason: str, by: str | None) -> str:
+    """What a correction or closing adds to a bundle's description: date, who and why."""
+    return f"{today().isoformat()} {by or getpass.getuser()} ({reason.strip()})"
+
+
+@bundles_app.command("add")
+def bundles_add(
+    customer: str = typer.Argument(..., help="TOPdesk customer number (= AFAS debtor)."),
+    hours: str = typer.Option(..., "--hours", help="Size in hours, e.g. 20 or 7.5."),
+    valid_from: str = typer.Option(..., "--from", help="First day it may be used (YYYY-MM-DD)."),
+    valid_to: str = typer.Option(None, "--to", help="Last day it may be used (default: open end)."),
+    description: str = typer.Option("", "--description", "-d", help="E.g. the order or invoice number."),
+) -> None:
+    """Add a prepaid bundle: the customer's hours on its days are billed at zero until it is used up."""
+    from store import bundles
+
+    with state_store() as engine:
+        try:
+            new_id = bundles.add_bundle(
+                engine, customer.strip(), minutes_of(hours), day(valid_from, "--from"), day(valid_to, "--to"),
+                description,
+            )  # fmt: skip
+        except bundles.BundleError as error:
+            fail(str(error))
+    typer.echo(f"added bundle {new_id} for {customer.strip()}: {hours_text(minutes_of(hours))}")
+
+
+@bundles_app.command("list")
+def bundles_list(
+    customer: str = typer.Option(None, "--customer", "-c", help="Only this customer's bundles."),
+) -> None:
+    """List every bundle with its size, what was drawn and what is left."""
+    from store import bundles
+
+    with state_store() as engine:
+        show(bundles.bundle_status(engine, customer).drop(columns=["drawn_since"]), "  (no bundles)")
+
+
+@bundles_app.command("correct")
+def bundles_correct(
+    bundle_id: int = typer.Argument(..., help="The id shown by `koppel bundles list`."),
+    hours: str = typer.Option(..., "--hours", help="The right size in hours (not below what was drawn)."),
+    reason: str = typer.Option(..., "--reason", "-r", help="Why (kept in the bundle's description)."),
+    by: str = typer.Option(None, "--by", help="Who corrects (default: the current user)."),
+) -> None:
+    """Correct a bundle's size; what was drawn stays drawn."""
+    from store import bundles
+
+    with state_store() as engine:
+        try:
+            old, new = bundles.correct_bundle(engine, bundle_id, minutes_of(hours), signed(reason, by))
+        except (bundles.BundleError, bundles.UnknownBundle) as error:
+            fail(str(error))
+    typer.echo(f"bundle {bundle_id}: {hours_text(old)} → {hours_text(new)}")
+
+
+@bundles_app.command("close")
+def bundles_close(
+    bundle_id: int = typer.Argument(..., help="The id shown by `koppel bundles list`."),
+    on: str = typer.Option(None, "--on", help="Last day it may be used (default: today)."),
+    reason: str = typer.Option(..., "--reason", "-r", help="Why (kept in the bundle's description)."),
+    by: str = typer.Option(None, "--by", help="Who closes (default: the current user)."),
+) -> None:
+    """Close a bundle: registrations after its last day no longer draw from it (the rest is not refunded)."""
+    from store import bundles
+
+    last = day(on, "--on") or today()
+    with state_store() as engine:
+        try:
+            bundles.close_bundle(engine, bundle_id, last, signed(reason, by))
+        except (bundles.BundleError, bundles.UnknownBundle) as error:
+            fail(str(error))
+    typer.echo(f"bundle {bundle_id} closed: valid until {last}")
+
+
+@bundles_app.command("balance")
+def bundles_balance(
+    customer: str = typer.Argument(None, help="One customer (default: every customer with a bundle)."),
+    on: str = typer.Option(None, "--on", help="Balance of the bundles valid on this day (default: today)."),
+) -> None:
+    """Minutes and hours left per customer in the bundles valid on a day."""
+    from store import bundles
+
+    when = day(on, "--on") or today()
+    with state_store() as engine:
+        frame = bundles.balances(engine, when)
+    if customer is not None:
+        frame = frame[frame["customer_number"].eq(customer)]
+    frame = frame.assign(hours=[f"{Decimal(int(m)) / 60:.2f}" for m in frame["minutes_available"]])
+    typer.echo(f"bundle balance on {when}:")
+    show(frame, "  (no valid bundles)")
 
 
 # --- statistics ---------------------------------------------------------------------------------------------

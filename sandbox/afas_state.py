@@ -48,6 +48,9 @@ _KEYS = {
     "org_units": "OrgUnitId",
     "employees": "EmployeeId",
     "employments": "EmploymentKey",
+    "journals": "_key",
+    "vat_codes": "VatCode",
+    "allocations": "_key",
 }
 # Secondary indexes for the look-ups the rules do on every post.
 _INDEXED = {
@@ -374,6 +377,13 @@ def _build_tables(world: World) -> dict[str, Table]:
             _key=lambda f: f["Unit"].astype(str) + "/" + f["Year"].astype(str) + "/" + f["Period"].astype(str)
         ),
         "sales_prices": frames["afas_sales_prices"],
+        "journals": frames["afas_journals"].assign(
+            _key=lambda f: f["UnitId"].astype(str) + "/" + f["JournalId"].astype(str)
+        ),
+        "vat_codes": frames["afas_vat_codes"],
+        "allocations": frames["afas_allocations"].assign(
+            _key=lambda f: f["Unit"].astype(str) + "/" + f["Account"] + "/" + f["DimAx"] + "/" + f["DimCode"]
+        ),
         "contacts": _contacts(frames),
         "relations": _relations(frames),
         "org_units": _org_units(frames),

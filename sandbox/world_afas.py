@@ -66,6 +66,14 @@ GL_ACCOUNTS = [
     ("8010", "Omzet overig", "Winst en verlies"),
     ("8900", "Interne doorbelasting", "Winst en verlies"),
 ]
+# Journals per administration, and the VAT codes of the sandbox company (standard Dutch rates).
+JOURNALS = [("20", "Verkoopboek", "V"), ("90", "Memoriaal", "M")]
+VAT_CODES = [
+    ("0", "Geen btw", "", "0.00", "V"),
+    ("1", "Btw hoog", "1500", "21.00", "V"),
+    ("2", "Btw laag", "1510", "9.00", "V"),
+    ("5", "Btw verlegd", "", "0.00", "V"),
+]
 _FUNCTIONS = {"team": "Servicemedewerker", "department": "Medewerker", "root": "Directeur"}
 EMPLOYMENT_COLUMNS = [
     "employee_id",
@@ -97,6 +105,9 @@ def render(world: World) -> dict[str, pd.DataFrame]:
         "afas_sales_prices": _sales_prices(rng, world, debtors),
         "afas_contacts": _contacts(world, debtors),
         "afas_gl_accounts": _gl_accounts(world),
+        "afas_journals": _journals(world),
+        "afas_vat_codes": _vat_codes(),
+        "afas_allocations": _allocations(world),
     }
     frames.update(_hr(rng, world))
     return {name: _nanoseconds(frame) for name, frame in frames.items()}
@@ -315,6 +326,35 @@ def _gl_accounts(world: World) -> pd.DataFrame:
     ]
     frame = pd.DataFrame(rows, columns=["Unit", "AccountNr", "Description", "AccountType"])
     return frame.sort_values(["Unit", "AccountNr"], kind="stable").reset_index(drop=True)
+
+
+def _journals(world: World) -> pd.DataFrame:
+    rows = [
+        (int(unit), code, name, kind, False)
+        for unit in world.administrations["admin_id"].astype(int)
+        for code, name, kind in JOURNALS
+    ]
+    return pd.DataFrame(rows, columns=["UnitId", "JournalId", "Description", "JournalType", "Blocked"])
+
+
+def _vat_codes() -> pd.DataFrame:
+    rows = [
+        (code, name, account, Decimal(rate), "1", False, "", kind)
+        for code, name, account, rate, kind in VAT_CODES
+    ]
+    columns = ["VatCode", "Description", "AccountNr", "VatPerc", "VatDuty", "Blocked", "VatMethod", "VatType"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _allocations(world: World) -> pd.DataFrame:
+    """Cost centres (dimension axis 1) allowed on each department's cost account."""
+    rows = [
+        (int(d.admin_id), d.cost_account, "1", "Kostenplaats", d.cost_centre, d.name)
+        for d in world.departments.itertuples()
+        if d.cost_centre
+    ]
+    columns = ["Unit", "Account", "DimAx", "AxDescription", "DimCode", "CodeDescription"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 # ---------------------------------------------------------------------------- HR

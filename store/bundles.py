@@ -9,10 +9,10 @@ PostgreSQL cannot overdraw; on SQLite write transactions run one at a time anywa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Row, and_, func, or_, select
+from sqlalchemy import Connection, Engine, Row, and_, false, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from store.db import chunked, to_frame, utcnow, write_transaction
@@ -152,3 +152,164 @@ def draws(engine: Engine, registration_ids: Sequence[str]) -> pd.DataFrame:
             )
             rows += [dict(row._mapping) for row in connection.execute(statement)]
     return to_frame(rows, DRAW_DTYPES)
+
+
+# --- management (``koppel bundles``) and bundles kept in the billing config ------------------------------
+
+CONFIG_PREFIX = "config:"  # description prefix of bundles copied from the billing config: "config:<name> …"
+
+
+class UnknownBundle(LookupError):
+    """No bundle has this id."""
+
+
+STATUS_DTYPES = {
+    "bundle_id": "int64",
+    "customer_number": "str",
+    "description": "str",
+    "valid_from": "object",
+    "valid_to": "object",
+    "minutes_total": "int64",
+    "minutes_drawn": "int64",
+    "minutes_left": "int64",
+    "drawn_since": "int64",
+}
+
+
+def bundle_status(
+    engine: Engine, customer_number: str | None = None, since: datetime | None = None
+) -> pd.DataFrame:
+    """Every bundle (of one customer if given), oldest first: total, drawn, left and drawn since ``since``."""
+    recent = bundle_draws.c.drawn_at >= since if since is not None else false()
+    drawn = (
+        select(
+            bundle_draws.c.bundle_id,
+            func.sum(bundle_draws.c.minutes).label("drawn"),
+        )
+        .group_by(bundle_draws.c.bundle_id)
+        .subquery()
+    )
+    drawn_since = (
+        select(func.coalesce(func.sum(bundle_draws.c.minutes), 0))
+        .where(bundle_draws.c.bundle_id == bundles.c.id, recent)
+        .scalar_subquery()
+    )
+    total_drawn = func.coalesce(drawn.c.drawn, 0)
+    statement = (
+        select(
+            bundles.c.id.label("bundle_id"),
+            bundles.c.customer_number,
+            bundles.c.description,
+            bundles.c.valid_from,
+            bundles.c.valid_to,
+            bundles.c.minutes_total,
+            total_drawn.label("minutes_drawn"),
+            (bundles.c.minutes_total - total_drawn).label("minutes_left"),
+            drawn_since.label("drawn_since"),
+        )
+        .outerjoin(drawn, drawn.c.bundle_id == bundles.c.id)
+        .order_by(bundles.c.customer_number, bundles.c.valid_from, bundles.c.id)
+    )
+    if customer_number is not None:
+        statement = statement.where(bundles.c.customer_number == customer_number)
+    with engine.connect() as connection:
+        return to_frame(connection.execute(statement).mappings().all(), STATUS_DTYPES)
+
+
+def _one(connection: Connection, bundle_id: int) -> Row:
+    row = connection.execute(select(bundles).where(bundles.c.id == bundle_id).with_for_update()).first()
+    if row is None:
+        raise UnknownBundle(f"no bundle with id {bundle_id}")
+    return row
+
+
+def _drawn(connection: Connection, bundle_id: int) -> int:
+    statement = select(func.coalesce(func.sum(bundle_draws.c.minutes), 0)).where(
+        bundle_draws.c.bundle_id == bundle_id
+    )
+    return int(connection.execute(statement).scalar_one())
+
+
+def _note(description: str, text: str) -> str:
+    return f"{description}; {text}" if description else text
+
+
+def correct_bundle(engine: Engine, bundle_id: int, minutes_total: int, note: str) -> tuple[int, int]:
+    """Set a bundle's size to ``minutes_total`` (never below what was drawn); return (old, new) size.
+
+    ``note`` (who and why) is appended to the description, so the bundle keeps its history.
+    """
+    if not isinstance(minutes_total, int) or minutes_total <= 0:
+        raise BundleError(f"minutes_total must be a positive int, got {minutes_total!r}")
+    with write_transaction(engine) as connection:
+        row = _one(connection, bundle_id)
+        drawn = _drawn(connection, bundle_id)
+        if minutes_total < drawn:
+            raise BundleError(
+                f"bundle {bundle_id}: {drawn} minutes are already drawn, more than {minutes_total}"
+            )
+        text = _note(row.description, f"{note}: {row.minutes_total} → {minutes_total} min")
+        connection.execute(
+            update(bundles)
+            .where(bundles.c.id == bundle_id)
+            .values(minutes_total=minutes_total, description=text)
+        )
+    return int(row.minutes_total), minutes_total
+
+
+def close_bundle(engine: Engine, bundle_id: int, on_date: date, note: str) -> date:
+    """End a bundle's validity on ``on_date`` (inclusive): later registrations no longer draw from it."""
+    with write_transaction(engine) as connection:
+        row = _one(connection, bundle_id)
+        if on_date < row.valid_from:
+            raise BundleError(f"bundle {bundle_id} starts on {row.valid_from}, after {on_date}")
+        if row.valid_to is not None and row.valid_to < on_date:
+            raise BundleError(f"bundle {bundle_id} already ended on {row.valid_to}")
+        text = _note(row.description, f"{note}: closed on {on_date}")
+        connection.execute(
+            update(bundles).where(bundles.c.id == bundle_id).values(valid_to=on_date, description=text)
+        )
+    return on_date
+
+
+def sync_config_bundles(engine: Engine, wanted: Sequence[dict]) -> list[str]:
+    """Copy the billing config's bundles into the store; return what changed, one line each.
+
+    ``wanted``: dicts with ``name``, ``customer_number``, ``minutes``, ``valid_from``, ``valid_to``,
+    ``description``. A bundle is found again by the ``config:<name>`` at the start of its description. A
+    changed size or validity is applied (a size below what was drawn is refused); a bundle taken out of the
+    config stays in the store (close it with ``koppel bundles close``).
+    """
+    changes = []
+    with write_transaction(engine) as connection:
+        for spec in wanted:
+            changes += _sync_one(connection, spec)
+    return changes
+
+
+def _sync_one(connection: Connection, spec: dict) -> list[str]:
+    marker = f"{CONFIG_PREFIX}{spec['name']}"
+    description = f"{marker} {spec['description']}".strip()
+    existing = connection.execute(
+        select(bundles).where(
+            or_(bundles.c.description == marker, bundles.c.description.startswith(marker + " "))
+        )
+    ).first()
+    values = {
+        "customer_number": spec["customer_number"],
+        "minutes_total": spec["minutes"],
+        "valid_from": spec["valid_from"],
+        "valid_to": spec["valid_to"],
+    }
+    if existing is None:
+        connection.execute(bundles.insert().values(**values, description=description, created_at=utcnow()))
+        return [f"added bundle {spec['name']} for {spec['customer_number']}: {spec['minutes']} min"]
+    if all(getattr(existing, key) == value for key, value in values.items()):
+        return []
+    drawn = _drawn(connection, existing.id)
+    if spec["minutes"] < drawn:
+        raise BundleError(
+            f"bundles.{spec['name']}: {drawn} minutes are already drawn, more than {spec['minutes']}"
+        )
+    connection.execute(update(bundles).where(bundles.c.id == existing.id).values(**values))
+    return [f"updated bundle {spec['name']} (id {existing.id}) from the config"]

@@ -151,3 +151,30 @@ def _add_up(totals: dict[str, dict[str, Any]], figures: Mapping[str, Mapping[str
         total["count"] += int(values.get("count", 0))
         total["minutes"] += int(values.get("minutes", 0))
         total["amount"] += Decimal(values.get("amount", 0))
+
+
+def record_approval(engine: Engine, run_id: str, approval: Mapping[str, Any]) -> None:
+    """Keep who decided on the run's plan, when, and its fingerprint, with the run's parameters.
+
+    Stored under ``parameters["approval"]`` (the parameters themselves stay under their own keys), so no
+    schema change is needed; ``approval_of`` reads it back.
+    """
+    with write_transaction(engine) as connection:
+        current = connection.execute(
+            select(runs.c.parameters).where(runs.c.id == run_id)
+        ).scalar_one_or_none()
+        if current is None:
+            raise UnknownRun(f"no run with id {run_id!r}")
+        merged = {**dict(current), "approval": scrub(dict(approval))}
+        connection.execute(update(runs).where(runs.c.id == run_id).values(parameters=merged))
+
+
+def approval_of(engine: Engine, run_id: str) -> dict[str, Any] | None:
+    """The approval recorded with a run (``record_approval``), or None."""
+    with engine.connect() as connection:
+        parameters = connection.execute(
+            select(runs.c.parameters).where(runs.c.id == run_id)
+        ).scalar_one_or_none()
+    if parameters is None:
+        raise UnknownRun(f"no run with id {run_id!r}")
+    return parameters.get("approval")

@@ -145,6 +145,8 @@ def report(
     buckets = settle_buckets(billing.buckets, outcomes)
     result = conservation(read, buckets)
     table = documents_table(billing.documents, outcomes)
+    if context.get("specifications"):  # reference → hours specification file (tasks/specifications.py)
+        table["specification"] = table["reference"].map(context["specifications"]).fillna("")
     key = context.get("artifact_prefix", FLOW)  # per period, previews apart (tasks/history.py)
     publish_markdown(f"{key}-summary", summary_markdown(context, result, table), "Summary of the run")
     names = context.get("customer_names", {})

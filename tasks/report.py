@@ -150,6 +150,8 @@ def summary_markdown(context: dict[str, Any], result: dict[str, Any], table: pd.
         "",
         amounts_markdown(table),
     ]
+    if context.get("approval"):
+        lines += ["", context["approval"]]
     if not failures.empty:
         lines += ["", "## Failures", "", markdown_table(failures[["reference", "status", "message"]])]
     return "\n".join(lines)

@@ -23,6 +23,9 @@ AFAS_FRAMES = {
     "afas_sales_prices",
     "afas_contacts",
     "afas_gl_accounts",
+    "afas_journals",
+    "afas_vat_codes",
+    "afas_allocations",
     "hr_org_units",
     "hr_employees",
     "hr_employments",
@@ -133,6 +136,17 @@ def test_gl_accounts_hold_what_journal_entries_use(world):
         assert {"8000", "8010", "8900", "1500", "1510", "1300"} <= numbers
     unit_one = set(accounts.loc[accounts["Unit"] == 1, "AccountNr"])
     assert set(world.departments["cost_account"]) <= unit_one
+
+
+def test_journals_vat_codes_and_cost_centres_hold_what_the_billing_config_names(world):
+    journals = world.extra["afas_journals"]
+    assert set(zip(journals["UnitId"], journals["JournalId"], strict=True)) == {
+        (unit, code) for unit in (1, 2) for code in ("20", "90")
+    }
+    assert {"0", "1", "2", "5"} == set(world.extra["afas_vat_codes"]["VatCode"])
+    allocations = world.extra["afas_allocations"]
+    pairs = set(zip(allocations["Account"], allocations["DimCode"], strict=True))
+    assert pairs == set(zip(world.departments["cost_account"], world.departments["cost_centre"], strict=True))
 
 
 def test_org_units_are_a_tree_led_by_employees(world):

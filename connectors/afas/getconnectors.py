@@ -54,6 +54,9 @@ REGISTRY: dict[str, GetConnector] = {
         GetConnector("Profit_OrgPer", ("BcCo",), keyset=True, columns=14),
         GetConnector("Profit_Illness", ("AbsenceId",), keyset=True, columns=40),
         GetConnector("Profit_Users", ("UserId",), keyset=True, columns=11),
+        GetConnector("Profit_Journals", ("UnitId", "JournalId"), columns=5),
+        GetConnector("Profit_VAT_code", ("VatCode",), keyset=True, columns=8),
+        GetConnector("Profit_Allocation_Assigments", ("Unit", "Account", "DimAx", "DimCode"), columns=6),
         # Project-defined connectors (docs/afas-getconnectors.md); the read-backs expose our references.
         GetConnector("Koppel_Sales_Prices", ("ItemCode", "DebtorId", "DateStart"), columns=4),
         GetConnector("Koppel_DirectInvoices", ("OrNu",), keyset=True, columns=7, key_fields=("OrNu",)),

@@ -8,7 +8,7 @@ silently falling back to a default would bill the wrong amount.
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import date, time
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
@@ -139,6 +139,8 @@ class Administration(_Strict):
     journals: Journals = Field(default_factory=Journals)
     accounts: Accounts
     internal: Internal = Field(default_factory=Internal)
+    # "required": the run pauses before posting until someone approves its plan (tasks/approval.py).
+    approval: Literal["required", "off"] = "off"
 
 
 class Projects(_Strict):
@@ -210,6 +212,36 @@ class Exclusions(_Strict):
     rules: list[ExclusionRule] = Field(default_factory=list)
 
 
+class ConfigBundle(_Strict):
+    """A prepaid bundle ("strippenkaart") kept in this file; every run copies it into the store."""
+
+    name: str = Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9_.-]+$")
+    customer_number: str = Field(min_length=1, max_length=32)
+    hours: Annotated[Decimal, BeforeValidator(_decimal)] = Field(gt=0)
+    valid_from: date
+    valid_to: date | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ConfigBundle:
+        if self.hours * 60 != int(self.hours * 60):
+            raise ValueError(f"hours: {self.hours} is not a whole number of minutes")
+        if self.valid_to is not None and self.valid_to < self.valid_from:
+            raise ValueError(f"valid_to: {self.valid_to} lies before valid_from {self.valid_from}")
+        return self
+
+    @property
+    def minutes(self) -> int:
+        """The bundle's size in minutes."""
+        return int(self.hours * 60)
+
+
+class Specifications(_Strict):
+    """Hours specifications per customer document (CSV and XLSX), written under ``folder``/<run id>/."""
+
+    folder: str | None = None  # unset: no specification files
+
+
 class BillingConfig(_Strict):
     """The whole billing configuration."""
 
@@ -222,12 +254,23 @@ class BillingConfig(_Strict):
     rounding: Rounding = Field(default_factory=Rounding)
     surcharges: list[Surcharge] = Field(default_factory=list)
     exclusions: Exclusions = Field(default_factory=Exclusions)
+    # How long a run waits for approval (administrations with approval = "required") before it gives up.
+    approval_timeout_minutes: float = Field(default=24 * 60, gt=0, le=30 * 24 * 60)
+    specifications: Specifications = Field(default_factory=Specifications)
+    bundles: list[ConfigBundle] = Field(default_factory=list)
+    # Notify when a bundle's balance falls below this many minutes in a run (and when it is used up).
+    bundle_alert_below_minutes: int = Field(default=120, ge=0)
     # A run parameter rather than a file setting: bill only this administration (``for_administration``).
     only_administration: int | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> BillingConfig:
-        problems = [*self._zone_problems(), *self._reference_problems(), *self._department_problems()]
+        problems = [
+            *self._zone_problems(),
+            *self._reference_problems(),
+            *self._department_problems(),
+            *self._bundle_problems(),
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -263,6 +306,21 @@ class BillingConfig(_Strict):
                     )
                 seen[code] = admin_id
         return problems
+
+    def _bundle_problems(self) -> list[str]:
+        names = [bundle.name for bundle in self.bundles]
+        return [
+            f"bundles: name {name!r} is used twice"
+            for name in sorted({n for n in names if names.count(n) > 1})
+        ]
+
+    def approval_required(self) -> list[int]:
+        """The administrations of this run whose documents wait for approval before posting."""
+        return [
+            a
+            for a, admin in sorted(self.administrations.items())
+            if admin.approval == "required" and self.in_scope(a)
+        ]
 
     def for_administration(self, admin_id: int | None) -> BillingConfig:
         """The configuration for a run that bills one administration only (``None``: all of them).

@@ -1,0 +1,123 @@
+"""Master-data check at the start of invoice-hours: every AFAS code the billing config names must exist.
+
+A typo in ``config/billing.toml`` (an item, administration, journal, VAT code or cost centre AFAS does not
+know) would otherwise surface as one refused document after another in AFAS. ``master_data_problems`` (a
+plain function over AFAS's GetConnector frames) names each offending config key; ``check_master_data`` (the
+task) reads ``Profit_Administrations``, ``Profit_Worktype``, ``Profit_Journals``, ``Profit_VAT_code`` and
+``Profit_Allocation_Assigments`` and fails the run before anything is read from TOPdesk or planned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from connectors.afas.client import AfasClient
+from connectors.afas.settings import AfasSettings
+from tasks.billing.config import Administration, BillingConfig, BillingConfigError, Mode
+from tasks.secrets import load_settings
+
+CONNECTORS = {
+    "administrations": "Profit_Administrations",
+    "items": "Profit_Worktype",
+    "journals": "Profit_Journals",
+    "vat_codes": "Profit_VAT_code",
+    "allocations": "Profit_Allocation_Assigments",
+}
+COST_CENTRE_AXIS = "1"  # the internal entry puts the cost centre on dimension axis 1 (tasks/billing/payloads)
+
+
+class MasterDataError(BillingConfigError):
+    """The billing config names codes AFAS does not have; the message names each config key."""
+
+
+def _codes(frame: pd.DataFrame, *columns: str) -> set[tuple[str, ...]]:
+    if frame.empty:
+        return set()
+    blocked = frame["Blocked"].fillna(False).astype(bool) if "Blocked" in frame else False
+    usable = frame[~blocked] if "Blocked" in frame else frame
+    return {
+        tuple(str(v).strip().casefold() for v in row) for row in usable[list(columns)].itertuples(index=False)
+    }
+
+
+def item_keys(config: BillingConfig) -> Iterator[tuple[str, str]]:
+    """(config key, item code) for every item the config assigns or prices."""
+    yield "items.default", config.items.default
+    for section in ("by_reason", "by_category", "by_operator_group"):
+        for name, code in getattr(config.items, section).items():
+            yield f"items.{section}.{name}", code
+    for code in config.rates.items:
+        yield f"rates.items.{code}", code
+
+
+def master_data_problems(config: BillingConfig, frames: Mapping[str, pd.DataFrame]) -> list[str]:
+    """One line per config key whose code AFAS does not hold (blocked codes count as missing)."""
+    items = _codes(frames["items"], "ItemCode")
+    admins = _codes(frames["administrations"], "AdminId")
+    problems = [
+        f"{key}: item {code!r} is not an AFAS work type (Profit_Worktype)"
+        for key, code in item_keys(config)
+        if (code.casefold(),) not in items
+    ]
+    for admin_id, admin in sorted(config.administrations.items()):
+        if not config.in_scope(admin_id):
+            continue
+        if (str(admin_id),) not in admins:
+            problems.append(
+                f"administrations.{admin_id}: administration {admin_id} does not exist in AFAS "
+                "(Profit_Administrations)"
+            )
+            continue
+        problems += _administration_problems(admin_id, admin, frames)
+    return problems
+
+
+def _administration_problems(
+    admin_id: int, admin: Administration, frames: Mapping[str, pd.DataFrame]
+) -> list[str]:
+    key, unit = f"administrations.{admin_id}", str(admin_id)
+    journals = _codes(frames["journals"], "UnitId", "JournalId")
+    allocations = _codes(frames["allocations"], "Unit", "Account", "DimAx", "DimCode")
+    problems = []
+    used = {"memorial": admin.journals.memorial}
+    if admin.mode == Mode.SALES_BOOKING:
+        used["sales"] = admin.journals.sales
+        vat_code = admin.accounts.vat_code
+        if (vat_code.casefold(),) not in _codes(frames["vat_codes"], "VatCode"):
+            problems.append(
+                f"{key}.accounts.vat_code: VAT code {vat_code!r} does not exist (Profit_VAT_code)"
+            )
+    for name, journal in used.items():
+        if (unit, journal.casefold()) not in journals:
+            problems.append(
+                f"{key}.journals.{name}: journal {journal!r} does not exist in administration {admin_id} "
+                "(Profit_Journals)"
+            )
+    for code, department in admin.internal.departments.items():
+        centre, account = department.cost_centre, department.cost_account
+        if centre and (unit, account.casefold(), COST_CENTRE_AXIS, centre.casefold()) not in allocations:
+            problems.append(
+                f"{key}.internal.departments.{code}.cost_centre: cost centre {centre!r} is not allowed on "
+                f"account {account} in administration {admin_id} (Profit_Allocation_Assigments)"
+            )
+    return problems
+
+
+async def read_master_data(settings: AfasSettings) -> dict[str, pd.DataFrame]:
+    """The five GetConnectors the check needs, read in parallel."""
+    async with AfasClient.from_settings(settings) as client:
+        frames = await asyncio.gather(*(client.read_frame(c) for c in CONNECTORS.values()))
+    return dict(zip(CONNECTORS, frames, strict=True))
+
+
+@task(name="check-afas-master-data", cache_policy=NO_CACHE)
+def check_master_data(config: BillingConfig) -> None:
+    """Fail the run at once, naming every config key, when the config names codes AFAS does not have."""
+    problems = master_data_problems(config, asyncio.run(read_master_data(load_settings(AfasSettings))))
+    if problems:
+        raise MasterDataError("billing config does not match AFAS: " + "; ".join(problems))
