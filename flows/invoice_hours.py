@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from koppel.notifications import notify_failure
 from tasks.billing.config import load_billing_config
+from tasks.companies import create_missing_customers
 from tasks.extract import billing_window, extract_masters, extract_registrations
 from tasks.invoicing import load, plan, read_state, release_for_resend, report
 from tasks.state import close_run, mark_run_ended, open_run
@@ -66,6 +67,7 @@ def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str,
     if p.resend and not p.dry_run:
         release_for_resend(p.resend)
     read, topdesk_stats = extract_registrations(window)
+    read = create_missing_customers(read, p.config_path, p.dry_run)  # off unless companies.toml says so
     masters, afas_stats = extract_masters()
     state = read_state(read, window)
     billing = plan(read, masters, config, state, window)

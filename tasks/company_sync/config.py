@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from koppel.config_files import ConfigFileError, load_toml, parse_toml
 from schemas.companies import BRANCH_KEY, BRANCH_LIMITS, PERSON_KEY, PERSON_LIMITS
@@ -110,6 +110,8 @@ class CreateDebtors(_Strict):
     """create-missing-debtors: off unless enabled; how new AFAS debtors look."""
 
     enabled: bool = False
+    # invoice-hours creates the missing debtors of branches with hours before planning (needs ``enabled``)
+    while_invoicing: bool = False
     organisation_prefix: str = Field(
         "TD", max_length=ORGANISATION_NUMBER_LENGTH - MIN_ID_DIGITS, pattern=r"^[A-Z0-9]*$"
     )
@@ -119,6 +121,14 @@ class CreateDebtors(_Strict):
         default_factory=lambda: {"Nederland": "NL", "België": "BE", "Duitsland": "DE"}
     )
     default_country: str = Field("NL", min_length=1, max_length=3)
+
+    @model_validator(mode="after")
+    def _guarded(self) -> CreateDebtors:
+        if self.while_invoicing and not self.enabled:
+            raise ValueError(
+                "while_invoicing = true needs enabled = true (the guard of every debtor created)"
+            )
+        return self
 
 
 class CompaniesConfig(_Strict):
