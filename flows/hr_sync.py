@@ -84,6 +84,8 @@ def hr_sync(parameters: HrSyncParameters | None = None) -> dict[str, Any]:
         "mode": p.mode,
         "dry_run": p.dry_run,
         "salary": config.salary,
+        "options": ", ".join(config.options) + ("" if config.manager_accounts else " (no manager accounts)"),
+        "sent": ", ".join(config.sent_entities),
         "requests": {"afas": afas_stats, "oh": oh_stats},
     }
     result = report_sync(context, sync_plan, outcomes)

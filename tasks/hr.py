@@ -111,10 +111,9 @@ def report_sync(context: dict[str, Any], sync_plan: SyncPlan, outcomes: pd.DataF
     """Publish the summary, the changes sent, the rejects and the flex constructions; return the counts."""
     table = report.counts(sync_plan, outcomes)
     rejects = pd.concat([sync_plan.rejects, report.send_rejects(outcomes)], ignore_index=True)
-    flex = sync_plan.desired.flex
-    publish_markdown(
-        f"{HR_SYNC}-summary", report.summary_markdown(context, table, flex, len(rejects)), "hr-sync summary"
-    )
+    flex, without_manager = sync_plan.desired.flex, sync_plan.desired.without_manager
+    summary = report.summary_markdown(context, table, flex, len(rejects), without_manager)
+    publish_markdown(f"{HR_SYNC}-summary", summary, "hr-sync summary")
     publish_table(
         f"{HR_SYNC}-changes", report.changes_table(outcomes), "Changes sent to the occupational-health system"
     )
@@ -127,6 +126,7 @@ def report_sync(context: dict[str, Any], sync_plan: SyncPlan, outcomes: pd.DataF
         "rejects": rejects,
         "held": sync_plan.desired.held,
         "flex": flex,
+        "without_manager": without_manager,
         "changes": outcomes,
     }
 

@@ -198,3 +198,42 @@ def test_absence_to_afas_is_off_by_default(prefect_harness, sandbox):
     assert absence_to_afas() == {"enabled": False}
     assert oh(sandbox).received == []
     assert all(p.connector != "HrIllness" for p in afas(sandbox).posted)
+
+
+def writes_per_entity(sandbox, start: int = 0) -> dict[str, int]:
+    """OH writes (PUT and DELETE) per resource since ``start``."""
+    counts: dict[str, int] = {}
+    for method, resource, _ in received(sandbox, start):
+        if method in WRITES:
+            counts[resource] = counts.get(resource, 0) + 1
+    return counts
+
+
+@pytest.mark.slow  # three flow runs: about 6 s
+def test_each_xs_option_sends_exactly_its_entities(prefect_harness, sandbox, tmp_path):
+    werknemer = config_file(tmp_path, 'options = ["werknemer"]\nmanager_accounts = false\n')
+    first = sync(config_path=werknemer)
+    assert set(writes_per_entity(sandbox)) == {"departments", "employees", "employments"}
+    counts = first["counts"].set_index("entity")
+    assert counts.loc["absences", "to_oh"] == counts.loc["users", "to_oh"] == "not sent (option)"
+    assert not oh(sandbox).records["absences"] and not oh(sandbox).records["users"]
+
+    before = len(oh(sandbox).received)
+    verzuim = config_file(tmp_path, 'options = ["verzuim"]\nmanager_accounts = false\n')
+    sync(config_path=verzuim)
+    absences = writes_per_entity(sandbox, before)
+    assert set(absences) == {"absences"} and absences["absences"] == len(oh(sandbox).records["absences"]) > 0
+
+    before = len(oh(sandbox).received)
+    sync(config_path=config_file(tmp_path, 'options = ["werknemer"]\n'))  # manager accounts switched on
+    assert set(writes_per_entity(sandbox, before)) == {"users"}
+
+
+def test_no_department_goes_out_with_a_held_back_manager(prefect_harness, sandbox):
+    result = sync()
+    held = set(result["held"][result["held"]["entity"] == "employees"]["key"])
+    assert held == {"1001", "1008"}
+    managers = {r.body.manager_employee_external_id for r in oh(sandbox).records["departments"].values()}
+    assert not managers & held
+    assert set(afas(sandbox).tables["org_units"].column("ManagerId")) & held, "the world has a flex manager"
+    assert not result["without_manager"].empty

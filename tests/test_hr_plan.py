@@ -359,3 +359,22 @@ def test_empty_mirror_gives_empty_desired_records_with_all_columns(entity):
     desired = desired_state(empty, HrConfig())
     assert desired.records[entity].empty and "external_id" in desired.records[entity].columns
     assert desired.held.empty and desired.rejects.empty and desired.flex.empty
+
+
+def test_a_department_managed_by_a_held_back_flex_employee_goes_out_without_its_manager():
+    desired = desired_state(mirror(), HrConfig())
+    departments = desired.records["departments"].set_index("external_id")
+    assert departments.loc["T01", "manager_employee_external_id"] is None  # 1002 is in a flex construction
+    assert departments.loc["KOPPEL", "manager_employee_external_id"] == "1001"
+    assert desired.without_manager.to_dict(orient="records") == [
+        {
+            "entity": "departments",
+            "key": "T01",
+            "reason": "department T01: sent without manager 1002: held back: employee 1002 has concurrent "
+            "employments 1002-1, 1002-2 (flex construction, not supported)",
+        }
+    ]
+    held = set(desired.held["key"])
+    assert "u1002" in held  # the flex manager's account stays held (frozen), it is not deactivated
+    sent_managers = set(departments["manager_employee_external_id"].dropna())
+    assert not sent_managers & held

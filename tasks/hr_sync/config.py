@@ -21,6 +21,13 @@ from koppel.config_files import ConfigFileError, load_toml, parse_toml
 
 ENTITIES = ("departments", "employees", "employments", "absences", "users")
 SalaryKind = Literal["monthly", "four_weekly", "sv_wage"]
+XsOption = Literal["werknemer", "verzuim"]
+# XS Connect's options: "Werknemer" sends the organisation (departments, employees with their employments,
+# optionally the managers' user accounts), "Verzuim" sends absences only.
+OPTION_ENTITIES: dict[str, tuple[str, ...]] = {
+    "werknemer": ("departments", "employees", "employments", "users"),
+    "verzuim": ("absences",),
+}
 
 
 class HrConfigError(ConfigFileError):
@@ -177,6 +184,26 @@ class HrConfig(_Strict):
     absences: Absences = Absences()
     users: Users = Users()
     absence_to_afas: AbsenceToAfas = AbsenceToAfas()
+    options: tuple[XsOption, ...] = ("werknemer", "verzuim")
+    manager_accounts: bool = True
+
+    @model_validator(mode="after")
+    def _options(self) -> HrConfig:
+        if not self.options:
+            raise ValueError('options: choose "werknemer", "verzuim" or both')
+        if len(set(self.options)) != len(self.options):
+            raise ValueError(f"options: {list(self.options)} names an option twice")
+        if not self.manager_accounts or "werknemer" in self.options:
+            return self
+        raise ValueError('manager_accounts = true needs the "werknemer" option (or set it to false)')
+
+    @property
+    def sent_entities(self) -> tuple[str, ...]:
+        """The OH resources this configuration sends (and deactivates), in referential order."""
+        chosen = {e for option in self.options for e in OPTION_ENTITIES[option]}
+        if not self.manager_accounts:
+            chosen.discard("users")
+        return tuple(e for e in ENTITIES if e in chosen)
 
     def source(self, entity: str) -> Departments | Employees | Employments | Absences | Users:
         """The source of ``entity`` (one of ``ENTITIES``)."""
