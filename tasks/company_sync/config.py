@@ -53,6 +53,7 @@ DEFAULT_BRANCH_FIELDS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_PERSON_FIELDS: dict[str, tuple[str, ...]] = {
     "firstName": ("FirstName",),
+    "prefixes": ("Prefix",),
     "surName": ("LastName",),
     "email": ("MailWork",),
     "phoneNumber": ("TelWork", "MobWork"),
@@ -82,7 +83,7 @@ class BranchSync(_Strict):
 
 
 class PersonSync(_Strict):
-    """AFAS contact person (``Profit_Contacts`` plus ``FirstName``/``LastName``) → TOPdesk person."""
+    """AFAS contact person (``Profit_Contacts`` plus the split name columns) → TOPdesk person."""
 
     enabled: bool = True
     fields: dict[str, Sources] = Field(default_factory=lambda: dict(DEFAULT_PERSON_FIELDS))
