@@ -407,6 +407,7 @@ CONNECTORS: tuple[GetConnector, ...] = (
         _cols(
             "EmployeeId s15 Medewerker",
             "FirstName s50 Voornaam",
+            "Prefix s15 Voorvoegsel",
             "LastName s80 Achternaam",
             "BirthDate t Geboortedatum",
             "Email s255 E-mail werk",

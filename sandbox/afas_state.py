@@ -458,11 +458,14 @@ def _org_units(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def _employees(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     e = frames["hr_employees"]
+    # AFAS keeps the tussenvoegsel apart (KnPerson.Is): "van den Berg" is Prefix "van den", LastName "Berg"
+    words = [str(name).split() for name in e["last_name"]]
     return pd.DataFrame(
         {
             "EmployeeId": e["employee_id"],
             "FirstName": e["first_name"],
-            "LastName": e["last_name"],
+            "Prefix": [" ".join(w[:-1]) or None for w in words],
+            "LastName": [w[-1] if w else None for w in words],
             "BirthDate": e["birth_date"],
             "Email": e["email"],
             "Gender": e["gender"],

@@ -237,3 +237,25 @@ def test_no_department_goes_out_with_a_held_back_manager(prefect_harness, sandbo
     assert not managers & held
     assert set(afas(sandbox).tables["org_units"].column("ManagerId")) & held, "the world has a flex manager"
     assert not result["without_manager"].empty
+
+
+def test_a_name_with_a_prefix_round_trips_from_afas_to_the_oh_system(prefect_harness, sandbox):
+    sync()
+    served = {r["EmployeeId"]: r for r in afas(sandbox).tables["employees"]}
+    with_prefix = [e for e, r in served.items() if r["Prefix"]]
+    assert with_prefix, "the world has employees with a tussenvoegsel"
+    world = small_world().extra["hr_employees"].set_index("employee_id")
+    for employee in with_prefix:
+        record = oh(sandbox).get("employees", employee)
+        if record is None:
+            continue  # held back (flex construction)
+        body = record.body
+        assert (body.first_name, body.name_prefix, body.last_name) == (
+            served[employee]["FirstName"],
+            served[employee]["Prefix"],
+            served[employee]["LastName"],
+        )
+        assert f"{body.name_prefix} {body.last_name}" == world.loc[employee, "last_name"]  # nothing lost
+    before = len(oh(sandbox).received)
+    sync()
+    assert received(sandbox, before) == []  # the parts compare equal on the next run: nothing resent

@@ -52,8 +52,11 @@ class EmployeeColumns(_Strict):
 
     id: str = "EmployeeId"
     first_name: str = "FirstName"
-    name_prefix: str = ""
+    name_prefix: str = "Prefix"  # the tussenvoegsel ("de", "van den"), AFAS KnPerson.Is
     last_name: str = "LastName"
+    # A single full-name column instead ("Jan Willem de Vries"): split by tasks.names.split_dutch_name into
+    # whichever of first_name, name_prefix, last_name are set to "".
+    full_name: str = ""
     initials: str = ""
     birth_date: str = "BirthDate"
     gender: str = "Gender"
