@@ -16,7 +16,7 @@ from connectors.afas.settings import AfasSettings
 from connectors.occupational_health.endpoints import ORDER
 from flows.absence_to_afas import AbsenceToAfasParameters, absence_to_afas
 from flows.hr_sync import HrSyncParameters, hr_sync
-from sandbox.occupational_health import AbsenceIn
+from sandbox.occupational_health import AbsenceIn, EmployeeIn
 from sandbox.server import running_sandbox
 from sandbox.world import generate_world
 
@@ -259,3 +259,54 @@ def test_a_name_with_a_prefix_round_trips_from_afas_to_the_oh_system(prefect_har
     before = len(oh(sandbox).received)
     sync()
     assert received(sandbox, before) == []  # the parts compare equal on the next run: nothing resent
+
+
+@pytest.mark.slow  # four flow runs: about 8 s
+def test_initial_sync_reports_seeded_differences_and_changes_nothing_until_confirmed(
+    prefect_harness, sandbox, tmp_path, monkeypatch
+):
+    sync()  # the OH customer's data from before Koppel (in another state database)
+    monkeypatch.setenv("KOPPEL_STATE_DB_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+    state = oh(sandbox)
+    changed = next(k for k, r in sorted(state.records["employees"].items()) if r.active)
+    state.records["employees"][changed].body = state.records["employees"][changed].body.model_copy(
+        update={"last_name": "Anders ingevoerd"}
+    )
+    state.upsert("employees", "OH-9001", EmployeeIn(last_name="Extern", birth_date=date(1990, 1, 1)))
+    missing = sorted(state.records["absences"])[0]
+    del state.records["absences"][missing]
+    expected = {
+        ("employees", changed, "differs", "last_name", "update"),
+        ("employees", "OH-9001", "only in OH", "", "deactivate"),
+        ("absences", missing, "only in AFAS", None, "create"),
+    }
+
+    before = len(state.received)
+    report = sync(config_path=config_file(tmp_path, 'initial_sync = "report"\n'))
+    assert len(state.received) == before  # zero writes until confirmed
+    found = {
+        (
+            r.entity,
+            r.external_id,
+            r.difference,
+            r.fields if r.difference != "only in AFAS" else None,
+            r.when_confirmed,
+        )
+        for r in report["differences"].itertuples(index=False)
+    }
+    assert found == expected
+    assert artifact("hr-sync-initial-differences") is not None
+    again = sync(config_path=config_file(tmp_path, 'initial_sync = "report"\n'))
+    assert len(state.received) == before and len(again["differences"]) == len(expected)  # nothing stored
+
+    confirmed = sync(config_path=config_file(tmp_path, 'initial_sync = "confirmed"\n'))
+    assert sorted(received(sandbox, before)) == sorted(
+        [("PUT", "employees", changed), ("DELETE", "employees", "OH-9001"), ("PUT", "absences", missing)]
+    )
+    assert set(confirmed["changes"]["outcome"]) <= {"created", "updated", "deactivated"}
+    assert state.get("employees", changed).body.last_name != "Anders ingevoerd"
+    assert state.get("employees", "OH-9001").active is False
+
+    after = len(state.received)
+    assert sync()["changes"].empty  # the regular sync goes on from what the OH system now holds
+    assert len(state.received) == after

@@ -189,6 +189,9 @@ class HrConfig(_Strict):
     absence_to_afas: AbsenceToAfas = AbsenceToAfas()
     options: tuple[XsOption, ...] = ("werknemer", "verzuim")
     manager_accounts: bool = True
+    # An OH customer with existing data: "report" compares with what the OH system holds and changes nothing;
+    # "confirmed" sends the differences; "off" (default) is the regular sync (tasks/hr_sync/initial.py).
+    initial_sync: Literal["off", "report", "confirmed"] = "off"
 
     @model_validator(mode="after")
     def _options(self) -> HrConfig:
