@@ -427,6 +427,7 @@ CONNECTORS: tuple[GetConnector, ...] = (
             "EmployeeId s15 Medewerker",
             "DvId i9 Dienstverband",
             "DvSn i9 Volgnummer dienstverband",
+            "EmployerId s15 Werkgever",
             "OrgUnitId s10 Organisatorische eenheid",
             "Function s50 Functie",
             "StartDate t Begindatum",

@@ -135,3 +135,12 @@ def test_xs_options_choose_the_entities_sent(text, sent):
 def test_xs_options_are_validated(text, message):
     with pytest.raises(HrConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
         parse_hr_config(text, "hr.toml")
+
+
+def test_several_employers_needs_the_employer_column():
+    with pytest.raises(
+        HrConfigError, match=r"several_employers = true needs employments\.columns\.employer_id"
+    ):
+        parse_hr_config("several_employers = true\n", "hr.toml")
+    config = parse_hr_config('several_employers = true\n[employments.columns]\nemployer_id = "EmployerId"\n')
+    assert config.columns("employments")["employer_id"] == "EmployerId"

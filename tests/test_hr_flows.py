@@ -16,7 +16,7 @@ from connectors.afas.settings import AfasSettings
 from connectors.occupational_health.endpoints import ORDER
 from flows.absence_to_afas import AbsenceToAfasParameters, absence_to_afas
 from flows.hr_sync import HrSyncParameters, hr_sync
-from sandbox.occupational_health import AbsenceIn, EmployeeIn
+from sandbox.occupational_health import AbsenceIn, EmployeeIn, OhOptions
 from sandbox.server import running_sandbox
 from sandbox.world import generate_world
 
@@ -310,3 +310,34 @@ def test_initial_sync_reports_seeded_differences_and_changes_nothing_until_confi
     after = len(state.received)
     assert sync()["changes"].empty  # the regular sync goes on from what the OH system now holds
     assert len(state.received) == after
+
+
+@pytest.mark.slow  # two flow runs in a sandbox whose OH account requires the employer key: about 6 s
+def test_two_employers_records_arrive_with_their_employer_key(prefect_harness, monkeypatch, tmp_path):
+    with running_sandbox(small_world(), options={"oh": OhOptions(employer_required=True)}) as strict:
+        for key, value in strict.env().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("KOPPEL_STATE_DB_URL", f"sqlite:///{tmp_path / 'state.db'}")
+        state = oh(strict)
+        single = sync(config_path=config_file(tmp_path, ""))
+        refused = single["changes"][single["changes"]["outcome"] == "rejected"]
+        assert set(refused["entity"]) == {"employees", "employments", "absences", "users"}
+        assert "employer_external_id" in refused["message"].iloc[0]  # the account insists on the key
+
+        several = 'several_employers = true\n[employments.columns]\nemployer_id = "EmployerId"\n'
+        result = sync(config_path=config_file(tmp_path, several))
+        assert not (result["changes"]["outcome"] == "rejected").any()
+        employments = {
+            f"{r['EmployeeId']}-{r['DvId']}": r["EmployerId"] for r in afas(strict).tables["employments"]
+        }
+        sent = {k: r.body.employer_external_id for k, r in state.records["employments"].items()}
+        assert sent and sent == {k: employments[k] for k in sent}
+        assert set(sent.values()) == {"1", "2"}  # both employers in one OH customer account
+        for key, record in state.records["absences"].items():
+            assert record.body.employer_external_id == sent[record.body.employment_external_id], key
+        for key, record in state.records["employees"].items():
+            if record.active:
+                mine = {v for k, v in sent.items() if k.startswith(f"{key}-")}
+                assert record.body.employer_external_id in mine, key
+        assert all(r.body.employer_external_id for r in state.records["users"].values())
+        assert state.records["departments"]  # shared by the employers: no key

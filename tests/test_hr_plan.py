@@ -378,3 +378,22 @@ def test_a_department_managed_by_a_held_back_flex_employee_goes_out_without_its_
     assert "u1002" in held  # the flex manager's account stays held (frozen), it is not deactivated
     sent_managers = set(departments["manager_employee_external_id"].dropna())
     assert not sent_managers & held
+
+
+def test_every_record_but_a_department_carries_its_employer_key():
+    config = HrConfig.model_validate(
+        {"several_employers": True, "employments": {"columns": {"employer_id": "EmployerId"}}}
+    )
+    data = mirror(config)
+    data["employments"]["employer_id"] = ["1", "2", "2", "1", "2"]  # 1003 moved from employer 1 to 2
+    records = desired_state(data, config).records
+    employer = {
+        e: dict(zip(records[e]["external_id"], records[e]["employer_external_id"], strict=True))
+        for e in records
+        if e != "departments"
+    }
+    assert employer["employments"] == {"1001-1": "1", "1003-1": "1", "1003-2": "2"}
+    assert employer["employees"] == {"1001": "1", "1003": "2"}  # the current employment's employer
+    assert employer["absences"] == {"1": "1"} and employer["users"] == {"u1001": "1"}
+    assert "employer_external_id" not in records["departments"].columns
+    assert desired_state(mirror(), HrConfig()).records["employments"]["employer_external_id"].isna().all()

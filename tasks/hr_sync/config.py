@@ -74,6 +74,7 @@ class EmploymentColumns(_Strict):
     start_date: str = "StartDate"
     end_date: str = "EndDate"
     hours_per_week: str = "HoursPerWeek"
+    employer_id: str = ""  # the employer (werkgever) of the employment; needed with several_employers
 
     @model_validator(mode="after")
     def _dienstverband(self) -> EmploymentColumns:
@@ -192,6 +193,8 @@ class HrConfig(_Strict):
     # An OH customer with existing data: "report" compares with what the OH system holds and changes nothing;
     # "confirmed" sends the differences; "off" (default) is the regular sync (tasks/hr_sync/initial.py).
     initial_sync: Literal["off", "report", "confirmed"] = "off"
+    # One OH customer account for several AFAS employers: every record carries its employer key.
+    several_employers: bool = False
 
     @model_validator(mode="after")
     def _options(self) -> HrConfig:
@@ -199,6 +202,10 @@ class HrConfig(_Strict):
             raise ValueError('options: choose "werknemer", "verzuim" or both')
         if len(set(self.options)) != len(self.options):
             raise ValueError(f"options: {list(self.options)} names an option twice")
+        if self.several_employers and not self.employments.columns.employer_id:
+            raise ValueError(
+                'several_employers = true needs employments.columns.employer_id (e.g. "EmployerId")'
+            )
         if not self.manager_accounts or "werknemer" in self.options:
             return self
         raise ValueError('manager_accounts = true needs the "werknemer" option (or set it to false)')

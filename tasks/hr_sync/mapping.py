@@ -112,6 +112,7 @@ FIELDS: dict[str, dict[str, Convert]] = {
         "end_date": day,
         "hours_per_week": decimal_text,
         "salary": decimal_text,
+        "employer_id": text,
     },
     "absences": {
         "id": text,
@@ -131,6 +132,8 @@ KEYS = {"departments": "id", "employees": "id", "employments": "key", "absences"
 def columns_of(entity: str, config: HrConfig) -> list[str]:
     """The columns of ``entity``'s normalised frame, in order."""
     fields = [name for name in FIELDS[entity] if name != "salary" or config.salary_column]
+    if entity == "employments" and not config.employments.columns.employer_id:
+        fields.remove("employer_id")  # not read: the mirror keeps its shape for single-employer customers
     key = ["key"] if entity == "employments" else []
     modified = ["modified"] if config.source(entity).modified else []
     return [*key, *fields, *modified]

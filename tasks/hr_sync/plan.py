@@ -90,6 +90,7 @@ def desired_state(mirror: dict[str, pd.DataFrame], config: HrConfig, since: date
     notes: list[dict[str, str]] = []
     # Everyone AFAS names as a manager: a held-back manager's account stays held (frozen), not deactivated.
     managers = {str(m) for m in mirror["departments"]["manager_id"].dropna()}
+    employers = employer_keys(mirror["employments"]) if config.several_employers else {}
     rejects: list[dict[str, str | None]] = []
     records: dict[str, pd.DataFrame] = {}
     known: dict[str, set[str]] = {}
@@ -101,7 +102,7 @@ def desired_state(mirror: dict[str, pd.DataFrame], config: HrConfig, since: date
         "users": _users,
     }
     for entity in ORDER:
-        context = _Context(entity, records, known, flexed, held, rejects, config, notes, managers)
+        context = _Context(entity, records, known, flexed, held, rejects, config, notes, managers, employers)
         records[entity] = records_frame(entity, builders[entity](mirror[entity], context))
         known[entity] = set(records[entity]["external_id"])
     frozen: dict[str, set[str]] = {entity: set() for entity in ORDER}
@@ -130,6 +131,11 @@ class _Context:
     config: HrConfig
     notes: list[dict[str, str]] = field(default_factory=list)
     managers: set[str] = field(default_factory=set)
+    employers: dict[str, str | None] = field(default_factory=dict)
+
+    def employer(self, key: object) -> str | None:
+        """The employer key of an employment (``"1001-1"``) or employee (``"1001"``); None when off."""
+        return self.employers.get(str(key))
 
     def hold(self, key: str, employee: str) -> None:
         """Hold ``key`` back because its employee is in a flex construction."""
@@ -155,6 +161,23 @@ class _Context:
                 )
                 return False
         return True
+
+
+def employer_keys(employments: pd.DataFrame) -> dict[str, str | None]:
+    """Employer of every employment (by key) and employee: that of its current, else latest, employment."""
+    if employments.empty or "employer_id" not in employments.columns:
+        return {}
+    keys: dict[str, str | None] = {
+        str(k): e for k, e in zip(employments["key"], employments["employer_id"], strict=True)
+    }
+    span = employments.assign(
+        end=employments["end_date"].astype(object).where(employments["end_date"].notna(), FAR_FUTURE)
+    )
+    latest = span.sort_values(["employee_id", "end", "start_date"], kind="stable").drop_duplicates(
+        "employee_id", keep="last"
+    )
+    keys |= {str(e): k for e, k in zip(latest["employee_id"], latest["employer_id"], strict=True)}
+    return keys
 
 
 def _rows(frame: pd.DataFrame) -> list[dict[str, object]]:
@@ -186,7 +209,10 @@ def _employees(mirror: pd.DataFrame, context: _Context) -> list[dict[str, object
     out = []
     for row in _rows(mirror):
         if context.placeable(str(row["id"]), str(row["id"]), []):
-            out.append({"external_id": row["id"], **{f: row[f] for f in fields}})
+            out.append(
+                {"external_id": row["id"], **{f: row[f] for f in fields}}
+                | {"employer_external_id": context.employer(row["id"])}
+            )
     return out
 
 
@@ -212,6 +238,7 @@ def _employments(mirror: pd.DataFrame, context: _Context) -> list[dict[str, obje
                 "function": row["function"],
                 "salary": salary,
                 "salary_kind": kind if salary is not None else None,
+                "employer_external_id": context.employer(row["key"]),
             }
         )
     return out
@@ -233,6 +260,7 @@ def _absences(mirror: pd.DataFrame, context: _Context) -> list[dict[str, object]
                     "expected_end": row["expected_end"],
                     "end_date": row["end_date"],
                     "presence_pct": row["presence_pct"],
+                    "employer_external_id": context.employer(employment),
                 }
             )
     return out
@@ -252,6 +280,7 @@ def _users(mirror: pd.DataFrame, context: _Context) -> list[dict[str, object]]:
                     "username": row["username"],
                     "email": row["email"],
                     "blocked": bool(row["blocked"]),
+                    "employer_external_id": context.employer(row["employee_id"]),
                 }
             )
     return out
