@@ -64,8 +64,9 @@ def extract_afas_relations(with_contacts: bool = True) -> tuple[AfasRelations, d
 
 async def _topdesk_relations(config: CompaniesConfig) -> tuple[TopdeskRelations, dict]:
     async with TopdeskClient.from_settings(load_settings(TopdeskSettings)) as client:
+        person_fields = [*config.persons.fields, config.persons.key]
         read = read_topdesk_relations(
-            client, config.branches.fields, config.persons.fields, with_persons=config.persons.enabled
+            client, config.branches.fields, person_fields, with_persons=config.persons.enabled
         )
         return await read, client.stats()
 
@@ -105,16 +106,16 @@ def plan_company_sync(
     return plan_sync(afas, topdesk, known.debtors, known.persons, config)
 
 
-async def _write(plan: SyncPlan, concurrency: int) -> tuple[pd.DataFrame, dict]:
+async def _write(plan: SyncPlan, concurrency: int, person_key: str) -> tuple[pd.DataFrame, dict]:
     async with TopdeskClient.from_settings(load_settings(TopdeskSettings)) as client:
-        writer = Writer(client, plan.reason_id, plan.reason_problem, concurrency)
+        writer = Writer(client, plan.reason_id, plan.reason_problem, concurrency, person_key)
         return await writer.run(plan.actions), client.stats()
 
 
 @task(name="write-topdesk", cache_policy=NO_CACHE)
 def write_topdesk(plan: SyncPlan, config: CompaniesConfig) -> tuple[pd.DataFrame, dict]:
     """Create, update, archive and unarchive branches, then persons; one outcome per planned action."""
-    return asyncio.run(_write(plan, config.concurrency))
+    return asyncio.run(_write(plan, config.concurrency, config.persons.key))
 
 
 @task(name="import-afas-relations", cache_policy=NO_CACHE)

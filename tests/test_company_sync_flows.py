@@ -270,3 +270,32 @@ def test_a_contact_name_with_a_prefix_round_trips_into_topdesk(prefect_harness, 
     sandbox.reset_counters()
     sync()
     assert writes(sandbox, "topdesk") == Counter()
+
+
+def test_the_person_key_can_be_an_optional_text_field(prefect_harness, sandbox, tmp_path) -> None:
+    text = Path("config/companies.toml").read_text(encoding="utf-8")
+    path = tmp_path / "companies.toml"
+    path.write_text(
+        text.replace("[persons]\nenabled = true", '[persons]\nenabled = true\nkey = "optionalFields1.text1"')
+    )
+    first = sync(config_path=str(path))
+    created = first["changes"].query("entity == 'person' and action == 'create'")
+    assert not created.empty
+    for number in set(created["key"]):
+        (person,) = [
+            p
+            for p in td(sandbox).persons.by_id.values()
+            if (p.get("optionalFields1") or {}).get("text1") == number
+        ]
+        assert person["employeeNumber"] in ("", None)  # the key went into the optional field only
+    sandbox.reset_counters()
+    again = sync(config_path=str(path))
+    assert again["changes"].query("entity == 'person'").empty
+    assert writes(sandbox, "topdesk") == Counter()
+
+
+def test_an_unknown_person_key_is_refused() -> None:
+    from tasks.company_sync.config import CompaniesConfigError, parse_companies_config
+
+    with pytest.raises(CompaniesConfigError, match="persons: key: 'email' is not employeeNumber"):
+        parse_companies_config('archiving_reason = "x"\n[persons]\nkey = "email"\n')

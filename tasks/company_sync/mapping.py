@@ -109,7 +109,7 @@ def debtor_of_organisation(debtors: pd.DataFrame) -> pd.DataFrame:
 
 
 def person_records(
-    contacts: pd.DataFrame, debtors: pd.DataFrame, fields: Mapping[str, Sequence[str]]
+    contacts: pd.DataFrame, debtors: pd.DataFrame, fields: Mapping[str, Sequence[str]], key: str = PERSON_KEY
 ) -> pd.DataFrame:
     """One wanted TOPdesk person per AFAS contact person; ``branch_key`` = the organisation's debtor.
 
@@ -121,7 +121,7 @@ def person_records(
     debtor = debtor_of_organisation(debtors).reindex(orgs)
     blocked = [c or d is True for c, d in zip(_blocked(source), debtor["debtor_blocked"], strict=True)]
     records: dict[str, list[Any]] = {
-        PERSON_KEY: [optional(v) for v in _column(source, "PerNumber")],
+        key: [optional(v) for v in _column(source, "PerNumber")],
         "afas_name": [optional(v) for v in _column(source, "FullName")],
         "contact_id": [optional(v) for v in _column(source, "ContactId")],
         "org": orgs,
