@@ -23,6 +23,7 @@ from tasks.hr import (
     record_sent,
     report_sync,
     send,
+    start_from_oh,
     store_mirror,
     sync_statistics,
 )
@@ -96,9 +97,11 @@ def hr_sync(
     window_start = absence_window_start(p.from_date, config, today)
     run_id = open_run(HR_SYNC, p.model_dump(mode="json"), runtime.flow_run.id)
     sync = read_sync_state(config, p.mode, window_start)
+    if config.initial_sync != "off":  # an OH customer with data: compare with what it holds
+        sync = start_from_oh(sync)
     raw, afas_stats = extract_hr(config, sync, window_start)
     sync_plan = plan(raw, sync, config, window_start)
-    if p.dry_run:
+    if p.dry_run or config.initial_sync == "report":  # a report changes nothing until confirmed
         outcomes, oh_stats = planned_outcomes(sync_plan.changes), {}
     else:
         store_mirror(sync_plan)
@@ -107,8 +110,11 @@ def hr_sync(
     context = {
         "window_start": window_start.isoformat(),
         "mode": p.mode,
-        "dry_run": p.dry_run,
+        "dry_run": p.dry_run or config.initial_sync == "report",
+        "initial_sync": config.initial_sync,
         "salary": config.salary,
+        "options": ", ".join(config.options) + ("" if config.manager_accounts else " (no manager accounts)"),
+        "sent": ", ".join(config.sent_entities),
         "requests": {"afas": afas_stats, "oh": oh_stats},
     }
     result = report_sync(context, sync_plan, outcomes)

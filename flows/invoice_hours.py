@@ -23,6 +23,7 @@ from tasks.artifacts import Phases
 from tasks.billing.config import BillingConfig, load_billing_config
 from tasks.billing.pipeline import BillingRun
 from tasks.bundles import report_bundles, sync_bundles
+from tasks.companies import create_missing_customers
 from tasks.events import (
     customer_names,
     documents_summary,
@@ -138,6 +139,7 @@ def invoice_hours(
     phases = Phases(f"{prefix}-progress", PHASES[:-1] if p.dry_run else PHASES)
     phases.reached("reading TOPdesk registrations")
     read, topdesk_stats = extract_registrations(window)
+    read = create_missing_customers(read, p.config_path, p.dry_run)  # off unless companies.toml says so
     logger.info("read %s", read_summary(read, window.label()))
     phases.reached("reading AFAS master data")
     masters, afas_stats = extract_masters()

@@ -450,6 +450,7 @@ CONNECTORS: tuple[GetConnector, ...] = (
         _cols(
             "EmployeeId s15 Medewerker",
             "FirstName s50 Voornaam",
+            "Prefix s15 Voorvoegsel",
             "LastName s80 Achternaam",
             "BirthDate t Geboortedatum",
             "Email s255 E-mail werk",
@@ -469,6 +470,7 @@ CONNECTORS: tuple[GetConnector, ...] = (
             "EmployeeId s15 Medewerker",
             "DvId i9 Dienstverband",
             "DvSn i9 Volgnummer dienstverband",
+            "EmployerId s15 Werkgever",
             "OrgUnitId s10 Organisatorische eenheid",
             "Function s50 Functie",
             "StartDate t Begindatum",

@@ -53,7 +53,7 @@ def _illness_row(sim: AfasSim, element: Element) -> dict[str, Any]:
     _check_overlap(sim, employee, f["DaBe"], f.get("DaEn"))
     kind = str(f["ViIt"])
     return {
-        "EmployerId": "1",
+        "EmployerId": employment.get("EmployerId") or "1",
         "EmployeeId": employee,
         "StartDate": f["DaBe"],
         "AbsenceTypeDesc": _ABSENCE_TYPES.get(kind, kind),

@@ -478,11 +478,14 @@ def _org_units(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def _employees(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     e = frames["hr_employees"]
+    # AFAS keeps the tussenvoegsel apart (KnPerson.Is): "van den Berg" is Prefix "van den", LastName "Berg"
+    words = [str(name).split() for name in e["last_name"]]
     return pd.DataFrame(
         {
             "EmployeeId": e["employee_id"],
             "FirstName": e["first_name"],
-            "LastName": e["last_name"],
+            "Prefix": [" ".join(w[:-1]) or None for w in words],
+            "LastName": [w[-1] if w else None for w in words],
             "BirthDate": e["birth_date"],
             "Email": e["email"],
             "Gender": e["gender"],
@@ -496,6 +499,12 @@ def employment_key(employee_id: object, employment_id: object) -> str:
     return f"{employee_id}.{employment_id}"
 
 
+def employer_of(employee_id: object) -> str:
+    """The sandbox's employer (werkgever) of an employee: "2" for every third employee number, else "1"."""
+    digits = "".join(c for c in str(employee_id) if c.isdigit())
+    return "2" if digits and int(digits) % 3 == 0 else "1"
+
+
 def _employments(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     e = frames["hr_employments"]
     return pd.DataFrame(
@@ -506,6 +515,7 @@ def _employments(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
             "EmployeeId": e["employee_id"],
             "DvId": e["employment_id"],
             "DvSn": e["sequence_number"],
+            "EmployerId": [employer_of(x) for x in e["employee_id"]],
             "OrgUnitId": e["org_unit_id"],
             "Function": e["function"],
             "StartDate": e["start_date"],
@@ -525,7 +535,7 @@ def _illness(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "GUID": i["guid"],
-            "EmployerId": "1",
+            "EmployerId": [employer_of(x) for x in i["employee_id"]],
             "EmployeeId": i["employee_id"],
             "AbsenceId": i["absence_id"],
             "StartDate": i["start_date"],

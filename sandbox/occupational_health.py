@@ -18,6 +18,8 @@ Rules a sender must follow (the client of a later issue relies on them):
   a user's employee. So departments go first, then employees, employments, absences and users. A
   department's parent and manager are not checked (they may arrive later).
 - 422 bodies: ``{"error": "validation_failed", "errors": [{"field": ..., "message": ...}]}``.
+- One customer account may serve several employers (``OhOptions(employer_required=True)``): then every
+  employee, employment, absence and user must carry ``employer_external_id`` (departments are shared).
 
 Everything received is kept on ``app.state.sim`` (an ``OhState``) for tests.
 """
@@ -85,6 +87,7 @@ class EmployeeIn(_Body):
     gender: str | None = Field(default=None, max_length=10)
     email: str | None = Field(default=None, max_length=254)
     phone: str | None = Field(default=None, max_length=30)
+    employer_external_id: str | None = Field(default=None, min_length=1, max_length=40)
 
 
 def _check_period(start: date, end: date | None, end_field: str) -> None:
@@ -103,6 +106,7 @@ class EmploymentIn(_Body):
     function: str | None = Field(default=None, max_length=100)
     salary: Decimal | None = Field(default=None, ge=0)
     salary_kind: Literal["monthly", "four_weekly", "hourly", "sv_wage"] | None = None
+    employer_external_id: str | None = Field(default=None, min_length=1, max_length=40)
 
     @model_validator(mode="after")
     def _consistent(self) -> EmploymentIn:
@@ -122,6 +126,7 @@ class AbsenceIn(_Body):
     expected_end: date | None = None
     end_date: date | None = None
     presence_pct: Decimal | None = Field(default=None, ge=0, le=100)
+    employer_external_id: str | None = Field(default=None, min_length=1, max_length=40)
 
     @model_validator(mode="after")
     def _consistent(self) -> AbsenceIn:
@@ -136,6 +141,7 @@ class UserIn(_Body):
     username: str = Field(min_length=1, max_length=100)
     email: str | None = Field(default=None, max_length=254)
     blocked: bool = False
+    employer_external_id: str | None = Field(default=None, min_length=1, max_length=40)
 
 
 BODIES: dict[str, type[_Body]] = {
@@ -191,6 +197,8 @@ class OhState:
     """Everything the OH simulator received and holds; ``app.state.sim``."""
 
     token: str
+    # A customer account serving several employers: every record but a department names its employer.
+    employer_required: bool = False
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     records: dict[str, dict[str, Record]] = field(default_factory=lambda: {r: {} for r in BODIES})
     registered: dict[str, Record] = field(default_factory=dict)
@@ -277,6 +285,18 @@ def reference_errors(state: OhState, resource: str, body: _Body) -> list[dict[st
     if isinstance(body, AbsenceIn):
         return _absence_errors(state, body)
     return []
+
+
+def employer_errors(state: OhState, resource: str, body: _Body) -> list[dict[str, str]]:
+    """With several employers in the account, every record but a department must name its employer."""
+    if (
+        not state.employer_required
+        or resource == "departments"
+        or getattr(body, "employer_external_id", None)
+    ):
+        return []
+    message = "required: this customer account serves several employers; send the employer key"
+    return [{"field": "employer_external_id", "message": message}]
 
 
 def _absence_errors(state: OhState, body: AbsenceIn) -> list[dict[str, str]]:
@@ -366,7 +386,7 @@ async def put_record(request: Request) -> Response:
         body = BODIES[resource].model_validate(raw)
     except ValidationError as exc:
         return _remember(state, request, raw, _validation_failed(_pydantic_errors(exc)), "rejected")
-    errors = reference_errors(state, resource, body)
+    errors = reference_errors(state, resource, body) + employer_errors(state, resource, body)
     if errors:
         return _remember(state, request, raw, _validation_failed(errors), "rejected")
     record, outcome = state.upsert(resource, key, body)
@@ -484,12 +504,15 @@ class OhOptions:
 
     token: str | None = None  # default: default_token(world.seed)
     registered_absences: int = 5  # seeded when the world has an HR side
+    employer_required: bool = False  # several employers in one account: records must carry the employer key
 
 
 def create_app(world: World, options: OhOptions | None = None) -> Starlette:
     """The OH simulator as a Starlette app; its state is ``app.state.sim``."""
     options = options or OhOptions()
-    state = OhState(token=options.token or default_token(world.seed))
+    state = OhState(
+        token=options.token or default_token(world.seed), employer_required=options.employer_required
+    )
     seed_registered_absences(state, world, options.registered_absences)
     routes = [
         Route(f"{API}/{REGISTERED}", list_registered, methods=["GET"]),

@@ -61,6 +61,10 @@ PERSON_LIMITS: dict[str, int | None] = {
 EMAIL_FIELDS = frozenset({"email"})
 BRANCH_KEY = "clientReferenceNumber"  # decision §9.13: the AFAS debtor number
 PERSON_KEY = "employeeNumber"  # decision §9.13: the AFAS person number (BcCo)
+# Decision §9.13 also allows an optional text field of the person card as the key ([persons] key).
+OPTIONAL_TEXT_KEYS = tuple(f"optionalFields{card}.text{n}" for card in (1, 2) for n in range(1, 6))
+PERSON_KEYS = (PERSON_KEY, *OPTIONAL_TEXT_KEYS)
+OPTIONAL_TEXT_LENGTH = 100
 # The same pattern TOPdesk (and the sandbox) apply: something@something.tld, no spaces.
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -147,6 +151,7 @@ def branch_records_schema(fields: Iterable[str]) -> pa.DataFrameSchema:
     return records_schema(BRANCH_LIMITS, fields, ("name",), BRANCH_KEY)
 
 
-def person_records_schema(fields: Iterable[str]) -> pa.DataFrameSchema:
-    """Persons to write: person number and surname are mandatory (TOPdesk: ``surName``)."""
-    return records_schema(PERSON_LIMITS, fields, ("surName",), PERSON_KEY)
+def person_records_schema(fields: Iterable[str], key: str = PERSON_KEY) -> pa.DataFrameSchema:
+    """Persons to write: person number (in ``key``) and surname are mandatory (TOPdesk: ``surName``)."""
+    limits = {**PERSON_LIMITS, **dict.fromkeys(OPTIONAL_TEXT_KEYS, OPTIONAL_TEXT_LENGTH)}
+    return records_schema(limits, fields, ("surName",), key)

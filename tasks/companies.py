@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -26,9 +27,10 @@ from tasks.artifacts import markdown_table, publish_markdown, publish_table
 from tasks.billing.config import load_billing_config
 from tasks.company_sync import debtors as missing
 from tasks.company_sync import history
+from tasks.company_sync import invoicing as while_invoicing
 from tasks.company_sync import report as sync_report
 from tasks.company_sync.apply import Writer
-from tasks.company_sync.config import CompaniesConfig
+from tasks.company_sync.config import CompaniesConfig, load_companies_config
 from tasks.company_sync.extract import (
     AfasRelations,
     TopdeskRelations,
@@ -62,8 +64,9 @@ def extract_afas_relations(with_contacts: bool = True) -> tuple[AfasRelations, d
 
 async def _topdesk_relations(config: CompaniesConfig) -> tuple[TopdeskRelations, dict]:
     async with TopdeskClient.from_settings(load_settings(TopdeskSettings)) as client:
+        person_fields = [*config.persons.fields, config.persons.key]
         read = read_topdesk_relations(
-            client, config.branches.fields, config.persons.fields, with_persons=config.persons.enabled
+            client, config.branches.fields, person_fields, with_persons=config.persons.enabled
         )
         return await read, client.stats()
 
@@ -103,16 +106,16 @@ def plan_company_sync(
     return plan_sync(afas, topdesk, known.debtors, known.persons, config)
 
 
-async def _write(plan: SyncPlan, concurrency: int) -> tuple[pd.DataFrame, dict]:
+async def _write(plan: SyncPlan, concurrency: int, person_key: str) -> tuple[pd.DataFrame, dict]:
     async with TopdeskClient.from_settings(load_settings(TopdeskSettings)) as client:
-        writer = Writer(client, plan.reason_id, plan.reason_problem, concurrency)
+        writer = Writer(client, plan.reason_id, plan.reason_problem, concurrency, person_key)
         return await writer.run(plan.actions), client.stats()
 
 
 @task(name="write-topdesk", cache_policy=NO_CACHE)
 def write_topdesk(plan: SyncPlan, config: CompaniesConfig) -> tuple[pd.DataFrame, dict]:
     """Create, update, archive and unarchive branches, then persons; one outcome per planned action."""
-    return asyncio.run(_write(plan, config.concurrency))
+    return asyncio.run(_write(plan, config.concurrency, config.persons.key))
 
 
 @task(name="import-afas-relations", cache_policy=NO_CACHE)
@@ -255,3 +258,52 @@ def report_missing_debtors(
     }
     stats |= {"skipped": {"count": int((plan["action"] == "skip").sum())}, "failed": {"count": len(errors)}}
     return {"plan": plan, "outcomes": outcomes, "errors": errors, "statistics": stats}
+
+
+# ---------------------------------------------------------------------------- while invoicing
+
+
+async def _missing_customers(
+    registrations: pd.DataFrame, skip: dict[str, str], config: CompaniesConfig, dry_run: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    async with (
+        AfasClient.from_settings(load_settings(AfasSettings)) as afas,
+        TopdeskClient.from_settings(load_settings(TopdeskSettings)) as topdesk,
+    ):
+        branches = await read_branches(topdesk, include_archived=True, fields=DEBTOR_BRANCH_FIELDS)
+        relations = await read_afas_relations(afas, False)
+        billable = while_invoicing.billable_of(registrations)
+        prefix = config.create_debtors.organisation_prefix
+        plan = missing.plan_missing_debtors(branches, billable, relations.debtors, skip, prefix)
+        if dry_run:
+            return plan, planned_debtors(plan, "dry run")
+        return plan, await missing.create_missing_debtors(
+            afas, topdesk, plan, branches, config.create_debtors
+        )
+
+
+@task(name="create-missing-customers", cache_policy=NO_CACHE)
+def create_missing_customers(
+    registrations: pd.DataFrame, billing_config_path: str, dry_run: bool = False
+) -> pd.DataFrame:
+    """invoice-hours, before planning: create the debtors its branches miss; registrations relinked.
+
+    Only with ``[create_debtors] while_invoicing = true`` in the ``companies.toml`` next to the billing
+    configuration (which also needs the guard ``enabled = true``); otherwise the registrations come back
+    as they are, without any request. A dry run shows the plan and writes nothing.
+    """
+    path = Path(billing_config_path).with_name("companies.toml")
+    if not path.is_file():
+        return registrations
+    config = load_companies_config(path)
+    if not config.create_debtors.while_invoicing:
+        return registrations
+    departments = load_billing_config(billing_config_path).department_table()
+    skip = missing.skip_list(config.create_debtors, departments, exclusions.as_frame(state_engine()))
+    plan, outcomes = asyncio.run(_missing_customers(registrations, skip, config, dry_run))
+    publish_table(
+        "invoice-hours-missing-customers",
+        plan.merge(outcomes[["branch_id", "status", "message"]], on="branch_id", how="left"),
+        "Branches with hours but no AFAS debtor: created, linked or skipped before planning",
+    )
+    return while_invoicing.relink(registrations, outcomes)

@@ -7,6 +7,7 @@ boundaries. State goes through ``tasks/hr_sync/state.py`` (the store's snapshots
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from connectors.occupational_health.client import OhClient
 from connectors.occupational_health.endpoints import ORDER
 from connectors.occupational_health.settings import OccupationalHealthSettings
 from tasks.artifacts import Progress, artifact_key, publish_markdown, publish_table
-from tasks.hr_sync import absences, report, state
+from tasks.hr_sync import absences, initial, report, state
 from tasks.hr_sync.config import ENTITIES, HrConfig
 from tasks.hr_sync.diff import sent_after
 from tasks.hr_sync.extract import read_hr
@@ -54,6 +55,18 @@ def read_sync_state(config: HrConfig, mode: Mode, window_start: date) -> SyncSta
         sent={e: state.load_sent(engine, e) for e in ORDER},
         watermarks=watermarks,
     )
+
+
+@task(name="read-oh-holdings", cache_policy=NO_CACHE)
+def start_from_oh(sync: SyncState) -> SyncState:
+    """Initial sync: what the OH system holds (active records) replaces "what was sent" for this run."""
+
+    async def read() -> dict[str, pd.DataFrame]:
+        async with OhClient.from_settings(load_settings(OccupationalHealthSettings)) as client:
+            frames = await asyncio.gather(*(client.read_frame(entity) for entity in ORDER))
+        return {e: initial.holdings(e, f) for e, f in zip(ORDER, frames, strict=True)}
+
+    return replace(sync, sent=asyncio.run(read()))
 
 
 @task(name="extract-afas-hr", cache_policy=NO_CACHE)
@@ -111,14 +124,20 @@ def report_sync(context: dict[str, Any], sync_plan: SyncPlan, outcomes: pd.DataF
     """Publish the summary, the changes sent, the rejects and the flex constructions; return the counts."""
     table = report.counts(sync_plan, outcomes)
     rejects = pd.concat([sync_plan.rejects, report.send_rejects(outcomes)], ignore_index=True)
-    flex = sync_plan.desired.flex
-    publish_markdown(
-        f"{HR_SYNC}-summary", report.summary_markdown(context, table, flex, len(rejects)), "hr-sync summary"
-    )
+    flex, without_manager = sync_plan.desired.flex, sync_plan.desired.without_manager
+    summary = report.summary_markdown(context, table, flex, len(rejects), without_manager)
+    publish_markdown(f"{HR_SYNC}-summary", summary, "hr-sync summary")
     publish_table(
         f"{HR_SYNC}-changes", report.changes_table(outcomes), "Changes sent to the occupational-health system"
     )
     publish_table(f"{HR_SYNC}-rejects", rejects, "Rows not sent, with reasons")
+    differences = initial.differences(outcomes) if context.get("initial_sync", "off") != "off" else None
+    if differences is not None:
+        publish_table(
+            f"{HR_SYNC}-initial-differences",
+            differences,
+            "Initial sync: AFAS compared with what the OH system holds, and what confirming does",
+        )
     publish_table(
         f"{HR_SYNC}-flex-constructions", flex, "Employees with concurrent employments (not supported)"
     )
@@ -127,6 +146,8 @@ def report_sync(context: dict[str, Any], sync_plan: SyncPlan, outcomes: pd.DataF
         "rejects": rejects,
         "held": sync_plan.desired.held,
         "flex": flex,
+        "without_manager": without_manager,
+        "differences": differences,
         "changes": outcomes,
     }
 

@@ -1,4 +1,6 @@
-"""The dashboard: hours and amounts per customer per month, exclusions and rejects over time, AFAS failures.
+"""The dashboard: hours and amounts per customer and month, rejects over time, AFAS failures, all flows' runs.
+
+Next to invoicing it shows the HR and company runs (runs, changes sent, rejects per run).
 
 Everything is read back from the state store (``store.ledger.documents`` and ``store.runs.run_history``),
 so the dashboard shows what Koppel really posted, whichever worker posted it. The plain functions turn
@@ -13,8 +15,8 @@ import base64
 import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +46,14 @@ OTHER = "other customers"
 FAILED_STATUSES = ("failed", "uncertain")
 RUN_BUCKETS = ("invoiced", "internal", "excluded", "rejected", "billed before", "failed")
 RUN_HISTORY_LIMIT = 5_000  # a year of nightly previews plus monthly and manual runs fits well within this
+# The HR and company flows shown next to invoicing; hourly hr-sync runs make ~9,000 a year, hence their limit.
+SYNC_FLOWS = ("hr-sync", "sync-companies", "create-missing-debtors", "import-debtors")
+SYNC_HISTORY_LIMIT = 10_000
+# Last word of a statistics key that counts a change the flow made in the other system (see ``run_figures``).
+CHANGE_WORDS = frozenset(
+    {"created", "updated", "deactivated", "create", "update", "archive", "unarchive", "link"}
+    | {"added", "changed", "removed"}
+)
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 HOUR = Decimal(60)
 CENT = Decimal("0.01")
@@ -144,7 +154,8 @@ def run_history_frame(history: pd.DataFrame, first: str, last: str) -> pd.DataFr
     started = history["started_at"].dt.tz_convert(AMSTERDAM)
     period = started.dt.strftime("%Y-%m")
     dry = history["parameters"].map(lambda p: bool(_nested_get(p, "dry_run")))
-    keep = history["status"].eq("completed") & ~dry & period.between(first, last)
+    billing = history["flow_name"].eq(BILLING_FLOW) if "flow_name" in history.columns else True
+    keep = history["status"].eq("completed") & ~dry & period.between(first, last) & billing
     rows = []
     for run_id, when, month, stats in zip(
         history["id"][keep], started[keep], period[keep], history["statistics"][keep], strict=True
@@ -153,6 +164,64 @@ def run_history_frame(history: pd.DataFrame, first: str, last: str) -> pd.DataFr
         counts = {b: int(figures.get(b, {}).get("count", 0)) for b in RUN_BUCKETS}
         rows.append({"run_id": run_id, "started": when, "period": month, **counts})
     return pd.DataFrame(rows, columns=columns).sort_values("started", ignore_index=True)
+
+
+def run_figures(flow: str, statistics: Mapping[str, Any] | None) -> tuple[int, int]:
+    """``(changes sent, rejects)`` of one run from its stored statistics.
+
+    invoice-hours: registrations invoiced or charged internally, and rejected. The HR and company flows store
+    ``{"<entity>:<outcome>" or "<entity> <action>": {"count": n}}``: a key whose last word is a change
+    (``created``, ``update``, ``archive``, ``link``, ``added``, …) counts as changes; ``rejected``,
+    ``failed`` and keys ending in ``failed`` count as rejects; the rest (``review``, ``skipped``) neither.
+    """
+    figures = run_buckets(statistics)
+    count = {key: int(value.get("count", 0) or 0) for key, value in figures.items()}
+    if flow == BILLING_FLOW:
+        return count.get("invoiced", 0) + count.get("internal", 0), count.get("rejected", 0)
+    changes = rejects = 0
+    for key, n in count.items():
+        last = re.split(r"[: ]", key)[-1]
+        if key in ("rejected", "failed") or last == "failed":
+            rejects += n
+        elif last in CHANGE_WORDS:
+            changes += n
+    return changes, rejects
+
+
+def flow_runs_frame(history: pd.DataFrame, first: str, last: str) -> pd.DataFrame:
+    """Completed, non-dry runs of every flow started in the periods: flow, started, changes sent, rejects."""
+    columns = ["run_id", "flow", "started", "period", "changes", "rejects"]
+    if history.empty:
+        return pd.DataFrame(columns=columns)
+    started = history["started_at"].dt.tz_convert(AMSTERDAM)
+    period = started.dt.strftime("%Y-%m")
+    dry = history["parameters"].map(lambda p: bool(_nested_get(p, "dry_run")))
+    keep = (history["status"].eq("completed") & ~dry & period.between(first, last)).to_numpy()
+    rows = []
+    for run_id, flow, when, month, stats in zip(
+        history["id"][keep],
+        history["flow_name"][keep],
+        started[keep],
+        period[keep],
+        history["statistics"][keep],
+        strict=True,
+    ):
+        changes, rejects = run_figures(flow, stats)
+        rows.append(
+            {"run_id": run_id, "flow": flow, "started": when, "period": month}
+            | {"changes": changes, "rejects": rejects}
+        )
+    return pd.DataFrame(rows, columns=columns).sort_values(["started", "flow"], ignore_index=True)
+
+
+def runs_per_flow(flow_runs: pd.DataFrame) -> pd.DataFrame:
+    """Per flow and month: runs, changes sent and rejects (invoicing, HR and companies side by side)."""
+    columns = ["flow", "period", "runs", "changes", "rejects"]
+    if flow_runs.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = flow_runs.groupby(["flow", "period"], sort=True)
+    table = grouped.agg(runs=("run_id", "count"), changes=("changes", "sum"), rejects=("rejects", "sum"))
+    return table.reset_index()[columns]
 
 
 def _nested_get(parameters: Any, name: str) -> Any:
@@ -227,12 +296,51 @@ def _no_data(axes: Axes, title: str) -> None:
     axes.set_yticks([])
 
 
+INTERNAL_COLOUR = "#404040"  # dark grey: internal charges are no customer
+OTHER_COLOUR = "#c8c8c8"  # light grey: the customers not shown by name
+_GREYS = {INTERNAL_COLOUR, OTHER_COLOUR, "#7f7f7f", "#c7c7c7", "#636363", "#969696", "#bdbdbd", "#d9d9d9"}
+
+
+def customer_palette() -> list[str]:
+    """Distinct colours for named customers (matplotlib's tab20, tab20b, tab20c), greys left out."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    colours = [to_hex(colormaps[name](i)) for name in ("tab20", "tab20b", "tab20c") for i in range(20)]
+    unique = list(dict.fromkeys(colours))
+    return [c for c in unique if c not in _GREYS]
+
+
+def series_colours(names: Sequence[str]) -> dict[str, str]:
+    """A colour per series: ``(internal)`` and ``other customers`` their own greys, every customer another."""
+    palette, colours = customer_palette(), {}
+    customers = [n for n in names if n not in (INTERNAL, OTHER)]
+    for index, name in enumerate(customers):
+        colours[name] = palette[index % len(palette)]
+    fixed = {INTERNAL: INTERNAL_COLOUR, OTHER: OTHER_COLOUR}
+    return {name: fixed.get(name) or colours[name] for name in names}
+
+
+def time_limits(moments: Sequence[datetime]) -> tuple[datetime, datetime]:
+    """x-axis limits around ``moments``: a day either side of a single day's runs, else 5 % of the span."""
+    low, high = min(moments), max(moments)
+    span = high - low
+    pad = timedelta(days=1) if span < timedelta(days=1) else span * 0.05
+    return low - pad, high + pad
+
+
 def _stacked(
-    axes: Axes, periods: Sequence[str], series: Mapping[str, Sequence[float]], title: str, unit: str
+    axes: Axes,
+    periods: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    title: str,
+    unit: str,
+    colours: Mapping[str, str] | None = None,
 ) -> None:
     bottom = [0.0] * len(periods)
     for name, values in series.items():
-        axes.bar(periods, values, bottom=bottom, label=name)
+        colour = colours.get(name) if colours else None
+        axes.bar(periods, values, bottom=bottom, label=name, color=colour)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     axes.set_title(title)
     axes.set_ylabel(unit)
@@ -263,39 +371,69 @@ def customer_chart(per_customer: pd.DataFrame, periods: Sequence[str], top: int)
         _no_data(lower, "Amount per customer per month")
         return _png(figure)
     customers = top_customers(per_customer, top)
-    _stacked(
-        upper,
-        periods,
-        customer_series(per_customer, periods, customers, "hours"),
-        "Hours per customer per month",
-        "hours",
-    )
-    _stacked(
-        lower,
-        periods,
-        customer_series(per_customer, periods, customers, "amount"),
-        "Amount per customer per month",
-        "EUR excl. VAT",
-    )
+    hours_series = customer_series(per_customer, periods, customers, "hours")
+    amount_series = customer_series(per_customer, periods, customers, "amount")
+    colours = series_colours([*customers, OTHER])
+    _stacked(upper, periods, hours_series, "Hours per customer per month", "hours", colours)
+    _stacked(lower, periods, amount_series, "Amount per customer per month", "EUR excl. VAT", colours)
     upper.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _png(figure)
 
 
-def run_history_chart(history: pd.DataFrame) -> bytes:
-    """Registrations excluded, rejected and failed in each invoice-hours run, over time."""
+def _time_axis(axes: Axes, moments: Sequence[datetime]) -> None:
+    """Limits that fit the runs (one run does not span years) and dates written in Amsterdam time."""
+    from matplotlib import dates as mdates
+
+    axes.set_xlim(*time_limits(moments))
+    locator = mdates.AutoDateLocator(tz=AMSTERDAM, maxticks=8)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=AMSTERDAM))
+
+
+def run_history_figure(history: pd.DataFrame) -> Figure:
+    """The figure of ``run_history_chart`` (its axes can be inspected)."""
     figure, (axes,) = _figure()
     title = "Exclusions, rejects and failures per invoice-hours run"
     if history.empty:
         _no_data(axes, title)
-        return _png(figure)
+        return figure
     when = [stamp.to_pydatetime() for stamp in history["started"]]
     for bucket, style in (("excluded", "o-"), ("rejected", "s-"), ("failed", "^-")):
         axes.plot(when, history[bucket].astype(int).tolist(), style, label=bucket)
     axes.set_title(title)
     axes.set_ylabel("registrations")
     axes.legend(fontsize="small")
-    figure.autofmt_xdate()
-    return _png(figure)
+    _time_axis(axes, when)
+    return figure
+
+
+def run_history_chart(history: pd.DataFrame) -> bytes:
+    """Registrations excluded, rejected and failed in each invoice-hours run, over time."""
+    return _png(run_history_figure(history))
+
+
+def flow_runs_figure(flow_runs: pd.DataFrame) -> Figure:
+    """Changes sent (top) and rejects (bottom) of every run, one series per flow."""
+    figure, (upper, lower) = _figure(rows=2)
+    if flow_runs.empty:
+        _no_data(upper, "Changes sent per run")
+        _no_data(lower, "Rejects per run")
+        return figure
+    flows = sorted(set(flow_runs["flow"]))
+    colours = dict(zip(flows, customer_palette(), strict=False))
+    for axes, column, title in (
+        (upper, "changes", "Changes sent per run"),
+        (lower, "rejects", "Rejects per run"),
+    ):
+        for flow in flows:
+            mine = flow_runs[flow_runs["flow"].eq(flow)]
+            when = [stamp.to_pydatetime() for stamp in mine["started"]]
+            axes.plot(when, mine[column].astype(int).tolist(), "o-", label=flow, color=colours[flow])
+        axes.set_title(title)
+        axes.set_ylabel("records" if column == "changes" else "rows")
+        _time_axis(axes, [stamp.to_pydatetime() for stamp in flow_runs["started"]])
+    upper.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return figure
 
 
 def failures_chart(per_period: pd.DataFrame) -> bytes:
@@ -330,6 +468,8 @@ class Dashboard:
     failures: pd.DataFrame
     failures_per_period: pd.DataFrame
     charts: dict[str, bytes]
+    flow_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    runs_per_flow: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def build_dashboard(
@@ -340,15 +480,26 @@ def build_dashboard(
     documents = documents[documents["period"].isin(periods)]
     per_customer = customer_months(documents)
     runs_frame = run_history_frame(history, periods[0], periods[-1])
+    flow_runs = flow_runs_frame(history, periods[0], periods[-1])
     failures = afas_failures(documents)
     per_period = failures_per_period(failures, periods)
     charts = {
         "hours-and-amounts": customer_chart(per_customer, periods, top),
         "exclusions-and-rejects": run_history_chart(runs_frame),
         "afas-failures": failures_chart(per_period),
+        "runs-per-flow": _png(flow_runs_figure(flow_runs)),
     }
+    totals = month_totals(per_customer, periods)
     return Dashboard(
-        periods, per_customer, month_totals(per_customer, periods), runs_frame, failures, per_period, charts
+        periods,
+        per_customer,
+        totals,
+        runs_frame,
+        failures,
+        per_period,
+        charts,
+        flow_runs,
+        runs_per_flow(flow_runs),
     )
 
 
@@ -356,6 +507,7 @@ CHART_TITLES = {
     "hours-and-amounts": "Hours and amounts per customer per month",
     "exclusions-and-rejects": "Exclusions and rejects over time",
     "afas-failures": "AFAS failures",
+    "runs-per-flow": "Invoicing, HR and company runs: changes sent and rejects",
 }
 
 
@@ -374,6 +526,10 @@ def dashboard_markdown(dashboard: Dashboard) -> str:
         "## Per month",
         "",
         markdown_table(dashboard.totals, limit=60),
+        "",
+        "## Runs per flow and month (invoicing, HR, companies)",
+        "",
+        markdown_table(dashboard.runs_per_flow, limit=60),
     ]
     for name, png in dashboard.charts.items():
         lines += ["", f"## {CHART_TITLES[name]}", "", f"![{CHART_TITLES[name]}]({data_uri(png)})"]
@@ -410,11 +566,14 @@ def summary(dashboard: Dashboard, chart_files: Iterable[str] = ()) -> dict[str, 
 
 
 def read_store(engine: Engine, periods: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Documents of the billing periods and the invoice-hours run history, from the store."""
+    """Documents of the billing periods and the run history of invoice-hours and the HR and company flows."""
     frames = [ledger.documents(engine, period=period) for period in periods]
     filled = [frame for frame in frames if not frame.empty]
     documents = pd.concat(filled, ignore_index=True) if filled else frames[0]
-    return documents, runs.run_history(engine, BILLING_FLOW, limit=RUN_HISTORY_LIMIT)
+    histories = [runs.run_history(engine, BILLING_FLOW, limit=RUN_HISTORY_LIMIT)]
+    histories += [runs.run_history(engine, flow, limit=SYNC_HISTORY_LIMIT) for flow in SYNC_FLOWS]
+    filled = [frame for frame in histories if not frame.empty]
+    return documents, pd.concat(filled, ignore_index=True) if filled else histories[0]
 
 
 @task(name="read-statistics", cache_policy=NO_CACHE)
@@ -434,6 +593,7 @@ def publish_dashboard(dashboard: Dashboard, charts_dir: str | None = None) -> di
     publish_table(f"{FLOW}-per-month", dashboard.totals, "Hours and amounts posted per month")
     publish_table(f"{FLOW}-customers-per-month", dashboard.per_customer, "Hours and amounts per customer")
     publish_table(f"{FLOW}-runs", dashboard.history, "Buckets of each invoice-hours run")
+    publish_table(f"{FLOW}-runs-per-flow", dashboard.runs_per_flow, "Runs, changes sent and rejects per flow")
     publish_table(f"{FLOW}-afas-failures", dashboard.failures, "AFAS documents failed or uncertain")
     for name, png in dashboard.charts.items():
         create_image_artifact(

@@ -23,7 +23,8 @@ from tasks.company_sync.fields import (
     split_street,
     text,
 )
-from tasks.company_sync.mapping import MappingError, branch_records, person_records
+from tasks.company_sync.mapping import MappingError, branch_records, person_records, with_name_parts
+from tasks.names import join_name, split_dutch_name
 
 
 @pytest.mark.parametrize(
@@ -57,6 +58,7 @@ def test_postcode_lines_split_into_postcode_and_city(line, expected) -> None:
 def test_names_numbers_and_bodies() -> None:
     assert split_full_name("Hanna van den Berg") == ("Hanna", "van den Berg")
     assert split_full_name("Cher") == (None, "Cher")
+    assert split_full_name("Jan Willem de Vries") == ("Jan Willem", "de Vries")
     assert split_house_number("12 A") == (12, "A") and split_house_number("7-bis") == (7, "bis")
     assert split_house_number("zonder") == (None, "zonder")
     assert name_key("Zoë\u00a0Çelik Cafe\u0301 \u200bSupport B.V.") == name_key("zoe celik café support bv")
@@ -144,13 +146,18 @@ def test_person_records_split_names_and_find_the_debtor_of_their_organisation() 
             "Blocked": pd.array([False, False, False, True], dtype="boolean"),
         }
     )
-    fields = {"firstName": ("FirstName",), "surName": ("LastName",), "email": ("MailWork",)}
+    fields = {
+        "firstName": ("FirstName",),
+        "prefixes": ("Prefix",),
+        "surName": ("LastName",),
+        "email": ("MailWork",),
+    }
     records = person_records(contacts, debtor_frame(), fields)
     assert records["employeeNumber"].tolist() == ["50001", "50002", "50004"]  # the AFD row is no person
-    assert records[["firstName", "surName"]].values.tolist() == [
-        ["Hanna", "de Vries"],
-        ["Sem", "Smits"],
-        ["Eva", "Bos"],
+    assert records[["firstName", "prefixes", "surName"]].values.tolist() == [
+        ["Hanna", "de", "Vries"],
+        ["Sem", None, "Smits"],
+        ["Eva", None, "Bos"],
     ]
     assert records["branch_key"].tolist() == ["10001", "10002", None]  # 1000009 is no debtor
     assert records["blocked"].tolist() == [False, True, True]  # 50002: its debtor is blocked
@@ -165,3 +172,40 @@ def test_the_read_contracts_accept_empty_reads_and_refuse_broken_ones() -> None:
         AfasContacts.validate(
             debtor_frame().assign(ContactId=[1, 1, 2], Type="PRS", OrgNumber="1", PerNumber="2", FullName="A")
         )
+
+
+@pytest.mark.parametrize(
+    ("full", "parts"),
+    [
+        ("Jan Willem de Vries", ("Jan Willem", "de", "Vries")),
+        ("Hanna van den Berg", ("Hanna", "van den", "Berg")),
+        ("Kees van 't Hek", ("Kees", "van 't", "Hek")),
+        ("Jan Willem Jansen", ("Jan Willem", None, "Jansen")),
+        ("Jan De Smet", ("Jan", None, "De Smet")),  # capitalised (Flemish): part of the last name
+        ("Anne Smit-de Boer", ("Anne", None, "Smit-de Boer")),
+        ("Maria van der Berg-de Vries", ("Maria", "van der", "Berg-de Vries")),
+        ("Jan de", ("Jan", None, "de")),
+        ("Cher", (None, None, "Cher")),
+        ("  ", (None, None, None)),
+    ],
+)
+def test_dutch_names_split_into_first_name_prefix_and_last_name(full, parts) -> None:
+    assert split_dutch_name(full) == parts
+    if full.strip():
+        assert join_name(*parts) == " ".join(full.split())  # nothing lost, nothing added
+
+
+def test_separate_name_columns_of_the_read_win_over_the_split() -> None:
+    contacts = pd.DataFrame(
+        {
+            "FullName": ["Jan Willem de Vries"],
+            "FirstName": ["Jan-Willem"],
+            "Prefix": ["de"],
+            "LastName": ["Vries"],
+        }
+    )
+    assert with_name_parts(contacts)[["FirstName", "Prefix", "LastName"]].values.tolist() == [
+        ["Jan-Willem", "de", "Vries"]
+    ]
+    split = with_name_parts(contacts[["FullName"]])
+    assert split[["FirstName", "Prefix", "LastName"]].values.tolist() == [["Jan Willem", "de", "Vries"]]

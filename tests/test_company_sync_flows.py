@@ -20,6 +20,7 @@ from store.db import connect
 from store.settings import StoreSettings
 from tasks.company_sync import debtors as debtor_module
 from tasks.company_sync.debtors import organisation_number
+from tasks.names import join_name, split_dutch_name
 
 pytestmark = pytest.mark.prefect
 
@@ -248,3 +249,53 @@ def test_import_debtors_records_what_changed_and_when(prefect_harness, sandbox) 
     assert latest["key"].tolist() == [debtor["DebtorId"]]
     assert set(latest.iloc[0]["fields"]) == {"Blocked", "ModifiedDate"}
     assert second["summary"].values.tolist() == [["afas_debtors", "changed", 1]]
+
+
+def test_a_contact_name_with_a_prefix_round_trips_into_topdesk(prefect_harness, sandbox) -> None:
+    sync()
+    persons = {
+        p.get("employeeNumber"): p for p in td(sandbox).persons.by_id.values() if not p.get("archived")
+    }
+    checked = 0
+    for contact in afas(sandbox).tables["contacts"].where(Type="PRS"):
+        person = persons.get(contact["PerNumber"])
+        if person is None or split_dutch_name(contact["FullName"])[1] is None:
+            continue  # no TOPdesk person (blocked debtor) or no tussenvoegsel in the name
+        assert person["prefixes"] and person["prefixes"] in contact["FullName"]
+        assert (
+            join_name(person.get("firstName"), person["prefixes"], person["surName"]) == contact["FullName"]
+        )
+        checked += 1
+    assert checked > 0, "the world has contacts with a tussenvoegsel"
+    sandbox.reset_counters()
+    sync()
+    assert writes(sandbox, "topdesk") == Counter()
+
+
+def test_the_person_key_can_be_an_optional_text_field(prefect_harness, sandbox, tmp_path) -> None:
+    text = Path("config/companies.toml").read_text(encoding="utf-8")
+    path = tmp_path / "companies.toml"
+    path.write_text(
+        text.replace("[persons]\nenabled = true", '[persons]\nenabled = true\nkey = "optionalFields1.text1"')
+    )
+    first = sync(config_path=str(path))
+    created = first["changes"].query("entity == 'person' and action == 'create'")
+    assert not created.empty
+    for number in set(created["key"]):
+        (person,) = [
+            p
+            for p in td(sandbox).persons.by_id.values()
+            if (p.get("optionalFields1") or {}).get("text1") == number
+        ]
+        assert person["employeeNumber"] in ("", None)  # the key went into the optional field only
+    sandbox.reset_counters()
+    again = sync(config_path=str(path))
+    assert again["changes"].query("entity == 'person'").empty
+    assert writes(sandbox, "topdesk") == Counter()
+
+
+def test_an_unknown_person_key_is_refused() -> None:
+    from tasks.company_sync.config import CompaniesConfigError, parse_companies_config
+
+    with pytest.raises(CompaniesConfigError, match="persons: key: 'email' is not employeeNumber"):
+        parse_companies_config('archiving_reason = "x"\n[persons]\nkey = "email"\n')

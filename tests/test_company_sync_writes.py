@@ -172,3 +172,27 @@ def test_the_report_shows_each_field_change_with_its_status_and_every_error() ->
         "review": {"count": 0},
         "branch unchanged": {"count": 7},
     }
+
+
+def test_a_person_keyed_by_an_optional_field_is_created_once_after_a_lost_answer(sandbox) -> None:
+    sim = sandbox.apps["topdesk"].state.sim
+    branch = next(b for b in sim.branches.by_id.values() if not b["archived"])
+    body = {"optionalFields1.text1": "P-4711", "surName": "Vries", "prefixes": "de"}
+    row = action(
+        "person", "create", "P-4711", "de Vries", body=body, branch_key=branch["clientReferenceNumber"]
+    )
+    row["branch_id"] = branch["id"]
+
+    async def go() -> pd.DataFrame:
+        async with TopdeskClient.from_settings(load(TopdeskSettings)) as client:
+            writer = Writer(client, None, "no reason", 1, person_key="optionalFields1.text1")
+            return await writer.run(pd.DataFrame([row]))
+
+    sandbox.set_knobs("topdesk", lost_response_rate=1.0)  # the POST lands, its answer is lost
+    outcomes = asyncio.run(go())
+    sandbox.set_knobs("topdesk", lost_response_rate=0.0)
+    assert outcomes["status"].tolist() == ["done"], outcomes["message"].tolist()
+    mine = [
+        p for p in sim.persons.by_id.values() if (p.get("optionalFields1") or {}).get("text1") == "P-4711"
+    ]
+    assert len(mine) == 1 and mine[0]["prefixes"] == "de"

@@ -108,3 +108,39 @@ def test_the_absence_window_defaults_to_24_months_back():
     assert absence_window_start(None, config, date(2026, 11, 21)) == date(2024, 11, 21)
     assert absence_window_start("2026-01-01", config, date(2026, 11, 21)) == date(2026, 1, 1)
     assert absence_window_start(None, HrConfig(absence_months_back=6), date(2026, 8, 31)) == date(2026, 2, 28)
+
+
+@pytest.mark.parametrize(
+    ("text", "sent"),
+    [
+        ("", ("departments", "employees", "employments", "absences", "users")),
+        ('options = ["werknemer"]', ("departments", "employees", "employments", "users")),
+        ('options = ["werknemer"]\nmanager_accounts = false', ("departments", "employees", "employments")),
+        ('options = ["verzuim"]\nmanager_accounts = false', ("absences",)),
+    ],
+)
+def test_xs_options_choose_the_entities_sent(text, sent):
+    assert parse_hr_config(text).sent_entities == sent
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('options = ["verzuim"]', 'manager_accounts = true needs the "werknemer" option'),
+        ("options = []", 'options: choose "werknemer", "verzuim" or both'),
+        ('options = ["verzuim", "verzuim"]', "names an option twice"),
+        ('options = ["salaris"]', "options.0: Input should be 'werknemer' or 'verzuim'"),
+    ],
+)
+def test_xs_options_are_validated(text, message):
+    with pytest.raises(HrConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        parse_hr_config(text, "hr.toml")
+
+
+def test_several_employers_needs_the_employer_column():
+    with pytest.raises(
+        HrConfigError, match=r"several_employers = true needs employments\.columns\.employer_id"
+    ):
+        parse_hr_config("several_employers = true\n", "hr.toml")
+    config = parse_hr_config('several_employers = true\n[employments.columns]\nemployer_id = "EmployerId"\n')
+    assert config.columns("employments")["employer_id"] == "EmployerId"

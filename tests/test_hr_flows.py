@@ -16,7 +16,7 @@ from connectors.afas.settings import AfasSettings
 from connectors.occupational_health.endpoints import ORDER
 from flows.absence_to_afas import absence_to_afas
 from flows.hr_sync import HrSyncParameters, hr_sync
-from sandbox.occupational_health import AbsenceIn
+from sandbox.occupational_health import AbsenceIn, EmployeeIn, OhOptions
 from sandbox.server import running_sandbox
 from sandbox.world import generate_world
 
@@ -198,3 +198,146 @@ def test_absence_to_afas_is_off_by_default(prefect_harness, sandbox):
     assert absence_to_afas() == {"enabled": False}
     assert oh(sandbox).received == []
     assert all(p.connector != "HrIllness" for p in afas(sandbox).posted)
+
+
+def writes_per_entity(sandbox, start: int = 0) -> dict[str, int]:
+    """OH writes (PUT and DELETE) per resource since ``start``."""
+    counts: dict[str, int] = {}
+    for method, resource, _ in received(sandbox, start):
+        if method in WRITES:
+            counts[resource] = counts.get(resource, 0) + 1
+    return counts
+
+
+@pytest.mark.slow  # three flow runs: about 6 s
+def test_each_xs_option_sends_exactly_its_entities(prefect_harness, sandbox, tmp_path):
+    werknemer = config_file(tmp_path, 'options = ["werknemer"]\nmanager_accounts = false\n')
+    first = sync(config_path=werknemer)
+    assert set(writes_per_entity(sandbox)) == {"departments", "employees", "employments"}
+    counts = first["counts"].set_index("entity")
+    assert counts.loc["absences", "to_oh"] == counts.loc["users", "to_oh"] == "not sent (option)"
+    assert not oh(sandbox).records["absences"] and not oh(sandbox).records["users"]
+
+    before = len(oh(sandbox).received)
+    verzuim = config_file(tmp_path, 'options = ["verzuim"]\nmanager_accounts = false\n')
+    sync(config_path=verzuim)
+    absences = writes_per_entity(sandbox, before)
+    assert set(absences) == {"absences"} and absences["absences"] == len(oh(sandbox).records["absences"]) > 0
+
+    before = len(oh(sandbox).received)
+    sync(config_path=config_file(tmp_path, 'options = ["werknemer"]\n'))  # manager accounts switched on
+    assert set(writes_per_entity(sandbox, before)) == {"users"}
+
+
+def test_no_department_goes_out_with_a_held_back_manager(prefect_harness, sandbox):
+    result = sync()
+    held = set(result["held"][result["held"]["entity"] == "employees"]["key"])
+    assert held == {"1001", "1008"}
+    managers = {r.body.manager_employee_external_id for r in oh(sandbox).records["departments"].values()}
+    assert not managers & held
+    assert set(afas(sandbox).tables["org_units"].column("ManagerId")) & held, "the world has a flex manager"
+    assert not result["without_manager"].empty
+
+
+def test_a_name_with_a_prefix_round_trips_from_afas_to_the_oh_system(prefect_harness, sandbox):
+    sync()
+    served = {r["EmployeeId"]: r for r in afas(sandbox).tables["employees"]}
+    with_prefix = [e for e, r in served.items() if r["Prefix"]]
+    assert with_prefix, "the world has employees with a tussenvoegsel"
+    world = small_world().extra["hr_employees"].set_index("employee_id")
+    for employee in with_prefix:
+        record = oh(sandbox).get("employees", employee)
+        if record is None:
+            continue  # held back (flex construction)
+        body = record.body
+        assert (body.first_name, body.name_prefix, body.last_name) == (
+            served[employee]["FirstName"],
+            served[employee]["Prefix"],
+            served[employee]["LastName"],
+        )
+        assert f"{body.name_prefix} {body.last_name}" == world.loc[employee, "last_name"]  # nothing lost
+    before = len(oh(sandbox).received)
+    sync()
+    assert received(sandbox, before) == []  # the parts compare equal on the next run: nothing resent
+
+
+@pytest.mark.slow  # four flow runs: about 8 s
+def test_initial_sync_reports_seeded_differences_and_changes_nothing_until_confirmed(
+    prefect_harness, sandbox, tmp_path, monkeypatch
+):
+    sync()  # the OH customer's data from before Koppel (in another state database)
+    monkeypatch.setenv("KOPPEL_STATE_DB_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+    state = oh(sandbox)
+    changed = next(k for k, r in sorted(state.records["employees"].items()) if r.active)
+    state.records["employees"][changed].body = state.records["employees"][changed].body.model_copy(
+        update={"last_name": "Anders ingevoerd"}
+    )
+    state.upsert("employees", "OH-9001", EmployeeIn(last_name="Extern", birth_date=date(1990, 1, 1)))
+    missing = sorted(state.records["absences"])[0]
+    del state.records["absences"][missing]
+    expected = {
+        ("employees", changed, "differs", "last_name", "update"),
+        ("employees", "OH-9001", "only in OH", "", "deactivate"),
+        ("absences", missing, "only in AFAS", None, "create"),
+    }
+
+    before = len(state.received)
+    report = sync(config_path=config_file(tmp_path, 'initial_sync = "report"\n'))
+    assert len(state.received) == before  # zero writes until confirmed
+    found = {
+        (
+            r.entity,
+            r.external_id,
+            r.difference,
+            r.fields if r.difference != "only in AFAS" else None,
+            r.when_confirmed,
+        )
+        for r in report["differences"].itertuples(index=False)
+    }
+    assert found == expected
+    assert artifact("hr-sync-initial-differences") is not None
+    again = sync(config_path=config_file(tmp_path, 'initial_sync = "report"\n'))
+    assert len(state.received) == before and len(again["differences"]) == len(expected)  # nothing stored
+
+    confirmed = sync(config_path=config_file(tmp_path, 'initial_sync = "confirmed"\n'))
+    assert sorted(received(sandbox, before)) == sorted(
+        [("PUT", "employees", changed), ("DELETE", "employees", "OH-9001"), ("PUT", "absences", missing)]
+    )
+    assert set(confirmed["changes"]["outcome"]) <= {"created", "updated", "deactivated"}
+    assert state.get("employees", changed).body.last_name != "Anders ingevoerd"
+    assert state.get("employees", "OH-9001").active is False
+
+    after = len(state.received)
+    assert sync()["changes"].empty  # the regular sync goes on from what the OH system now holds
+    assert len(state.received) == after
+
+
+@pytest.mark.slow  # two flow runs in a sandbox whose OH account requires the employer key: about 6 s
+def test_two_employers_records_arrive_with_their_employer_key(prefect_harness, monkeypatch, tmp_path):
+    with running_sandbox(small_world(), options={"oh": OhOptions(employer_required=True)}) as strict:
+        for key, value in strict.env().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("KOPPEL_STATE_DB_URL", f"sqlite:///{tmp_path / 'state.db'}")
+        state = oh(strict)
+        single = sync(config_path=config_file(tmp_path, ""))
+        refused = single["changes"][single["changes"]["outcome"] == "rejected"]
+        assert set(refused["entity"]) == {"employees", "employments", "absences", "users"}
+        assert "employer_external_id" in refused["message"].iloc[0]  # the account insists on the key
+
+        several = 'several_employers = true\n[employments.columns]\nemployer_id = "EmployerId"\n'
+        result = sync(config_path=config_file(tmp_path, several))
+        assert not (result["changes"]["outcome"] == "rejected").any()
+        employments = {
+            f"{r['EmployeeId']}-{r['DvId']}": r["EmployerId"] for r in afas(strict).tables["employments"]
+        }
+        sent = {k: r.body.employer_external_id for k, r in state.records["employments"].items()}
+        assert sent and sent == {k: employments[k] for k in sent}
+        assert set(sent.values()) == {"1", "2"}  # both employers in one OH customer account
+        for key, record in state.records["absences"].items():
+            assert record.body.employer_external_id == sent[record.body.employment_external_id], key
+        for key, record in state.records["employees"].items():
+            if record.active:
+                mine = {v for k, v in sent.items() if k.startswith(f"{key}-")}
+                assert record.body.employer_external_id in mine, key
+        assert all(r.body.employer_external_id for r in state.records["users"].values())
+        assert state.records["departments"]  # shared by the employers: no key

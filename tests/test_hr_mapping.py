@@ -8,7 +8,7 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from tasks.hr_sync.config import HrConfig, HrConfigError
+from tasks.hr_sync.config import HrConfig, HrConfigError, parse_hr_config
 from tasks.hr_sync.mapping import columns_of, day, decimal_text, normalise, plain_frame, text
 from tasks.hr_sync.validate import REJECT_COLUMNS, split_valid
 
@@ -113,6 +113,7 @@ def test_duplicate_and_missing_keys_are_rejected_not_dropped():
         {
             "EmployeeId": ["1", "1", None],
             "FirstName": ["A", "B", "C"],
+            "Prefix": [None, None, None],
             "LastName": ["X", "Y", "Z"],
             "BirthDate": stamps("1980-01-01", "1981-01-01", None),
             "Email": [None, None, None],
@@ -126,4 +127,25 @@ def test_duplicate_and_missing_keys_are_rejected_not_dropped():
         "employee 1: id: '1' occurs more than once",
         "employee 1: id: '1' occurs more than once",
         "employee (no key): id: missing; birth_date: missing",
+    ]
+
+
+def test_a_single_full_name_column_is_split_by_the_dutch_prefix_rule():
+    config = parse_hr_config(
+        '[employees.columns]\nfirst_name = ""\nname_prefix = ""\nlast_name = ""\nfull_name = "Name"\n'
+    )
+    raw = pd.DataFrame(
+        {
+            "EmployeeId": ["1", "2"],
+            "Name": ["Jan Willem de Vries", "Hanna van den Berg"],
+            "BirthDate": stamps("1980-01-01", "1981-01-01"),
+            "Email": [None, None],
+            "Gender": ["M", "V"],
+            "ModifiedDate": stamps("2026-01-01", "2026-01-01"),
+        }
+    )
+    frame = normalise("employees", raw, config)
+    assert frame[["first_name", "name_prefix", "last_name"]].values.tolist() == [
+        ["Jan Willem", "de", "Vries"],
+        ["Hanna", "van den", "Berg"],
     ]

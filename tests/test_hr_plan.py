@@ -359,3 +359,41 @@ def test_empty_mirror_gives_empty_desired_records_with_all_columns(entity):
     desired = desired_state(empty, HrConfig())
     assert desired.records[entity].empty and "external_id" in desired.records[entity].columns
     assert desired.held.empty and desired.rejects.empty and desired.flex.empty
+
+
+def test_a_department_managed_by_a_held_back_flex_employee_goes_out_without_its_manager():
+    desired = desired_state(mirror(), HrConfig())
+    departments = desired.records["departments"].set_index("external_id")
+    assert departments.loc["T01", "manager_employee_external_id"] is None  # 1002 is in a flex construction
+    assert departments.loc["KOPPEL", "manager_employee_external_id"] == "1001"
+    assert desired.without_manager.to_dict(orient="records") == [
+        {
+            "entity": "departments",
+            "key": "T01",
+            "reason": "department T01: sent without manager 1002: held back: employee 1002 has concurrent "
+            "employments 1002-1, 1002-2 (flex construction, not supported)",
+        }
+    ]
+    held = set(desired.held["key"])
+    assert "u1002" in held  # the flex manager's account stays held (frozen), it is not deactivated
+    sent_managers = set(departments["manager_employee_external_id"].dropna())
+    assert not sent_managers & held
+
+
+def test_every_record_but_a_department_carries_its_employer_key():
+    config = HrConfig.model_validate(
+        {"several_employers": True, "employments": {"columns": {"employer_id": "EmployerId"}}}
+    )
+    data = mirror(config)
+    data["employments"]["employer_id"] = ["1", "2", "2", "1", "2"]  # 1003 moved from employer 1 to 2
+    records = desired_state(data, config).records
+    employer = {
+        e: dict(zip(records[e]["external_id"], records[e]["employer_external_id"], strict=True))
+        for e in records
+        if e != "departments"
+    }
+    assert employer["employments"] == {"1001-1": "1", "1003-1": "1", "1003-2": "2"}
+    assert employer["employees"] == {"1001": "1", "1003": "2"}  # the current employment's employer
+    assert employer["absences"] == {"1": "1"} and employer["users"] == {"u1001": "1"}
+    assert "employer_external_id" not in records["departments"].columns
+    assert desired_state(mirror(), HrConfig()).records["employments"]["employer_external_id"].isna().all()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,10 +24,16 @@ from tasks.statistics import (
     customer_months,
     customer_series,
     dashboard_markdown,
+    flow_runs_frame,
     periods_between,
     read_store,
     run_buckets,
+    run_figures,
+    run_history_figure,
+    runs_per_flow,
+    series_colours,
     summary,
+    time_limits,
     top_customers,
 )
 from tests.store_support import document, line
@@ -62,9 +68,14 @@ def fail(engine: Engine, run_id: str, reference: str, *, uncertain: bool = False
 
 
 def finished_run(
-    engine: Engine, statistics: dict, *, dry_run: bool = False, status: str = "completed"
+    engine: Engine,
+    statistics: dict,
+    *,
+    dry_run: bool = False,
+    status: str = "completed",
+    flow: str = "invoice-hours",
 ) -> str:
-    run_id = runs.start_run(engine, "invoice-hours", {"parameters": {"dry_run": dry_run}})
+    run_id = runs.start_run(engine, flow, {"parameters": {"dry_run": dry_run}})
     runs.finish_run(engine, run_id, status, statistics)
     return run_id
 
@@ -175,7 +186,7 @@ def test_dashboard_tables_charts_and_markdown(store: Engine) -> None:
     markdown = dashboard_markdown(dashboard)
     assert "**3.75 hours**" not in markdown  # the headline adds up every period
     assert "**5.75 hours**, **420.00 EUR**" in markdown
-    assert markdown.count("](data:image/png;base64,") == 3
+    assert markdown.count("](data:image/png;base64,") == 4
     assert "abababab" in markdown  # the AFAS log reference of the failed document is shown
 
     result = summary(dashboard, ["x.png"])
@@ -223,6 +234,7 @@ def test_statistics_flow_publishes_artifacts(
         "afas-failures.png",
         "exclusions-and-rejects.png",
         "hours-and-amounts.png",
+        "runs-per-flow.png",
     ]
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
@@ -231,8 +243,74 @@ def test_statistics_flow_publishes_artifacts(
             )
         )
     by_key = {a.key: a for a in artifacts}
-    assert len(by_key) == len(artifacts) == 8  # five tables/markdown and three charts, no key shared
+    assert len(by_key) == len(artifacts) == 10  # six tables/markdown and four charts, no key shared
     assert {a.type for a in artifacts} == {"markdown", "table", "image"}
     assert "**5.75 hours**" in by_key["statistics-dashboard"].data
     assert by_key["statistics-chart-hours-and-amounts"].data.startswith("data:image/png;base64,")
     assert "INV-X1" in str(by_key["statistics-afas-failures"].data)
+
+
+def count(n: int) -> dict:
+    return {"count": n}
+
+
+def test_hr_and_company_runs_appear_next_to_invoicing(store: Engine) -> None:
+    hr = {"employees:created": count(12), "users:updated": count(2), "absences:rejected": count(1)}
+    hr |= {"absences:failed": count(1), "rejected": count(3), "users:not_found": count(4)}
+    finished_run(store, hr, flow="hr-sync")
+    finished_run(store, {"employees:created": count(99)}, flow="hr-sync", dry_run=True)
+    companies = {"branch create": count(5), "person update": count(7), "person update failed": count(2)}
+    companies |= {"rejected": count(1), "review": count(6)}
+    finished_run(store, companies, flow="sync-companies")
+    finished_run(
+        store,
+        {"debtor create": count(1), "skipped": count(3), "failed": count(0)},
+        flow="create-missing-debtors",
+    )
+
+    documents, history = read_store(store, [NOW_PERIOD])
+    flows = flow_runs_frame(history, NOW_PERIOD, NOW_PERIOD)
+    figures = {r.flow: (r.changes, r.rejects) for r in flows.itertuples(index=False)}
+    assert figures["hr-sync"] == (14, 4)  # created + updated; 3 rejected + 1 failed (not the 422 twice)
+    assert figures["sync-companies"] == (12, 3)
+    assert figures["create-missing-debtors"] == (1, 0)
+    assert len(flows[flows["flow"].eq("hr-sync")]) == 1  # the dry run is left out
+
+    table = runs_per_flow(flows).set_index("flow")
+    assert table.loc["invoice-hours", "runs"] == 2 and table.loc["hr-sync", "changes"] == 14
+    assert table.loc["invoice-hours", "rejects"] == 3  # the fixture's two invoice runs: rejected 2 + 1
+    dashboard = build_dashboard(documents, history, [NOW_PERIOD])
+    assert "hr-sync" in dashboard_markdown(dashboard) and "sync-companies" in dashboard_markdown(dashboard)
+    assert list(dashboard.history["run_id"]) == list(flows[flows["flow"].eq("invoice-hours")]["run_id"])
+
+
+def test_run_figures_of_invoicing_are_billed_and_rejected_registrations() -> None:
+    stats = {"invoiced": count(10), "internal": count(4), "rejected": count(2), "excluded": count(9)}
+    assert run_figures("invoice-hours", stats) == (14, 2)
+
+
+def test_internal_and_other_customers_never_share_a_colour() -> None:
+    names = [*(f"1000{i}" for i in range(40)), INTERNAL, OTHER]
+    colours = series_colours(names)
+    assert len(set(colours.values())) == len(names)  # every series its own colour, also with 40 customers
+    assert colours[INTERNAL] != colours[OTHER]
+    assert series_colours([INTERNAL, "10001", OTHER])[INTERNAL] == colours[INTERNAL]  # stable meaning
+
+
+def test_a_one_point_chart_spans_days_not_years() -> None:
+    moment = datetime(2026, 11, 2, 7, 0, tzinfo=AMSTERDAM)
+    low, high = time_limits([moment])
+    assert high - low == timedelta(days=2) and low < moment < high
+    later = moment + timedelta(days=100)
+    low, high = time_limits([moment, later])
+    assert (moment - low) == (high - later) == timedelta(days=5)
+
+    history = pd.DataFrame(
+        {"started": [pd.Timestamp(moment)], "excluded": [3], "rejected": [1], "failed": [0]}
+    )
+    figure = run_history_figure(history)
+    left, right = figure.axes[0].get_xlim()  # matplotlib date numbers: days
+    assert right - left <= 2.0
+    figure.canvas.draw()
+    labels = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    assert not any("2025" in t or "2028" in t for t in labels)

@@ -1,5 +1,8 @@
 """The OH system's resources, described as data (docs/sandbox.md, "Occupational health").
 
+``employer_external_id`` is the employer key (AFAS werkgever) of a customer account that serves several
+employers; departments are shared by the employers and carry none.
+
 Every resource lives under ``/api/v1/{name}``: ``PUT .../{external_id}`` upserts, ``DELETE`` deactivates,
 ``GET`` lists (paged with ``page``/``page_size``, ``next`` URL in the body). Each one names the body
 fields it accepts (anything else is refused with 422), the kind of each field (for typed frames) and the
@@ -62,6 +65,7 @@ EMPLOYEES = Resource(
         "gender": "text",
         "email": "text",
         "phone": "text",
+        "employer_external_id": "text",
     },
     required=("last_name", "birth_date"),
 )
@@ -76,6 +80,7 @@ EMPLOYMENTS = Resource(
         "function": "text",
         "salary": "decimal",
         "salary_kind": "text",
+        "employer_external_id": "text",
     },
     references=("departments", "employees"),
     required=("employee_external_id", "department_external_id", "start_date"),
@@ -91,13 +96,19 @@ ABSENCE_FIELDS: dict[str, Kind] = {
 }
 ABSENCES = Resource(
     "absences",
-    ABSENCE_FIELDS,
+    {**ABSENCE_FIELDS, "employer_external_id": "text"},
     references=("employees", "employments"),
     required=("employee_external_id", "employment_external_id", "start_date"),
 )
 USERS = Resource(
     "users",
-    {"employee_external_id": "text", "username": "text", "email": "text", "blocked": "bool"},
+    {
+        "employee_external_id": "text",
+        "username": "text",
+        "email": "text",
+        "blocked": "bool",
+        "employer_external_id": "text",
+    },
     references=("employees",),
     required=("employee_external_id", "username"),
 )

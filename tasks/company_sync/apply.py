@@ -20,6 +20,7 @@ import pandas as pd
 from connectors.errors import BusinessError, RequestRejected, UncertainOutcome
 from connectors.topdesk import masterdata as md
 from connectors.topdesk.client import TopdeskClient
+from schemas.companies import PERSON_KEY
 from tasks.company_sync.fields import nest, text
 from tasks.company_sync.plan import records
 
@@ -34,10 +35,16 @@ class Writer:
     """Writes the actions of one run against one TOPdesk client, at most ``concurrency`` at a time."""
 
     def __init__(
-        self, client: TopdeskClient, reason_id: str | None, reason_problem: str, concurrency: int
+        self,
+        client: TopdeskClient,
+        reason_id: str | None,
+        reason_problem: str,
+        concurrency: int,
+        person_key: str = PERSON_KEY,
     ) -> None:
         """``reason_id``: the archiving reason; when None, archiving fails with ``reason_problem``."""
         self.client = client
+        self.person_key = person_key  # after a lost answer, a new person is looked up by this field
         self.reason_id = reason_id
         self.reason_problem = reason_problem
         self.limit = asyncio.Semaphore(concurrency)
@@ -121,8 +128,33 @@ async def _unarchive_branch(writer: Writer, row: dict[str, Any]) -> str:
 
 
 async def _create_person(writer: Writer, row: dict[str, Any]) -> str:
-    created = await md.create_person_once(writer.client, writer.person_body(row))
+    body = writer.person_body(row)
+    if writer.person_key == PERSON_KEY:
+        created = await md.create_person_once(writer.client, body)
+    else:
+        created = await create_person_once_by(writer.client, body, writer.person_key, text(row["key"]))
     return str(created["id"])
+
+
+async def create_person_once_by(
+    client: TopdeskClient, body: dict[str, Any], field: str, value: str, attempts: int = 3
+) -> dict[str, Any]:
+    """``md.create_person_once`` for a key in an optional text field (``optionalFields1.text1``).
+
+    After a lost answer the person is looked up by ``field == value`` before it is posted again.
+    """
+    if not value:
+        raise ValueError(f"a person is created with its {field}")
+    last: UncertainOutcome | None = None
+    for _ in range(attempts):
+        try:
+            return await md.create_person(client, body)
+        except UncertainOutcome as error:
+            last = error
+        found = await md.find_persons(client, field, value)
+        if found:
+            return {**found[0], "recovered": True}
+    raise last if last is not None else UncertainOutcome(f"person {value} not created", system="TOPdesk")
 
 
 async def _update_person(writer: Writer, row: dict[str, Any]) -> str:

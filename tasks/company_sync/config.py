@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from koppel.config_files import ConfigFileError, load_toml, parse_toml
-from schemas.companies import BRANCH_KEY, BRANCH_LIMITS, PERSON_KEY, PERSON_LIMITS
+from schemas.companies import BRANCH_KEY, BRANCH_LIMITS, PERSON_KEY, PERSON_KEYS, PERSON_LIMITS
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "companies.toml"
 ORGANISATION_NUMBER_LENGTH = 15  # KnOrganisation.BcCo maxLength (organisations-and-persons.json)
@@ -53,6 +53,7 @@ DEFAULT_BRANCH_FIELDS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_PERSON_FIELDS: dict[str, tuple[str, ...]] = {
     "firstName": ("FirstName",),
+    "prefixes": ("Prefix",),
     "surName": ("LastName",),
     "email": ("MailWork",),
     "phoneNumber": ("TelWork", "MobWork"),
@@ -82,18 +83,22 @@ class BranchSync(_Strict):
 
 
 class PersonSync(_Strict):
-    """AFAS contact person (``Profit_Contacts`` plus ``FirstName``/``LastName``) → TOPdesk person."""
+    """AFAS contact person (``Profit_Contacts`` plus the split name columns) → TOPdesk person."""
 
     enabled: bool = True
+    # The TOPdesk person field holding the AFAS person number: employeeNumber, or an optional text field
+    # (optionalFields1.text1 … optionalFields2.text5), decision §9.13.
+    key: str = PERSON_KEY
     fields: dict[str, Sources] = Field(default_factory=lambda: dict(DEFAULT_PERSON_FIELDS))
 
-    @field_validator("fields")
-    @classmethod
-    def _targets(cls, fields: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-        _check_targets(fields, PERSON_LIMITS, PERSON_KEY, "person")
-        if "surName" not in fields:
-            raise ValueError("surName must be mapped: TOPdesk requires it")
-        return fields
+    @model_validator(mode="after")
+    def _targets(self) -> PersonSync:
+        if self.key not in PERSON_KEYS:
+            raise ValueError(f"key: {self.key!r} is not employeeNumber or optionalFields1/2.text1-5")
+        _check_targets(self.fields, PERSON_LIMITS, self.key, "person")
+        if "surName" not in self.fields:
+            raise ValueError("fields: surName must be mapped: TOPdesk requires it")
+        return self
 
 
 class DebtorDefaults(_Strict):
@@ -110,6 +115,8 @@ class CreateDebtors(_Strict):
     """create-missing-debtors: off unless enabled; how new AFAS debtors look."""
 
     enabled: bool = False
+    # invoice-hours creates the missing debtors of branches with hours before planning (needs ``enabled``)
+    while_invoicing: bool = False
     organisation_prefix: str = Field(
         "TD", max_length=ORGANISATION_NUMBER_LENGTH - MIN_ID_DIGITS, pattern=r"^[A-Z0-9]*$"
     )
@@ -119,6 +126,14 @@ class CreateDebtors(_Strict):
         default_factory=lambda: {"Nederland": "NL", "België": "BE", "Duitsland": "DE"}
     )
     default_country: str = Field("NL", min_length=1, max_length=3)
+
+    @model_validator(mode="after")
+    def _guarded(self) -> CreateDebtors:
+        if self.while_invoicing and not self.enabled:
+            raise ValueError(
+                "while_invoicing = true needs enabled = true (the guard of every debtor created)"
+            )
+        return self
 
 
 class CompaniesConfig(_Strict):

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.names import split_dutch_name
+
 _LINE1 = re.compile(r"^(?P<street>.*?\D)\s*(?P<number>\d[\w\s\-/]*)$")
 _NL_POSTCODE = re.compile(r"^(?P<postcode>\d{4}\s?[A-Za-z]{2})\s+(?P<city>.+)$")
 _OTHER_POSTCODE = re.compile(r"^(?P<postcode>(?:[A-Z]{1,2}-)?\d{4,5})\s+(?P<city>.+)$")
@@ -60,15 +62,17 @@ def split_postcode(line: Any) -> tuple[str | None, str | None]:
 
 
 def split_full_name(value: Any) -> tuple[str | None, str | None]:
-    """``"Hanna de Vries"`` → ``("Hanna", "de Vries")``: AFAS's ``FullName`` is first name, prefix, last name.
+    """``"Jan Willem de Vries"`` → ``("Jan Willem", "de Vries")``: first name(s), and prefix + last name.
 
-    The first word is taken as the first name (Dutch first names rarely hold a space; prefixes such as
-    "de" and "van den" stay with the last name, as TOPdesk's ``surName`` expects). One word is a last name.
+    The rule for Dutch names is ``tasks.names.split_dutch_name``; ``split_name_parts`` keeps the prefix apart.
     """
-    words = text(value).split()
-    if len(words) < 2:
-        return None, optional(value)
-    return words[0], " ".join(words[1:])
+    first, prefix, last = split_name_parts(value)
+    return first, optional(" ".join(p for p in (prefix, last) if p))
+
+
+def split_name_parts(value: Any) -> tuple[str | None, str | None, str | None]:
+    """``"Jan Willem de Vries"`` → ``("Jan Willem", "de", "Vries")`` (``tasks.names.split_dutch_name``)."""
+    return split_dutch_name(text(value))
 
 
 def split_house_number(value: Any) -> tuple[int | None, str | None]:

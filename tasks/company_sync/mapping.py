@@ -3,7 +3,7 @@
 The field map comes from ``config/companies.toml`` (TOPdesk field → AFAS column, or a list of columns of
 which the first non-empty one wins). Derived columns are added first, so the map can name them:
 ``Street``/``HouseNumber`` from ``AdressLine1``, ``PostalCode``/``City`` from ``AdressLine3``, ``Country``
-from ``AdressLine4`` (debtors), ``FirstName``/``LastName`` from ``FullName`` (contacts).
+from ``AdressLine4`` (debtors), ``FirstName``/``Prefix``/``LastName`` from ``FullName`` (contacts).
 
 Records are object frames whose empty values are ``None``; besides the TOPdesk fields they carry
 ``afas_name`` (to name the record in reasons), ``blocked`` and, for persons, ``branch_key`` (the debtor
@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from schemas.companies import BRANCH_KEY, PERSON_KEY
-from tasks.company_sync.fields import optional, split_full_name, split_postcode, split_street, text
+from tasks.company_sync.fields import optional, split_name_parts, split_postcode, split_street, text
 
 PERSON_CONTACT_TYPE = "PRS"  # Profit_Contacts.Type: PRS = a person at an organisation (AFD = department)
 
@@ -46,13 +46,23 @@ def with_address_parts(debtors: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+NAME_PARTS = ("FirstName", "Prefix", "LastName")
+
+
 def with_name_parts(contacts: pd.DataFrame) -> pd.DataFrame:
-    """``Profit_Contacts`` plus ``FirstName`` and ``LastName`` split from ``FullName``."""
-    names = [split_full_name(v) for v in _column(contacts, "FullName")]
-    return contacts.assign(
-        FirstName=pd.Series([f for f, _ in names], index=contacts.index, dtype=object),
-        LastName=pd.Series([last for _, last in names], index=contacts.index, dtype=object),
-    )
+    """``Profit_Contacts`` plus ``FirstName``, ``Prefix`` and ``LastName``.
+
+    A read that has the three columns already (a GetConnector with AFAS's separate name fields) keeps
+    them; otherwise they are split from ``FullName`` by the rule of ``tasks.names.split_dutch_name``.
+    """
+    if all(column in contacts.columns for column in NAME_PARTS):
+        return contacts
+    names = [split_name_parts(v) for v in _column(contacts, "FullName")]
+    parts = {
+        column: pd.Series([n[i] for n in names], index=contacts.index, dtype=object)
+        for i, column in enumerate(NAME_PARTS)
+    }
+    return contacts.assign(**parts)
 
 
 def first_filled(frame: pd.DataFrame, sources: Sequence[str], target: str) -> list[str | None]:
@@ -99,7 +109,7 @@ def debtor_of_organisation(debtors: pd.DataFrame) -> pd.DataFrame:
 
 
 def person_records(
-    contacts: pd.DataFrame, debtors: pd.DataFrame, fields: Mapping[str, Sequence[str]]
+    contacts: pd.DataFrame, debtors: pd.DataFrame, fields: Mapping[str, Sequence[str]], key: str = PERSON_KEY
 ) -> pd.DataFrame:
     """One wanted TOPdesk person per AFAS contact person; ``branch_key`` = the organisation's debtor.
 
@@ -111,7 +121,7 @@ def person_records(
     debtor = debtor_of_organisation(debtors).reindex(orgs)
     blocked = [c or d is True for c, d in zip(_blocked(source), debtor["debtor_blocked"], strict=True)]
     records: dict[str, list[Any]] = {
-        PERSON_KEY: [optional(v) for v in _column(source, "PerNumber")],
+        key: [optional(v) for v in _column(source, "PerNumber")],
         "afas_name": [optional(v) for v in _column(source, "FullName")],
         "contact_id": [optional(v) for v in _column(source, "ContactId")],
         "org": orgs,

@@ -15,7 +15,8 @@ import pandas as pd
 from schemas.companies import (
     BRANCH_KEY,
     BRANCH_LIMITS,
-    PERSON_KEY,
+    OPTIONAL_TEXT_KEYS,
+    OPTIONAL_TEXT_LENGTH,
     PERSON_LIMITS,
     branch_records_schema,
     person_records_schema,
@@ -123,12 +124,14 @@ def _plan_persons(
     config: CompaniesConfig,
 ) -> tuple[Plan, pd.DataFrame]:
     fields = config.persons.fields
-    entity = Entity("contact person", PERSON_KEY, "PerNumber", fields, PERSON_LIMITS)
-    wanted = person_records(afas.contacts, afas.debtors, fields)
-    valid, rejects = valid_records(wanted, person_records_schema(fields), entity, topdesk.countries)
+    key = config.persons.key
+    limits = {**PERSON_LIMITS, **dict.fromkeys(OPTIONAL_TEXT_KEYS, OPTIONAL_TEXT_LENGTH)}
+    entity = Entity("contact person", key, "PerNumber", fields, limits)
+    wanted = person_records(afas.contacts, afas.debtors, fields, key)
+    valid, rejects = valid_records(wanted, person_records_schema(fields, key), entity, topdesk.countries)
     people = afas.contacts[[text(t).upper() == PERSON_CONTACT_TYPE for t in afas.contacts["Type"]]]
     present = _numbers(people, "PerNumber")
     plan = plan_persons(
-        valid, topdesk.persons, present, known, branches.targets, list(fields), config.clear_when_empty
+        valid, topdesk.persons, present, known, branches.targets, list(fields), config.clear_when_empty, key
     )
     return plan, rejects

@@ -289,15 +289,19 @@ def plan_persons(
     targets: Mapping[str, Target],
     fields: Sequence[str],
     clear_when_empty: bool = False,
+    key: str = PERSON_KEY,
 ) -> Plan:
-    """Person actions for the valid contact records ``wanted``; ``targets`` come from ``plan_branches``."""
+    """Person actions for the valid contact records ``wanted``; ``targets`` come from ``plan_branches``.
+
+    ``key``: the TOPdesk person field holding the AFAS person number (``[persons] key``).
+    """
     plan, current = Plan(), records(persons)
-    index = index_by(current, PERSON_KEY)
-    by_name = unlinked_by_name(current, PERSON_KEY, present, _branch_and_name)
-    for row in unique_persons(wanted, plan):
-        context = (index.get(text(row[PERSON_KEY]), []), by_name, targets, fields, clear_when_empty)
+    index = index_by(current, key)
+    by_name = unlinked_by_name(current, key, present, _branch_and_name)
+    for row in unique_persons(wanted, plan, key):
+        context = (index.get(text(row[key]), []), by_name, targets, fields, clear_when_empty, key)
         _plan_person(plan, row, *context)
-    plan.actions += gone(current, PERSON_KEY, present, known, "person")
+    plan.actions += gone(current, key, present, known, "person")
     return plan
 
 
@@ -306,17 +310,17 @@ def _branch_and_name(row: Mapping[str, Any]) -> str:
     return f"{text(row.get('branch.id'))}|{key}" if key else ""
 
 
-def unique_persons(wanted: pd.DataFrame, plan: Plan) -> list[dict[str, Any]]:
+def unique_persons(wanted: pd.DataFrame, plan: Plan, key_field: str = PERSON_KEY) -> list[dict[str, Any]]:
     """One record per person number; the other organisations go on the review list.
 
     AFAS lets one person be the contact of several organisations; TOPdesk gives a person one branch. The
     contact at a debtor wins, then an active one, then the oldest contact.
     """
     rows = records(wanted)
-    rows.sort(key=_preference)
+    rows.sort(key=lambda row: _preference(row, key_field))
     kept: dict[str, dict[str, Any]] = {}
     for row in rows:
-        key = text(row[PERSON_KEY])
+        key = text(row[key_field])
         first = kept.setdefault(key, row)
         if first is not row and text(row.get("org")) != text(first.get("org")):
             reason = (
@@ -327,9 +331,9 @@ def unique_persons(wanted: pd.DataFrame, plan: Plan) -> list[dict[str, Any]]:
     return list(kept.values())
 
 
-def _preference(row: Mapping[str, Any]) -> tuple:
+def _preference(row: Mapping[str, Any], key: str) -> tuple:
     no_debtor = not text(row.get("branch_key"))
-    return text(row[PERSON_KEY]), no_debtor, bool(row["blocked"]), text(row.get("contact_id")).zfill(12)
+    return text(row[key]), no_debtor, bool(row["blocked"]), text(row.get("contact_id")).zfill(12)
 
 
 def _plan_person(
@@ -340,8 +344,9 @@ def _plan_person(
     targets: Mapping,
     fields: Sequence[str],
     clear: bool,
+    key_field: str = PERSON_KEY,
 ) -> None:
-    key, name, branch_key = text(row[PERSON_KEY]), text(row.get("afas_name")), text(row.get("branch_key"))
+    key, name, branch_key = text(row[key_field]), text(row.get("afas_name")), text(row.get("branch_key"))
     match, problem = pick(candidates)
     if not branch_key:
         plan.notes["contact of an organisation that is no debtor: skipped"] += 1
@@ -355,7 +360,7 @@ def _plan_person(
     else:
         target = targets.get(branch_key) or Target(problem=f"debtor {branch_key} has no branch")
         if match is None:
-            _plan_new_person(plan, row, key, name, branch_key, target, by_name, fields)
+            _plan_new_person(plan, row, key, name, branch_key, target, by_name, fields, key_field)
         else:
             changes, link = diff(row, match, fields, clear), branch_change(match, target, branch_key)
             extra = {"branch_key": branch_key, "branch_id": target.topdesk_id} if link else {}
@@ -380,18 +385,19 @@ def _plan_new_person(
     target: Target,
     by_name: dict,
     fields: Sequence[str],
+    key_field: str = PERSON_KEY,
 ) -> None:
     if target.topdesk_id is None and not target.new:
         plan.review.append(review("person", key, name, f"not created: {target.problem}"))
         return
     similar = by_name.get(f"{target.topdesk_id}|{name_key(name)}", []) if target.topdesk_id else []
     for match in similar:
-        number = text(match.get(PERSON_KEY)) or "(none)"
-        reason = f"same name at the branch of debtor {branch_key} but employeeNumber {number}: link by hand"
+        number = text(match.get(key_field)) or "(none)"
+        reason = f"same name at the branch of debtor {branch_key} but {key_field} {number}: link by hand"
         plan.review.append(review("person", key, name, reason, match))
     if similar:
         return
-    changes = [*creation(row, fields, PERSON_KEY), {"field": LINK_FIELD, "before": "", "after": branch_key}]
+    changes = [*creation(row, fields, key_field), {"field": LINK_FIELD, "before": "", "after": branch_key}]
     plan.actions.append(
         action(
             "person",

@@ -21,6 +21,13 @@ from koppel.config_files import ConfigFileError, load_toml, parse_toml
 
 ENTITIES = ("departments", "employees", "employments", "absences", "users")
 SalaryKind = Literal["monthly", "four_weekly", "sv_wage"]
+XsOption = Literal["werknemer", "verzuim"]
+# XS Connect's options: "Werknemer" sends the organisation (departments, employees with their employments,
+# optionally the managers' user accounts), "Verzuim" sends absences only.
+OPTION_ENTITIES: dict[str, tuple[str, ...]] = {
+    "werknemer": ("departments", "employees", "employments", "users"),
+    "verzuim": ("absences",),
+}
 
 
 class HrConfigError(ConfigFileError):
@@ -45,8 +52,11 @@ class EmployeeColumns(_Strict):
 
     id: str = "EmployeeId"
     first_name: str = "FirstName"
-    name_prefix: str = ""
+    name_prefix: str = "Prefix"  # the tussenvoegsel ("de", "van den"), AFAS KnPerson.Is
     last_name: str = "LastName"
+    # A single full-name column instead ("Jan Willem de Vries"): split by tasks.names.split_dutch_name into
+    # whichever of first_name, name_prefix, last_name are set to "".
+    full_name: str = ""
     initials: str = ""
     birth_date: str = "BirthDate"
     gender: str = "Gender"
@@ -64,6 +74,7 @@ class EmploymentColumns(_Strict):
     start_date: str = "StartDate"
     end_date: str = "EndDate"
     hours_per_week: str = "HoursPerWeek"
+    employer_id: str = ""  # the employer (werkgever) of the employment; needed with several_employers
 
     @model_validator(mode="after")
     def _dienstverband(self) -> EmploymentColumns:
@@ -177,6 +188,35 @@ class HrConfig(_Strict):
     absences: Absences = Absences()
     users: Users = Users()
     absence_to_afas: AbsenceToAfas = AbsenceToAfas()
+    options: tuple[XsOption, ...] = ("werknemer", "verzuim")
+    manager_accounts: bool = True
+    # An OH customer with existing data: "report" compares with what the OH system holds and changes nothing;
+    # "confirmed" sends the differences; "off" (default) is the regular sync (tasks/hr_sync/initial.py).
+    initial_sync: Literal["off", "report", "confirmed"] = "off"
+    # One OH customer account for several AFAS employers: every record carries its employer key.
+    several_employers: bool = False
+
+    @model_validator(mode="after")
+    def _options(self) -> HrConfig:
+        if not self.options:
+            raise ValueError('options: choose "werknemer", "verzuim" or both')
+        if len(set(self.options)) != len(self.options):
+            raise ValueError(f"options: {list(self.options)} names an option twice")
+        if self.several_employers and not self.employments.columns.employer_id:
+            raise ValueError(
+                'several_employers = true needs employments.columns.employer_id (e.g. "EmployerId")'
+            )
+        if not self.manager_accounts or "werknemer" in self.options:
+            return self
+        raise ValueError('manager_accounts = true needs the "werknemer" option (or set it to false)')
+
+    @property
+    def sent_entities(self) -> tuple[str, ...]:
+        """The OH resources this configuration sends (and deactivates), in referential order."""
+        chosen = {e for option in self.options for e in OPTION_ENTITIES[option]}
+        if not self.manager_accounts:
+            chosen.discard("users")
+        return tuple(e for e in ENTITIES if e in chosen)
 
     def source(self, entity: str) -> Departments | Employees | Employments | Absences | Users:
         """The source of ``entity`` (one of ``ENTITIES``)."""

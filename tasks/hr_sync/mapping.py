@@ -20,6 +20,7 @@ import pandas as pd
 from connectors.occupational_health.endpoints import employment_external_id
 from schemas.hr import as_decimal
 from tasks.hr_sync.config import HrConfig, HrConfigError
+from tasks.names import split_dutch_name
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 CENT = Decimal("0.01")
@@ -111,6 +112,7 @@ FIELDS: dict[str, dict[str, Convert]] = {
         "end_date": day,
         "hours_per_week": decimal_text,
         "salary": decimal_text,
+        "employer_id": text,
     },
     "absences": {
         "id": text,
@@ -130,6 +132,8 @@ KEYS = {"departments": "id", "employees": "id", "employments": "key", "absences"
 def columns_of(entity: str, config: HrConfig) -> list[str]:
     """The columns of ``entity``'s normalised frame, in order."""
     fields = [name for name in FIELDS[entity] if name != "salary" or config.salary_column]
+    if entity == "employments" and not config.employments.columns.employer_id:
+        fields.remove("employer_id")  # not read: the mirror keeps its shape for single-employer customers
     key = ["key"] if entity == "employments" else []
     modified = ["modified"] if config.source(entity).modified else []
     return [*key, *fields, *modified]
@@ -156,10 +160,23 @@ def normalise(entity: str, raw: pd.DataFrame, config: HrConfig) -> pd.DataFrame:
             out[name] = _convert(raw[wanted[name]], FIELDS[entity][name])
         else:
             out[name] = pd.Series([None] * len(raw), index=raw.index, dtype=object)
+    if entity == "employees" and "full_name" in wanted:
+        _fill_name_parts(out, raw[wanted["full_name"]], wanted)
     if entity == "employments":
         keys = [_employment_key(e, n) for e, n in zip(out["employee_id"], out["employment_id"], strict=True)]
         out.insert(0, "key", pd.Series(keys, index=out.index, dtype=object))
     return out.reset_index(drop=True)
+
+
+NAME_PARTS = ("first_name", "name_prefix", "last_name")
+
+
+def _fill_name_parts(out: pd.DataFrame, full: pd.Series, wanted: dict[str, str]) -> None:
+    """Fill the name fields that have no column of their own from the full name (Dutch prefix rule)."""
+    parts = [split_dutch_name(text(value)) for value in full.astype(object)]
+    for index, name in enumerate(NAME_PARTS):
+        if name not in wanted:
+            out[name] = pd.Series([p[index] for p in parts], index=out.index, dtype=object)
 
 
 def _convert(values: pd.Series, convert: Convert) -> pd.Series:

@@ -41,6 +41,7 @@ class SyncPlan:
     desired: Desired
     changes: pd.DataFrame
     watermarks: pd.DataFrame
+    sent: tuple[str, ...] = ENTITIES
 
 
 def plan_sync(
@@ -59,6 +60,8 @@ def plan_sync(
         newest[entity] = newest_modified(raw[entity], config.source(entity).modified)
     desired = desired_state(mirror, config, window_start)
     changes = plan_changes(desired.records, state.sent, desired.frozen)
+    # Entities the XS option does not send are neither upserted nor deactivated: the OH system keeps them.
+    changes = changes[changes["entity"].isin(config.sent_entities)].reset_index(drop=True)
     all_rejects = pd.concat([*rejects, desired.rejects], ignore_index=True).reindex(columns=REJECT_COLUMNS)
     return SyncPlan(
         specs=state.specs,
@@ -68,4 +71,5 @@ def plan_sync(
         desired=desired,
         changes=changes,
         watermarks=next_watermarks(config, state.watermarks, state.specs, newest, now, window_start),
+        sent=config.sent_entities,
     )

@@ -10,7 +10,9 @@ fields of connectors/occupational_health/endpoints.py) and says which rows it ca
   list, an absence on an employment that is not synced), with the reason.
 
 Only the accounts of department managers are sent as users. Held and rejected keys are *frozen*: the diff
-neither upserts nor deactivates them.
+neither upserts nor deactivates them. A department whose manager is held back (flex construction) is sent
+without its manager, and listed in ``without_manager`` with the reason: the OH system never gets a
+reference to an employee it was not sent.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Desired:
     rejects: pd.DataFrame
     flex: pd.DataFrame
     frozen: dict[str, set[str]] = field(default_factory=dict)
+    without_manager: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HELD_COLUMNS))
 
 
 def records_frame(entity: str, rows: list[dict[str, object]]) -> pd.DataFrame:
@@ -84,6 +87,10 @@ def desired_state(mirror: dict[str, pd.DataFrame], config: HrConfig, since: date
         for e, k in zip(flex["employee_id"], flex["employments"], strict=True)
     }
     held: list[dict[str, str]] = []
+    notes: list[dict[str, str]] = []
+    # Everyone AFAS names as a manager: a held-back manager's account stays held (frozen), not deactivated.
+    managers = {str(m) for m in mirror["departments"]["manager_id"].dropna()}
+    employers = employer_keys(mirror["employments"]) if config.several_employers else {}
     rejects: list[dict[str, str | None]] = []
     records: dict[str, pd.DataFrame] = {}
     known: dict[str, set[str]] = {}
@@ -95,14 +102,19 @@ def desired_state(mirror: dict[str, pd.DataFrame], config: HrConfig, since: date
         "users": _users,
     }
     for entity in ORDER:
-        context = _Context(entity, records, known, flexed, held, rejects, config)
+        context = _Context(entity, records, known, flexed, held, rejects, config, notes, managers, employers)
         records[entity] = records_frame(entity, builders[entity](mirror[entity], context))
         known[entity] = set(records[entity]["external_id"])
     frozen: dict[str, set[str]] = {entity: set() for entity in ORDER}
     for row in [*held, *rejects]:
         frozen[str(row["entity"])].add(str(row["key"]))
     return Desired(
-        records, pd.DataFrame(held, columns=HELD_COLUMNS, dtype=object), rejects_frame(rejects), flex, frozen
+        records,
+        pd.DataFrame(held, columns=HELD_COLUMNS, dtype=object),
+        rejects_frame(rejects),
+        flex,
+        frozen,
+        pd.DataFrame(notes, columns=HELD_COLUMNS, dtype=object),
     )
 
 
@@ -117,6 +129,13 @@ class _Context:
     held: list[dict[str, str]]
     rejects: list[dict[str, str | None]]
     config: HrConfig
+    notes: list[dict[str, str]] = field(default_factory=list)
+    managers: set[str] = field(default_factory=set)
+    employers: dict[str, str | None] = field(default_factory=dict)
+
+    def employer(self, key: object) -> str | None:
+        """The employer key of an employment (``"1001-1"``) or employee (``"1001"``); None when off."""
+        return self.employers.get(str(key))
 
     def hold(self, key: str, employee: str) -> None:
         """Hold ``key`` back because its employee is in a flex construction."""
@@ -144,20 +163,45 @@ class _Context:
         return True
 
 
+def employer_keys(employments: pd.DataFrame) -> dict[str, str | None]:
+    """Employer of every employment (by key) and employee: that of its current, else latest, employment."""
+    if employments.empty or "employer_id" not in employments.columns:
+        return {}
+    keys: dict[str, str | None] = {
+        str(k): e for k, e in zip(employments["key"], employments["employer_id"], strict=True)
+    }
+    span = employments.assign(
+        end=employments["end_date"].astype(object).where(employments["end_date"].notna(), FAR_FUTURE)
+    )
+    latest = span.sort_values(["employee_id", "end", "start_date"], kind="stable").drop_duplicates(
+        "employee_id", keep="last"
+    )
+    keys |= {str(e): k for e, k in zip(latest["employee_id"], latest["employer_id"], strict=True)}
+    return keys
+
+
 def _rows(frame: pd.DataFrame) -> list[dict[str, object]]:
     return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
 
 
-def _departments(mirror: pd.DataFrame, _: _Context) -> list[dict[str, object]]:
-    return [
-        {
-            "external_id": row["id"],
-            "name": row["name"],
-            "parent_external_id": row["parent_id"],
-            "manager_employee_external_id": row["manager_id"],
-        }
-        for row in _rows(mirror)
-    ]
+def _departments(mirror: pd.DataFrame, context: _Context) -> list[dict[str, object]]:
+    out = []
+    for row in _rows(mirror):
+        manager = row["manager_id"]
+        if manager is not None and str(manager) in context.flexed:
+            why = context.flexed[str(manager)]
+            reason = f"{label('departments', row['id'])}: sent without manager {manager}: {why}"
+            context.notes.append({"entity": "departments", "key": row["id"], "reason": reason})
+            manager = None
+        out.append(
+            {
+                "external_id": row["id"],
+                "name": row["name"],
+                "parent_external_id": row["parent_id"],
+                "manager_employee_external_id": manager,
+            }
+        )
+    return out
 
 
 def _employees(mirror: pd.DataFrame, context: _Context) -> list[dict[str, object]]:
@@ -165,7 +209,10 @@ def _employees(mirror: pd.DataFrame, context: _Context) -> list[dict[str, object
     out = []
     for row in _rows(mirror):
         if context.placeable(str(row["id"]), str(row["id"]), []):
-            out.append({"external_id": row["id"], **{f: row[f] for f in fields}})
+            out.append(
+                {"external_id": row["id"], **{f: row[f] for f in fields}}
+                | {"employer_external_id": context.employer(row["id"])}
+            )
     return out
 
 
@@ -191,6 +238,7 @@ def _employments(mirror: pd.DataFrame, context: _Context) -> list[dict[str, obje
                 "function": row["function"],
                 "salary": salary,
                 "salary_kind": kind if salary is not None else None,
+                "employer_external_id": context.employer(row["key"]),
             }
         )
     return out
@@ -212,16 +260,16 @@ def _absences(mirror: pd.DataFrame, context: _Context) -> list[dict[str, object]
                     "expected_end": row["expected_end"],
                     "end_date": row["end_date"],
                     "presence_pct": row["presence_pct"],
+                    "employer_external_id": context.employer(employment),
                 }
             )
     return out
 
 
 def _users(mirror: pd.DataFrame, context: _Context) -> list[dict[str, object]]:
-    managers = set(context.records["departments"]["manager_employee_external_id"].dropna())
     out = []
     for row in _rows(mirror):
-        if row["employee_id"] not in managers:
+        if str(row["employee_id"]) not in context.managers:
             continue  # only managers get an account in the OH system
         references = [("employees", row["employee_id"], "employee_id")]
         if context.placeable(str(row["id"]), str(row["employee_id"]), references):
@@ -232,6 +280,7 @@ def _users(mirror: pd.DataFrame, context: _Context) -> list[dict[str, object]]:
                     "username": row["username"],
                     "email": row["email"],
                     "blocked": bool(row["blocked"]),
+                    "employer_external_id": context.employer(row["employee_id"]),
                 }
             )
     return out

@@ -57,7 +57,7 @@ def counts(plan: SyncPlan, outcomes: pd.DataFrame) -> pd.DataFrame:
                 "in_afas": len(plan.mirror[entity]),
                 "rejected": len(rejected) + int(tally.get("rejected", 0)),
                 "held": len(held),
-                "to_oh": len(plan.desired.records[entity]),
+                "to_oh": len(plan.desired.records[entity]) if entity in plan.sent else "not sent (option)",
                 **{name: int(tally.get(name, 0)) for name in OUTCOMES if name != "rejected"},
             }
         )
@@ -69,7 +69,13 @@ def changes_table(outcomes: pd.DataFrame) -> pd.DataFrame:
     return outcomes.reindex(columns=CHANGES_TABLE)
 
 
-def summary_markdown(context: dict[str, Any], table: pd.DataFrame, flex: pd.DataFrame, rejects: int) -> str:
+def summary_markdown(
+    context: dict[str, Any],
+    table: pd.DataFrame,
+    flex: pd.DataFrame,
+    rejects: int,
+    without_manager: pd.DataFrame | None = None,
+) -> str:
     """The run's summary as markdown."""
     lines = [
         "# hr-sync",
@@ -78,6 +84,7 @@ def summary_markdown(context: dict[str, Any], table: pd.DataFrame, flex: pd.Data
         f"- mode: **{context['mode']}**"
         + (" (dry run: nothing sent, nothing stored)" if context["dry_run"] else ""),
         f"- salary column: **{context['salary']}**",
+        f"- XS options: **{context.get('options', '')}**; sent: **{context.get('sent', '')}**",
         f"- rejected rows: **{rejects}** (see the rejects table)",
         "",
         "## Per entity",
@@ -87,5 +94,11 @@ def summary_markdown(context: dict[str, Any], table: pd.DataFrame, flex: pd.Data
         "## Flex constructions (not supported: held back, not sent)",
         "",
         markdown_table(flex) if not flex.empty else "_none_",
+        "",
+        "## Departments sent without their manager (the manager is held back)",
+        "",
+        markdown_table(without_manager)
+        if without_manager is not None and not without_manager.empty
+        else "_none_",
     ]
     return "\n".join(lines)
