@@ -16,6 +16,7 @@ import pytest
 
 from sandbox.afas_state import AfasOptions
 from sandbox.server import running_sandbox
+from tasks.preflight import PreflightFailed
 from tests import invoice_support
 from tests import test_company_sync_flows as company
 from tests import test_hr_flows as hr
@@ -153,7 +154,6 @@ REFUSED = {
 def test_refused_oauth_credentials_fail_the_run_in_one_line_and_post_nothing(
     prefect_harness, world_sandbox, monkeypatch, request, tmp_path
 ) -> None:
-    from connectors.afas.oauth_errors import OAuthError
     from koppel.keygen import generate
     from store.runs import run_history
 
@@ -167,11 +167,12 @@ def test_refused_oauth_credentials_fail_the_run_in_one_line_and_post_nothing(
         wrong = {"KOPPEL_AFAS_PRIVATE_KEY": generate("not-uploaded", kind="ec").private_key_pem}
     for key, value in wrong.items():
         monkeypatch.setenv(key, value)
-    with pytest.raises(OAuthError) as caught:
+    with pytest.raises(PreflightFailed) as caught:  # the preflight's AFAS call, before any TOPdesk read
         invoicing.run()
     text = str(caught.value)
-    assert "\n" not in text and REFUSED[case][1] in text, text
-    assert run_history(invoicing.engine(), "invoice-hours").iloc[0]["status"] == "failed"
+    assert "\n" not in text and text.startswith("AFAS refused") and REFUSED[case][1] in text, text
+    history = run_history(invoicing.engine(), "invoice-hours")
+    assert history.empty or set(history["status"]) == {"failed"}  # never recorded as a billing run
     assert sim.documents("Koppel_DirectInvoices") == [] and sim.posted == []
     database = (tmp_path / "state.db").read_bytes().decode("utf-8", errors="replace")
     for secret in [world_sandbox.afas_client_secret, *wrong.values()]:
