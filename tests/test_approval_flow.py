@@ -65,7 +65,7 @@ def run_in_thread(config_path: str) -> tuple[threading.Thread, dict[str, Any]]:
         parameters = InvoiceHoursParameters(
             start_date=OCTOBER[0], end_date=OCTOBER[1], administration=1, config_path=config_path
         )
-        box["state"] = invoice_hours(parameters, return_state=True)
+        box["state"] = invoice_hours(**parameters.model_dump(), return_state=True)
 
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
@@ -249,6 +249,6 @@ def test_a_dry_run_does_not_wait_for_approval(prefect_harness, sandbox, tmp_path
     parameters = InvoiceHoursParameters(
         start_date=OCTOBER[0], end_date=OCTOBER[1], dry_run=True, config_path=approval_config(tmp_path)
     )
-    result = invoice_hours(parameters)
+    result = invoice_hours(**parameters.model_dump())
     assert set(result["documents"]["status"]) == {"dry-run"}
     assert result["context"]["approval"] == ""

@@ -142,7 +142,9 @@ def test_a_config_bundle_is_drawn_by_the_run_shown_and_reported_when_used_up(
     from store.db import connect
     from store.settings import StoreSettings
 
-    dry = invoice_hours(InvoiceHoursParameters(start_date=OCTOBER[0], end_date=OCTOBER[1], dry_run=True))
+    dry = invoice_hours(
+        **InvoiceHoursParameters(start_date=OCTOBER[0], end_date=OCTOBER[1], dry_run=True).model_dump()
+    )
     customer = dry["documents"].sort_values("hours").iloc[-1]["debtor"]
     source = Path(__file__).resolve().parents[1] / "config" / "billing.toml"
     path = tmp_path / "billing.toml"
@@ -153,7 +155,9 @@ def test_a_config_bundle_is_drawn_by_the_run_shown_and_reported_when_used_up(
     )
     with caplog.at_level(logging.WARNING, logger="koppel.notifications"):
         result = invoice_hours(
-            InvoiceHoursParameters(start_date=OCTOBER[0], end_date=OCTOBER[1], config_path=str(path))
+            **InvoiceHoursParameters(
+                start_date=OCTOBER[0], end_date=OCTOBER[1], config_path=str(path)
+            ).model_dump()
         )
     assert result["conservation"]["holds"]
     engine = connect(StoreSettings())

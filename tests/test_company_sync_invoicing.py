@@ -40,7 +40,9 @@ def configs(tmp_path: Path, while_invoicing: bool = True) -> str:
 
 def run(config_path: str, **kwargs):
     return invoice_hours(
-        InvoiceHoursParameters(start_date=OCTOBER[0], end_date=OCTOBER[1], config_path=config_path, **kwargs)
+        **InvoiceHoursParameters(
+            start_date=OCTOBER[0], end_date=OCTOBER[1], config_path=config_path, **kwargs
+        ).model_dump()
     )
 
 

@@ -81,7 +81,9 @@ def test_specification_totals_equal_what_afas_holds_per_document(prefect_harness
     path = tmp_path / "billing.toml"
     path.write_text(source.read_text() + f'\n[specifications]\nfolder = "{folder}"\n')
     result = invoice_hours(
-        InvoiceHoursParameters(start_date=OCTOBER[0], end_date=OCTOBER[1], config_path=str(path))
+        **InvoiceHoursParameters(
+            start_date=OCTOBER[0], end_date=OCTOBER[1], config_path=str(path)
+        ).model_dump()
     )
     table = result["documents"]
     customer = table[table["kind"].ne("internal_entry")]
