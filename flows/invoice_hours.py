@@ -16,19 +16,29 @@ from pydantic import BaseModel, Field
 
 from koppel.notifications import notify_failure
 from tasks.billing.config import load_billing_config
-from tasks.extract import billing_window, extract_masters, extract_registrations
-from tasks.invoicing import load, plan, read_state, release_for_resend, report
+from tasks.extract import extract_masters, extract_registrations
+from tasks.invoicing import (
+    confirm_deletions,
+    load,
+    plan,
+    read_state,
+    release_for_resend,
+    report,
+    run_window,
+)
 from tasks.state import close_run, mark_run_ended, open_run
 
 
 class InvoiceHoursParameters(BaseModel):
-    """What a user chooses in the Prefect UI; the defaults bill the previous calendar month."""
+    """What a user chooses in the Prefect UI; without dates a run reconciles the whole horizon."""
 
     start_date: date | None = Field(
-        None, description="First day to bill (Europe/Amsterdam). Default: first day of the previous month."
+        None,
+        description="Backfill from this day (Europe/Amsterdam): new charges only. "
+        "Default: the horizon (open AFAS periods up to the end of the previous month).",
     )
     end_date: date | None = Field(
-        None, description="Last day to bill, inclusive. Default: last day of the previous month."
+        None, description="Backfill up to this day, inclusive. Default: the end of the previous month."
     )
     administration: int | None = Field(
         None,
@@ -60,20 +70,21 @@ class InvoiceHoursParameters(BaseModel):
 def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str, Any]:
     """Bill the hours registered in TOPdesk in AFAS, exactly once, and report every registration's fate."""
     p = parameters or InvoiceHoursParameters()
-    window = billing_window(p.start_date, p.end_date)
     config = load_billing_config(p.config_path).for_administration(p.administration)
     run_id = open_run("invoice-hours", p.model_dump(mode="json"), runtime.flow_run.id)
     if p.resend and not p.dry_run:
         release_for_resend(p.resend)
-    read, topdesk_stats = extract_registrations(window)
     masters, afas_stats = extract_masters()
+    window, regular = run_window(p.start_date, p.end_date, masters, config)
+    read, topdesk_stats = extract_registrations(window)
     state = read_state(read, window)
-    billing = plan(read, masters, config, state, window)
+    deleted = confirm_deletions(read, state, window) if regular else []
+    billing = plan(read, masters, config, state, window, regular, deleted)
     outcomes, load_stats = None, {}
     if not p.dry_run:
         outcomes, load_stats = load(billing, config, run_id, p.recover_after_minutes)
     context = {
-        "window": window.label(),
+        "window": window.label() + ("" if regular else " (backfill: new charges only)"),
         "dry_run": p.dry_run,
         "modes": config.modes_text(),
         "requests": {"topdesk": topdesk_stats, "afas": afas_stats, "afas_load": load_stats},
