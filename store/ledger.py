@@ -894,3 +894,29 @@ def _line_filters(
         yield base.where(ledger_lines.c.registration_id.in_(chunk))
     for chunk in chunked(sorted(set(ticket_ids or ()))):
         yield base.where(ledger_lines.c.ticket_id.in_(chunk))
+
+
+def resend(engine: Engine, item: str) -> tuple[list[str] | None, str]:
+    """Free the failed document ``item`` names for a resend: ``(released ids, message)``; idempotent.
+
+    A posted or released document is left as it is (``None``, "nothing to do"); an uncertain or claimed
+    one is never freed: the next run's recovery looks it up in AFAS by its reference first. Raises
+    ``UnknownDocument`` only when ``item`` names nothing.
+    """
+    reference = document_of(engine, item)
+    record = document(engine, reference)
+    if record.status == "failed":
+        try:
+            released = release(engine, reference)
+        except InvalidTransition:  # released by a concurrent resend a moment ago
+            return None, f"{reference} was released already; nothing to do"
+        return released, (
+            f"released {reference} (period {record.period}): {len(released)} registrations are billed "
+            "again by the next invoice-hours run"
+        )
+    if record.status in ("uncertain", "claimed"):
+        return None, (
+            f"{reference} is {record.status}: the next run looks it up in AFAS by its reference and confirms "
+            "or posts it; it is never posted blindly"
+        )
+    return None, f"{reference} is {record.status} already; nothing to do"

@@ -70,21 +70,12 @@ def release_for_resend(items: list[str]) -> list[str]:
 
 
 def resend_one(engine, item: str) -> tuple[bool, str]:
-    """Release one failed document for a resend; ``(released, message)``; never raises for a state."""
+    """Release one failed document for a resend (``store.ledger.resend``); never raises for a state."""
     try:
-        reference = ledger.document_of(engine, item)
+        released, message = ledger.resend(engine, item)
     except ledger.UnknownDocument as error:
         return False, f"resend {item}: {error}"
-    status = ledger.document(engine, reference).status
-    if status == "failed":
-        released = ledger.release(engine, reference)
-        return True, f"resend {reference}: released {len(released)} registrations; billed again by this run"
-    if status in ("uncertain", "claimed"):
-        return False, (
-            f"resend {reference}: it is {status}; it is looked up in AFAS by its reference and confirmed or "
-            "posted by the recovery step, never posted blindly"
-        )
-    return False, f"resend {reference}: it is {status} already; nothing to do"
+    return released is not None, f"resend {message}"
 
 
 @task(name="run-window", cache_policy=NO_CACHE)

@@ -78,11 +78,18 @@ def single_registration_tickets(world) -> pd.DataFrame:
     return alone.assign(number=alone["parent.id"].map(incidents["number"]))
 
 
-def pick(result: dict[str, Any], world, kind: str, month: int = 10) -> pd.Series:
-    """An invoiced registration of October on a document of ``kind`` that is alone on its ticket."""
+def pick(
+    result: dict[str, Any], world, kind: str, month: int = 10, alone_on_ticket: bool = True
+) -> pd.Series:
+    """An invoiced incident registration of October on a document of ``kind`` (alone on its ticket)."""
     buckets = result["buckets"]
     documents = result["documents"].set_index("reference")
-    alone = single_registration_tickets(world)
+    if alone_on_ticket:
+        alone = single_registration_tickets(world)
+    else:
+        alone = world.extra["td_registrations"]
+        numbers = world.extra["td_incidents"].set_index("id")["number"]
+        alone = alone.assign(number=alone["parent.id"].map(numbers))
     alone = alone[alone["entryDate"].dt.tz_convert("Europe/Amsterdam").dt.month.eq(month)]
     rows = buckets[buckets["bucket"].eq("invoiced") & buckets["registration_id"].isin(alone["id"])]
     rows = rows[rows["reference"].map(documents["kind"]).eq(kind)]

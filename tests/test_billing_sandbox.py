@@ -14,8 +14,8 @@ from sandbox.world import generate_core
 from tasks.billing.config import DEFAULT_CONFIG_PATH, load_billing_config, parse_billing_config
 from tasks.billing.join import Masters
 from tasks.billing.payloads import build_payloads, fill_invoice_number
-from tasks.billing.pipeline import bill
-from tests.billing_factories import at, registration, registrations
+from tasks.billing.pipeline import Scope, bill
+from tests.billing_factories import at, posted_from, registration, registrations
 
 URL = "/ProfitRestServices/connectors"
 CONNECTORS = {
@@ -104,25 +104,10 @@ def test_sales_bookings_and_corrections_post_cleanly_to_the_afas_sandbox(world):
     config = parse_billing_config(text)
     read = month_of_work(world)
     first = bill(read, masters_of(world), config)
-    lines = first.document_lines
-    ledger = pd.DataFrame(
-        {
-            "registration_id": lines["registration_id"],
-            "fields_hash": lines["fields_hash"],
-            "document_reference": lines["reference"],
-            "status": "billed",
-            "version": 1,
-            "minutes": lines["billed_minutes"],
-            "amount": lines["amount"],
-            "entry_date": lines["work_date"].dt.date,
-            "customer_number": lines["customer_number"],
-            "unit_price": lines["unit_price"],
-            "quantity": lines["quantity"],
-        }
-    )
+    state, posted = posted_from(first)
     changed = read.assign(minutes=read["minutes"].where(~read["registration_id"].str.endswith("-2"), 200))
     changed["time_spent_raw"] = changed["minutes"].astype("float64") * 60
-    second = bill(changed, masters_of(world), config, ledger=ledger)
+    second = bill(changed, masters_of(world), config, state=state, posted=posted, scope=Scope(regular=True))
     assert second.documents["is_correction"].all()
     assert set(second.documents["kind"]) == {"direct_invoice", "sales_booking"}
     assert len(post_all(world, config, second)) == len(second.documents)

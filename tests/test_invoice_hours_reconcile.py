@@ -210,7 +210,7 @@ def test_6_a_deleted_realisation_is_reversed_in_its_own_administration_exactly(
         tmp_path, replace=("default_administration = 1", f"default_administration = {default_administration}")
     )
     first = regular(config_path=path)
-    victim = pick(first, sandbox.world, "project_realisation")
+    victim = pick(first, sandbox.world, "project_realisation", alone_on_ticket=False)
     hours = realisation_hours(afas(sandbox))
     assert hours[victim["registration_id"]] > 0
     before = {row["XpRe"]: row for row in afas(sandbox).documents("Koppel_Realizations")}

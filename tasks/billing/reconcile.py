@@ -197,8 +197,8 @@ def reconcile(
 DECIDED_COLUMNS = ["registration_id", "bucket", "reason", "minutes", "billed_minutes", "amount", "reference"]
 
 
-def _state_columns(state: pd.DataFrame | None) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
-    """Version per registration, and the pending ones: ``{id: (bucket, reason)}``."""
+def _state_columns(state: pd.DataFrame | None) -> tuple[dict[str, int], dict[str, tuple[str, str, str]]]:
+    """Version per registration, and the pending ones: ``{id: (bucket, reason, document)}``."""
     if state is None or state.empty:
         return {}, {}
     versions = dict(zip(state["registration_id"], state["version"].astype("int64"), strict=True))
@@ -210,7 +210,7 @@ def _state_columns(state: pd.DataFrame | None) -> tuple[dict[str, int], dict[str
         if doc_status in PENDING_STATUSES:
             bucket = PENDING_STATUSES[doc_status]
             why = "resend it" if doc_status == "failed" else "looked up in AFAS by its reference first"
-            pending[rid] = (bucket, f"document {reference} is {doc_status}: {why}")
+            pending[rid] = (bucket, f"document {reference} is {doc_status}: {why}", reference)
     return versions, pending
 
 
@@ -226,8 +226,8 @@ def _row(line: Any, bucket: str, reason: str, amount: Any = None) -> dict[str, A
     }
 
 
-def _pending(line: Any, pending: tuple[str, str]) -> dict[str, Any]:
-    return _row(line, pending[0], pending[1])
+def _pending(line: Any, pending: tuple[str, str, str]) -> dict[str, Any]:
+    return {**_row(line, pending[0], pending[1]), "reference": pending[2]}
 
 
 def _change_reason(old: Any, line: Any) -> str:
@@ -266,7 +266,7 @@ def _text(value: Any) -> str:
 def _not_billable(
     frame: pd.DataFrame,
     open_by_id: dict[str, pd.DataFrame],
-    pending: dict[str, tuple[str, str]],
+    pending: dict[str, tuple[str, str, str]],
     versions: dict[str, int],
     config: BillingConfig,
     periods: pd.DataFrame | None,
@@ -280,7 +280,7 @@ def _not_billable(
         if not isinstance(rid, str) or rid not in open_by_id:
             continue
         if rid in pending:
-            decided.append(_row(row, *pending[rid], amount=None))
+            decided.append(_pending(row, pending[rid]))
             continue
         old = open_by_id[rid].iloc[[0]]
         why = f"{row.bucket_name}: {row.reason}"
@@ -318,7 +318,7 @@ def _not_billable(
 def _unread(
     opened: pd.DataFrame,
     read: set[str],
-    pending: dict[str, tuple[str, str]],
+    pending: dict[str, tuple[str, str, str]],
     versions: dict[str, int],
     config: BillingConfig,
     periods: pd.DataFrame | None,
