@@ -302,3 +302,31 @@ def test_9_late_hours_are_billed_by_the_next_regular_run_and_closed_periods_move
     lines = invoice_lines(afas(sandbox))
     assert lines["Ds"].astype(str).str.contains("werkdatum 2026-09-28").any()
     assert regular()["documents"]["status"].eq("posted").sum() == 0
+
+
+def test_verify_reports_documents_deleted_or_edited_in_afas_and_fails(prefect_harness, sandbox):
+    from flows.verify_invoices import VerificationFailed, VerifyInvoicesParameters, verify_invoices
+
+    regular()
+    clean = verify_invoices(VerifyInvoicesParameters(period="2026-10"))
+    assert clean["checked"] > 5 and clean["differences"].empty
+    sim = afas(sandbox)
+    headers = sim.tables["invoices"]
+    edited, deleted = [row for row in headers if "-202610-" in row["RfCs"]][:2]
+    line = next(row for row in sim.tables["invoice_lines"] if row["OrNu"] == edited["OrNu"])
+    sim.tables["invoice_lines"].update(line, {"QuUn": float(line["QuUn"]) + 1})
+    sim.tables["invoices"].remove([deleted])
+    with pytest.raises(VerificationFailed):
+        verify_invoices(VerifyInvoicesParameters(period="2026-10"))
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        artifact = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["verify-invoices-differences"])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )[0]
+    shown = str(artifact.data)
+    assert edited["RfCs"] in shown and deleted["RfCs"] in shown
