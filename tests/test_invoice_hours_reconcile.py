@@ -101,8 +101,7 @@ def test_2_refused_then_deleted_posts_no_credit(prefect_harness, sandbox, monkey
     topdesk(sandbox).delete_registration(victim["registration_id"])
     regular()
     lines = invoice_lines(afas(sandbox))
-    mine = lines[lines["Ds"].astype(str).str.contains(victim["ticket_number"], regex=False)]
-    assert (mine["amount"] >= 0).all(), "a credit was posted for work never invoiced"
+    assert (lines["amount"] >= 0).all(), "a credit was posted for work never invoiced"
     regular(resend=[victim["reference"]])
     desired = oracle(monkeypatch, tmp_path)
     expected = ticket_desired(desired, [r for r in victim["ticket_ids"] if r != victim["registration_id"]])
@@ -246,6 +245,11 @@ def test_7_rows_skipped_by_offset_paging_are_never_credited(prefect_harness, san
     second = regular()
     sim.options.delete_between_pages = 0
     deleted = set(sim.deleted)
+    documents = first["documents"].set_index("reference")
+    billed = first["buckets"][first["buckets"]["reference"].map(documents["kind"]).eq("direct_invoice")]
+    gone = billed[billed["registration_id"].isin(deleted)]
+    credits = invoice_lines(afas(sandbox))["amount"]
+    assert -sum(credits[credits < 0], ZERO) == sum(gone["amount"], ZERO)  # only the deleted ones credited
     credited = second["buckets"][second["buckets"]["bucket"].eq("reversed (deleted)")]
     assert set(credited["registration_id"]) <= deleted
     skipped = second["buckets"][second["buckets"]["bucket"].eq("possibly deleted")]
