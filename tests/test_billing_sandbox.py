@@ -111,3 +111,42 @@ def test_sales_bookings_and_corrections_post_cleanly_to_the_afas_sandbox(world):
     assert second.documents["is_correction"].all()
     assert set(second.documents["kind"]) == {"direct_invoice", "sales_booking"}
     assert len(post_all(world, config, second)) == len(second.documents)
+
+
+@pytest.mark.parametrize(
+    ("mode_2", "grouping_1", "default_administration"),
+    [
+        ("project_realisation", "per_ticket_item", 1),
+        ("project_realisation", "per_registration", 2),
+        ("sales_booking", "per_ticket_item", 2),
+    ],
+)
+def test_reversals_of_every_kind_negate_the_posted_lines_and_post_cleanly(
+    world, mode_2, grouping_1, default_administration
+):
+    text = DEFAULT_CONFIG_PATH.read_text()
+    text = text.replace('mode = "project_realisation"', f'mode = "{mode_2}"')
+    text = text.replace('grouping = "per_ticket_item"', f'grouping = "{grouping_1}"')
+    text = text.replace("default_administration = 1", f"default_administration = {default_administration}")
+    config = parse_billing_config(text)
+    read = month_of_work(world)
+    first = bill(read, masters_of(world), config)
+    state, posted = posted_from(first)
+    everyone = frozenset(read["registration_id"])
+    scope = Scope(regular=True, window=(at("2026-10-01 00:00"), at("2026-11-01 00:00")), deleted=everyone)
+    gone = bill(read.iloc[0:0], masters_of(world), config, state=state, posted=posted, scope=scope)
+    credits = gone.document_lines.set_index("registration_id")
+    charges = first.document_lines.set_index("registration_id")
+    assert set(credits.index) == set(charges.index)
+    for column in ("kind", "administration", "item_code", "period", "unit_price", "cost_account"):
+        expected = charges.loc[credits.index, column].astype("object").where(lambda v: v.notna(), "")
+        assert (credits[column].astype("object").fillna("").astype(str) == expected.astype(str)).all(), column
+    customers = credits[~credits["kind"].eq("internal_entry")]
+    for column in ("debtor_id", "project_id"):  # internal entries have neither
+        assert (customers[column].astype(str) == charges.loc[customers.index, column].astype(str)).all(), (
+            column
+        )
+    assert (credits["amount"] == -charges.loc[credits.index, "amount"]).all()
+    assert (credits["quantity"] == -charges.loc[credits.index, "quantity"]).all()
+    assert set(gone.documents["kind"]) == set(first.documents["kind"])
+    assert len(post_all(world, config, gone)) == len(gone.documents)
