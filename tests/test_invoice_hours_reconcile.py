@@ -176,15 +176,9 @@ def test_4_moved_customer_is_reversed_and_charged_in_the_same_run(
 def test_5_a_month_billed_in_halves_charges_the_ticket_minimum_once(
     prefect_harness, sandbox, monkeypatch, tmp_path
 ) -> None:
-    world = sandbox.world
-    alone = single_registration_tickets(world)
-    september = alone[alone["entryDate"].dt.tz_convert(AMS).dt.month.eq(9)]
-    dry = regular(dry_run=True)
-    buckets = dry["buckets"].set_index("registration_id")
-    documents = dry["documents"].set_index("reference")
-    invoiced = september[september["id"].isin(buckets.index[buckets["bucket"].eq("invoiced")])]
-    invoiced = invoiced[invoiced["id"].map(buckets["reference"]).map(documents["kind"]).eq("direct_invoice")]
-    ticket = invoiced.sort_values("id").iloc[0]
+    september = backfill(date(2026, 9, 1), date(2026, 9, 30), dry_run=True)
+    chosen = pick(september, sandbox.world, "direct_invoice", month=9)
+    ticket = {"id": chosen["registration_id"], "number": chosen["ticket_number"]}
     sim = topdesk(sandbox)
     early = sim.add_registration(ticket["number"], 10, datetime(2026, 10, 6, 10, 0, tzinfo=AMS))
     late = sim.add_registration(ticket["number"], 10, datetime(2026, 10, 20, 10, 0, tzinfo=AMS))
