@@ -113,7 +113,7 @@ def run_stages(info: dict[str, Any], db_url: str) -> tuple[list[Stage], dict[str
     from tasks.billing.buckets import conservation
     from tasks.billing.config import load_billing_config
     from tasks.billing.payloads import build_payloads
-    from tasks.billing.pipeline import bill
+    from tasks.billing.pipeline import Scope, bill
     from tasks.extract import Window, read_masters, read_registrations
     from tasks.load import Loader, LoadPlan
     from tasks.report import settle_buckets
@@ -129,7 +129,9 @@ def run_stages(info: dict[str, Any], db_url: str) -> tuple[list[Stage], dict[str
         masters, _ = asyncio.run(read_masters(load(AfasSettings)))
     with measured(stages, "ledger state", counters):
         ids = read["registration_id"].dropna().astype(str).unique().tolist()
-        billed = ledger.billed_state(engine, ids, (window.first, window.last + timedelta(days=1)))
+        days = (window.first, window.last + timedelta(days=1))
+        posted = ledger.posted_lines(engine, ids, days)
+        billed = ledger.billed_state(engine, ids, days)
         ignore, balances = exclusions.as_frame(engine), bundles.balances(engine, window.last)
         prior = bundles.draws(engine, ids)
     with measured(stages, "plan (validate, join, rules, reconcile)", counters):
@@ -138,10 +140,11 @@ def run_stages(info: dict[str, Any], db_url: str) -> tuple[list[Stage], dict[str
             masters,
             config,
             ignore=ignore,
-            ledger=billed,
+            state=billed,
+            posted=posted,
             bundles=balances,
             prior_draws=prior,
-            run_range=(window.start, window.end),
+            scope=Scope(regular=True, window=(window.start, window.end)),
         )
     run_id = start_run(engine, "bench", {})
 

@@ -199,8 +199,12 @@ def endpoint_label(path: str) -> str:
 
 
 def encode_json(value: Any) -> bytes:
-    """UTF-8 JSON with exact decimals: a ``Decimal`` becomes a JSON number only if that is lossless."""
-    return json.dumps(_jsonable(value), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """UTF-8 JSON with exact decimals: a ``Decimal`` becomes a JSON number only if that is lossless.
+
+    NaN and infinities are refused (``ValueError``): they are not JSON, and AFAS must never receive one.
+    """
+    encoded = json.dumps(_jsonable(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return encoded.encode("utf-8")
 
 
 def _jsonable(value: Any) -> Any:
@@ -209,6 +213,8 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} is not a finite number and cannot be sent as JSON")
         as_float = float(value)
         # repr(float) is the shortest text that reads back as the same float; when that text is the
         # decimal's own value the JSON number is exact, otherwise send the digits as a string.

@@ -21,6 +21,7 @@ from koppel.notifications import notify_failure
 from tasks.approval import approval_gate, end_unposted
 from tasks.artifacts import Phases
 from tasks.billing.config import BillingConfig, load_billing_config
+from tasks.billing.join import Masters
 from tasks.billing.pipeline import BillingRun
 from tasks.bundles import report_bundles, sync_bundles
 from tasks.companies import create_missing_customers
@@ -34,7 +35,15 @@ from tasks.events import (
 )
 from tasks.extract import Window, billing_window, extract_masters, extract_registrations
 from tasks.history import OptionalDate, artifact_prefix, run_name, run_tags, tag_current_run
-from tasks.invoicing import load, plan, read_state, release_for_resend, report
+from tasks.invoicing import (
+    confirm_deletions,
+    load,
+    plan,
+    read_state,
+    release_for_resend,
+    report,
+    run_window,
+)
 from tasks.masterdata import check_master_data
 from tasks.preflight import preflight
 from tasks.specifications import write_specifications
@@ -42,21 +51,26 @@ from tasks.state import RunNotClean, close_run, mark_run_ended, open_run, run_ve
 
 FLOW = "invoice-hours"
 PHASES = [
-    "reading TOPdesk registrations",
     "reading AFAS master data",
+    "reading TOPdesk registrations",
     "planning documents",
     "posting documents in AFAS",
 ]
 
 
 class InvoiceHoursParameters(BaseModel):
-    """The options of one run, validated together (the flow takes them as flat parameters)."""
+    """The options of one run, validated together (the flow takes them as flat parameters).
+
+    Without dates a run reconciles the whole horizon (docs/invoice-hours.md).
+    """
 
     start_date: date | None = Field(
-        None, description="First day to bill (Europe/Amsterdam). Default: first day of the previous month."
+        None,
+        description="Backfill from this day (Europe/Amsterdam): new charges only. "
+        "Default: the horizon (open AFAS periods up to the end of the previous month).",
     )
     end_date: date | None = Field(
-        None, description="Last day to bill, inclusive. Default: last day of the previous month."
+        None, description="Backfill up to this day, inclusive. Default: the end of the previous month."
     )
     administration: int | None = Field(
         None,
@@ -106,8 +120,9 @@ def invoice_hours(
     exception's ``result``.
 
     Args:
-        start_date: First day to bill (Europe/Amsterdam). Empty: the previous calendar month.
-        end_date: Last day to bill, inclusive. Empty: the last day of the previous month.
+        start_date: Backfill from this day (Europe/Amsterdam): new charges only. Empty: a regular run over
+            the horizon (the open AFAS periods up to the end of the previous month).
+        end_date: Backfill up to this day, inclusive. Empty: the end of the previous month.
         dry_run: Plan and show everything, post nothing.
         administration: Only post documents of this AFAS administration (empty: every administration).
         resend: Document references or registration ids of refused documents to post again after the
@@ -127,27 +142,27 @@ def invoice_hours(
         recover_after_minutes=recover_after_minutes,
     )
     logger = get_run_logger()
-    window = billing_window(p.start_date, p.end_date)
-    tag_current_run(run_tags(window, p.dry_run))
+    period = billing_window(p.start_date, p.end_date)  # names the run: the cut-off month or the backfill
+    tag_current_run(run_tags(period, p.dry_run))
     preflight(["state", "afas", "topdesk"])
     config = load_billing_config(p.config_path).for_administration(p.administration)
     run_id = open_run(FLOW, p.model_dump(mode="json"), runtime.flow_run.id)
     check_master_data(config)  # a code AFAS does not know fails the run here, naming its config key
     if p.resend and not p.dry_run:
         logger.info("resend: released %s", ", ".join(release_for_resend(p.resend)) or "nothing")
-    prefix = artifact_prefix(FLOW, window, p.dry_run)
+    prefix = artifact_prefix(FLOW, period, p.dry_run)
     phases = Phases(f"{prefix}-progress", PHASES[:-1] if p.dry_run else PHASES)
+    phases.reached("reading AFAS master data")
+    masters, afas_stats = extract_masters()
+    window, regular = run_window(p.start_date, p.end_date, masters, config)
     phases.reached("reading TOPdesk registrations")
     read, topdesk_stats = extract_registrations(window)
     read = create_missing_customers(read, p.config_path, p.dry_run)  # off unless companies.toml says so
     logger.info("read %s", read_summary(read, window.label()))
-    phases.reached("reading AFAS master data")
-    masters, afas_stats = extract_masters()
     phases.reached("planning documents")
     bundles_before = sync_bundles(config)
-    state = read_state(read, window)
-    billing = plan(read, masters, config, state, window)
-    gate = approval_gate(read, billing, config, p.dry_run, partial(replan, window, config), run_id)
+    read, billing = replan(window, regular, config, masters, read)
+    gate = approval_gate(read, billing, config, p.dry_run, partial(replan, window, regular, config), run_id)
     if gate.stop is not None:  # rejected or not approved in time: nothing is posted
         return end_unposted(run_id, gate)
     read, billing = gate.read, gate.billing
@@ -163,7 +178,7 @@ def invoice_hours(
         report_bundles(bundles_before, config)
     specification_files = write_specifications(billing, config, run_id)
     context = {
-        "window": window.label(),
+        "window": window.label() + ("" if regular else " (backfill: new charges only)"),
         "dry_run": p.dry_run,
         "modes": config.modes_text(),
         "artifact_prefix": prefix,
@@ -185,8 +200,18 @@ def invoice_hours(
     return result
 
 
-def replan(window: Window, config: BillingConfig) -> tuple[pd.DataFrame, BillingRun]:
-    """Plan again from TOPdesk and the ledger as they are now (after an approval pause)."""
-    read, _ = extract_registrations(window)
-    masters, _ = extract_masters()
-    return read, plan(read, masters, config, read_state(read, window), window)
+def replan(
+    window: Window,
+    regular: bool,
+    config: BillingConfig,
+    masters: Masters | None = None,
+    read: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, BillingRun]:
+    """Read the ledger state (and, after an approval pause, TOPdesk and AFAS again) and plan the run."""
+    if read is None:
+        read, _ = extract_registrations(window)
+    if masters is None:
+        masters, _ = extract_masters()
+    state = read_state(read, window)
+    deleted = confirm_deletions(read, state, window) if regular else []
+    return read, plan(read, masters, config, state, window, regular, deleted)

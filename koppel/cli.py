@@ -243,26 +243,18 @@ def resend(
         list[str], typer.Argument(help="Document references or registration ids of failed documents.")
     ],
 ) -> None:
-    """Free failed documents so that the next invoice-hours run of their period bills them again."""
+    """Free failed documents so that the next invoice-hours run bills them again (idempotent).
+
+    A posted or released document is left alone ("nothing to do"); an uncertain one is looked up in AFAS
+    by its reference by the next run. Only a name that is no document or registration is an error.
+    """
     from store import ledger
 
-    failed = False
     with state_store() as engine:
         for item in items:
             reference = document_of(engine, item)
-            try:
-                released = ledger.release(engine, reference)
-            except ledger.InvalidTransition as error:
-                typer.echo(f"error: {error} (only failed documents can be resent)", err=True)
-                failed = True
-                continue
-            period = ledger.document(engine, reference).period
-            typer.echo(
-                f"released {reference} (period {period}): {len(released)} registrations are billed again by "
-                f"the next invoice-hours run of {period}"
-            )
-    if failed:
-        raise typer.Exit(code=1)
+            _, message = ledger.resend(engine, reference)
+            typer.echo(message)
 
 
 @app.command("ledger")

@@ -262,6 +262,11 @@ def _served_registrations(
         if sim.options.insert_between_pages and start > 0 and len(rows):
             sim.insert_copies(int(rows[0]), sim.options.insert_between_pages)
             rows = store.select(node, sort)
+        if sim.options.delete_between_pages and start > 0 and len(rows) > sim.options.delete_between_pages:
+            # "rows deleted between pages": every later row shifts forward, an offset client skips some
+            for row in rows[: sim.options.delete_between_pages].tolist():
+                sim.delete_registration(str(store.cols["ids"][int(row)]))
+            rows = store.select(node, sort)
     except FiqlError as error:
         raise ApiError(400, str(error), code="invalid_query", applies_to=["query"]) from None
     return store.with_duplicates(rows, size) if sim.options.serve_duplicates else rows

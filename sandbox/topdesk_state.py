@@ -65,6 +65,9 @@ class TopdeskOptions:
     bulk_next: bool = False  # /incidents/timeregistrations: 206 + body "next" while more pages exist
     serve_duplicates: bool = True  # serve every `duplicate` registration a second time, a page later
     insert_between_pages: int = 0  # registrations inserted before every bulk page after the first
+    delete_between_pages: int = (
+        0  # registrations deleted (from the front) before every bulk page after the first
+    )
     odata_entity_sets: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ENTITY_SETS))
     odata_page_size: int = 1000  # server-driven OData page size (then @odata.nextLink)
     can_write_branches: bool = True  # False: 403 "No permission to create branches"

@@ -18,7 +18,22 @@ from pandera.typing import Series
 DOCUMENT_KINDS = ("direct_invoice", "project_realisation", "sales_booking", "internal_entry")
 LINE_KINDS = ("charge", "credit")
 TARGETS = ("customer", "internal")
-BUCKETS = ("invoiced", "internal", "excluded", "rejected", "billed before", "failed")
+# Every registration read ends in one of the first eleven; the last two are ledger registrations not read.
+BUCKETS = (
+    "invoiced",
+    "internal",
+    "re-charged",
+    "excluded",
+    "rejected",
+    "billed before",
+    "reversed after billing",
+    "kept after billing",
+    "left for the regular run",
+    "failed",
+    "awaiting confirmation",
+    "reversed (deleted)",
+    "possibly deleted",
+)
 STEPS = ("validate", "join", "rules")
 REFERENCE_PATTERN = r"^KPL-\d+-\d{6}-[0-9a-f]{16}$"
 

@@ -105,6 +105,8 @@ class LineClaim:
     entry_date: date
     customer_number: str | None
     expected_version: int | None = None  # None: never billed; else the version read in billed_state
+    # The line as posted (optional; ``LINE_DETAILS``): what a later reversal negates, field by field.
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.registration_id:
@@ -120,6 +122,25 @@ class LineClaim:
         if self.expected_version is not None and self.expected_version < 1:
             raise ValueError(f"expected_version of {self.registration_id} must be >= 1 or None")
         to_cents(self.amount)
+        unknown = sorted(set(self.details) - set(LINE_DETAILS))
+        if unknown:
+            raise ValueError(f"details of {self.registration_id} has unknown keys {unknown}")
+
+
+# Optional per-line record of what was posted (ledger_lines columns of revision 0002).
+LINE_DETAILS = (
+    "registration_kind",
+    "ticket_id",
+    "ticket_number",
+    "item_code",
+    "quantity",
+    "unit_price",
+    "cost_account",
+    "cost_centre",
+    "employee_id",
+    "base_minutes",
+    "reverses",
+)
 
 
 @dataclass(frozen=True)
@@ -437,6 +458,7 @@ def _insert_lines(
             "customer_number": line.customer_number,
             "previous_state": _state_snapshot(previous.get(line.registration_id)),
             "created_at": now,
+            **{name: line.details.get(name) for name in LINE_DETAILS},
         }
         for line in document.lines
     ]
@@ -791,3 +813,110 @@ def document_of(engine: Engine, item: str) -> str:
     if history.empty:
         raise UnknownDocument(f"{item!r} is neither a document reference nor a registration in the ledger")
     return str(history.iloc[-1]["document_reference"])
+
+
+POSTED_DTYPES = {
+    "registration_id": "str",
+    "document_reference": "str",
+    "line_kind": "str",
+    "fields_hash": "str",
+    "minutes": "int64",
+    "amount": "object",
+    "entry_date": "object",
+    "customer_number": "str",
+    "registration_kind": "str",
+    "ticket_id": "str",
+    "ticket_number": "str",
+    "item_code": "str",
+    "quantity": "object",
+    "unit_price": "object",
+    "cost_account": "str",
+    "cost_centre": "str",
+    "employee_id": "str",
+    "base_minutes": "Int64",
+    "reverses": "str",
+    "kind": "str",
+    "administration": "int64",
+    "debtor": "str",
+    "project": "str",
+    "period": "str",
+    "posted_at": "datetime",
+}
+
+
+def posted_lines(
+    engine: Engine,
+    registration_ids: Iterable[str] | None = None,
+    entry_date_range: tuple[date, date] | None = None,
+    ticket_ids: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Every ledger line of a *posted* document (what AFAS confirmed), with its document's header.
+
+    This is the billed state reconciliation compares with (``POSTED_DTYPES``): lines of claimed, uncertain,
+    failed or released documents are not in AFAS as far as Koppel knows, so they are not returned. Rows
+    are selected by registration id, OR entry date in ``[start, end)``, OR ticket id; with no filter, all.
+    """
+    base = (
+        select(
+            *(ledger_lines.c[name] for name in list(POSTED_DTYPES)[:19]),
+            documents_table.c.kind,
+            documents_table.c.administration,
+            documents_table.c.debtor,
+            documents_table.c.project,
+            documents_table.c.period,
+            documents_table.c.posted_at,
+        )
+        .join(documents_table, documents_table.c.reference == ledger_lines.c.document_reference)
+        .where(documents_table.c.status == "posted")
+    )
+    rows: dict[tuple[str, str, str], Any] = {}
+    with engine.connect() as connection:
+        for statement in _line_filters(base, registration_ids, entry_date_range, ticket_ids):
+            for row in connection.execute(statement):
+                rows[(row.registration_id, row.document_reference, row.line_kind)] = row._mapping
+    ordered = [rows[key] for key in sorted(rows, key=lambda k: (k[0], rows[k]["posted_at"], k[1], k[2]))]
+    return to_frame(ordered, POSTED_DTYPES)
+
+
+def _line_filters(
+    base: Any,
+    registration_ids: Iterable[str] | None,
+    entry_date_range: tuple[date, date] | None,
+    ticket_ids: Iterable[str] | None,
+) -> Iterable[Any]:
+    if registration_ids is None and entry_date_range is None and ticket_ids is None:
+        yield base
+        return
+    if entry_date_range is not None:
+        start, end = entry_date_range
+        yield base.where(ledger_lines.c.entry_date >= start, ledger_lines.c.entry_date < end)
+    for chunk in chunked(sorted(set(registration_ids or ()))):
+        yield base.where(ledger_lines.c.registration_id.in_(chunk))
+    for chunk in chunked(sorted(set(ticket_ids or ()))):
+        yield base.where(ledger_lines.c.ticket_id.in_(chunk))
+
+
+def resend(engine: Engine, item: str) -> tuple[list[str] | None, str]:
+    """Free the failed document ``item`` names for a resend: ``(released ids, message)``; idempotent.
+
+    A posted or released document is left as it is (``None``, "nothing to do"); an uncertain or claimed
+    one is never freed: the next run's recovery looks it up in AFAS by its reference first. Raises
+    ``UnknownDocument`` only when ``item`` names nothing.
+    """
+    reference = document_of(engine, item)
+    record = document(engine, reference)
+    if record.status == "failed":
+        try:
+            released = release(engine, reference)
+        except InvalidTransition:  # released by a concurrent resend a moment ago
+            return None, f"{reference} was released already; nothing to do"
+        return released, (
+            f"released {reference} (period {record.period}): {len(released)} registrations are billed "
+            "again by the next invoice-hours run"
+        )
+    if record.status in ("uncertain", "claimed"):
+        return None, (
+            f"{reference} is {record.status}: the next run looks it up in AFAS by its reference and confirms "
+            "or posts it; it is never posted blindly"
+        )
+    return None, f"{reference} is {record.status} already; nothing to do"

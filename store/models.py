@@ -189,6 +189,20 @@ ledger_lines = Table(
     # ``release`` restores it, so a failed document's registrations are billed again.
     Column("previous_state", JSON()),
     Column("created_at", UtcDateTime(), nullable=False),
+    # The line as posted (revision 0002), so that a reversal negates exactly this line and nothing comes
+    # from defaults; NULL on lines written before 0002. Administration, kind, debtor, project and period
+    # are the document's.
+    Column("registration_kind", String(24)),
+    Column("ticket_id", String(64)),
+    Column("ticket_number", String(64)),
+    Column("item_code", String(40)),
+    Column("quantity", Money()),  # hours as posted (0.01 h; 0.05 h for realisations)
+    Column("unit_price", Money()),
+    Column("cost_account", String(16)),
+    Column("cost_centre", String(16)),
+    Column("employee_id", String(32)),
+    Column("base_minutes", Integer()),  # minutes after rounding, before the per-ticket minimum top-up
+    Column("reverses", String(32)),  # a credit: the reference of the document whose charge it negates
     UniqueConstraint("document_reference", "registration_id", "line_kind"),
     CheckConstraint(_one_of("line_kind", LINE_KINDS), name="line_kind"),
 )

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from connectors.afas.client import AfasClient
 from connectors.afas.settings import AfasSettings
+from connectors.errors import ConnectorError, RequestRejected
+from connectors.topdesk.client import TopdeskClient
+from connectors.topdesk.endpoints import API as TOPDESK_API
+from connectors.topdesk.settings import TopdeskSettings
 from store import bundles, exclusions, ledger
 from tasks.artifacts import (
     Progress,
@@ -25,10 +29,12 @@ from tasks.artifacts import (
 )
 from tasks.billing.buckets import conservation
 from tasks.billing.config import BillingConfig
+from tasks.billing.horizon import horizon
 from tasks.billing.join import Masters
-from tasks.billing.payloads import build_payloads
+from tasks.billing.payloads import build_payloads, payload_problems
 from tasks.billing.pipeline import BillingRun, bill
-from tasks.extract import Window
+from tasks.billing.reconcile import Scope, open_charges
+from tasks.extract import Window, billing_window
 from tasks.load import Loader, LoadPlan, Outcome, as_date
 from tasks.report import (
     documents_table,
@@ -44,9 +50,10 @@ FLOW = "invoice-hours"
 
 @dataclass(frozen=True)
 class LedgerState:
-    """What the store knows before planning: ledger rows, the ignore list, bundle balances, earlier draws."""
+    """What the store knows before planning: ledger state, posted lines, ignore list, bundles, draws."""
 
-    billed: pd.DataFrame
+    billed: pd.DataFrame  # store.ledger.billed_state: versions and each registration's latest document
+    posted: pd.DataFrame  # store.ledger.posted_lines: what AFAS holds according to the ledger
     ignore: pd.DataFrame
     balances: pd.DataFrame
     prior_draws: pd.DataFrame
@@ -54,31 +61,107 @@ class LedgerState:
 
 @task(name="resend", cache_policy=NO_CACHE)
 def release_for_resend(items: list[str]) -> list[str]:
-    """Free failed documents (by reference or one of their registrations) so this run bills them again."""
+    """Free failed documents (by reference or one of their registrations) so this run bills them again.
+
+    Idempotent and never stops the run: a posted (or already released) document is left as it is, an
+    uncertain or claimed one is looked up in AFAS by its reference by the recovery step of this run; each
+    gets a message (returned and logged).
+    """
     engine = state_engine()
-    released: list[str] = []
+    messages: list[str] = []
     for item in items:
-        released += ledger.release(engine, ledger.document_of(engine, item))
-    return released
+        messages.append(resend_one(engine, item)[1])
+    for message in messages:
+        get_run_logger().info(message)
+    return messages
+
+
+def resend_one(engine, item: str) -> tuple[bool, str]:
+    """Release one failed document for a resend (``store.ledger.resend``); never raises for a state."""
+    try:
+        released, message = ledger.resend(engine, item)
+    except ledger.UnknownDocument as error:
+        return False, f"resend {item}: {error}"
+    return released is not None, f"resend {message}"
+
+
+@task(name="run-window", cache_policy=NO_CACHE)
+def run_window(
+    start_date: date | None, end_date: date | None, masters: Masters, config: BillingConfig
+) -> tuple[Window, bool]:
+    """``(window, regular)``: the horizon for a run without dates, else the backfill's dates."""
+    if start_date is None and end_date is None:
+        first, last = horizon(masters.periods, config)
+        return Window(first, last), True
+    return billing_window(start_date, end_date), False
 
 
 @task(name="read-ledger-state", cache_policy=NO_CACHE)
 def read_state(read: pd.DataFrame, window: Window) -> LedgerState:
-    """Ledger rows of the registrations read and of the window, the ignore list, bundles and draws."""
+    """Posted lines of the registrations read, of the window and of their tickets; states; ignore list."""
     engine = state_engine()
     ids = read["registration_id"].dropna().astype(str).unique().tolist()
-    billed = ledger.billed_state(engine, ids, (window.first, window.last + timedelta(days=1)))
+    tickets = pd.concat([read["billed_ticket_id"], read["ticket_id"]]).dropna().astype(str).unique().tolist()
+    posted = ledger.posted_lines(engine, ids, (window.first, window.last + timedelta(days=1)), tickets)
+    known = sorted(set(ids) | set(posted["registration_id"]))
+    billed = ledger.billed_state(engine, known, (window.first, window.last + timedelta(days=1)))
     return LedgerState(
         billed=billed,
+        posted=posted,
         ignore=exclusions.as_frame(engine),
         balances=bundles.balances(engine, window.last),
         prior_draws=bundles.draws(engine, ids),
     )
 
 
+@task(name="confirm-deletions", cache_policy=NO_CACHE)
+def confirm_deletions(read: pd.DataFrame, state: LedgerState, window: Window) -> list[str]:
+    """Billed registrations of the window not read: those TOPdesk confirms gone (404 on the single read).
+
+    Only incident registrations have a single-registration endpoint; any other answer, or another kind,
+    leaves the registration *possibly deleted* (not credited, checked again next run).
+    """
+    candidates = deletion_candidates(read, state.posted, window)
+    if not candidates:
+        return []
+    return asyncio.run(_confirm(candidates))
+
+
+def deletion_candidates(read: pd.DataFrame, posted: pd.DataFrame, window: Window) -> list[str]:
+    """Incident registrations with an open posted charge dated inside ``window`` that were not read."""
+    opened = open_charges(posted)
+    if opened.empty:
+        return []
+    dates = pd.to_datetime(opened["entry_date"]).dt.date
+    inside = (dates >= window.first) & (dates <= window.last)
+    unread = ~opened["registration_id"].isin(read["registration_id"].dropna())
+    incident = opened["registration_kind"].eq("incident")
+    return sorted(set(opened.loc[inside & unread & incident, "registration_id"]))
+
+
+async def _confirm(candidates: list[str]) -> list[str]:
+    gone = []
+    async with TopdeskClient.from_settings(load_settings(TopdeskSettings)) as client:
+        for rid in candidates:
+            try:
+                await client.get_json(f"{TOPDESK_API}/incidents/timeregistrations/{rid}")
+            except RequestRejected as error:
+                if error.status == 404:
+                    gone.append(rid)
+            except ConnectorError:
+                continue  # unknown: stays "possibly deleted"
+    return gone
+
+
 @task(name="plan-billing", cache_policy=NO_CACHE)
 def plan(
-    read: pd.DataFrame, masters: Masters, config: BillingConfig, state: LedgerState, window: Window
+    read: pd.DataFrame,
+    masters: Masters,
+    config: BillingConfig,
+    state: LedgerState,
+    window: Window,
+    regular: bool = False,
+    deleted: list[str] | None = None,
 ) -> BillingRun:
     """Validate → exclude → join → price → plan → reconcile → documents (``tasks.billing.pipeline.bill``)."""
     return bill(
@@ -86,10 +169,11 @@ def plan(
         masters,
         config,
         ignore=state.ignore,
-        ledger=state.billed,
+        state=state.billed,
+        posted=state.posted,
         bundles=state.balances,
         prior_draws=state.prior_draws,
-        run_range=(window.start, window.end),
+        scope=Scope(regular=regular, window=(window.start, window.end), deleted=frozenset(deleted or ())),
     )
 
 
@@ -103,7 +187,10 @@ def load(
     """Recover unfinished documents, then claim, post and confirm every planned one."""
     progress = Progress(artifact_key(FLOW, "load-progress"), "Documents claimed and posted in AFAS")
     payloads = build_payloads(billing.documents, billing.document_lines, config)
-    plan_ = LoadPlan(billing.documents, billing.document_lines, payloads)
+    problems = {ref: payload_problems(payload) for ref, payload in payloads.items()}
+    problems = {ref: found for ref, found in problems.items() if found}
+    payloads = {ref: payload for ref, payload in payloads.items() if ref not in problems}
+    plan_ = LoadPlan(billing.documents, billing.document_lines, payloads, problems)
     outcomes, stats = asyncio.run(_load(plan_, config, run_id, recover_after_minutes, progress.update))
     _record_draws(billing, outcomes)
     return outcomes, stats

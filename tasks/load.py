@@ -53,7 +53,7 @@ class Outcome:
 
     reference: str
     kind: str
-    status: str  # posted, recovered, failed, uncertain, existing, dry-run
+    status: str  # posted, recovered, failed, uncertain, existing-*, claimed-elsewhere, held, refused, dry-run
     minutes: int = 0
     amount: Decimal = Decimal("0.00")
     afas_keys: dict[str, str] = field(default_factory=dict)
@@ -71,6 +71,7 @@ class LoadPlan:
     documents: pd.DataFrame
     lines: pd.DataFrame
     payloads: Mapping[str, Mapping[str, Any]]
+    problems: Mapping[str, list[str]] = field(default_factory=dict)  # refused at planning, per reference
 
 
 def reference_for(kind: str, reference: str, payload: Mapping[str, Any]) -> Reference:
@@ -89,6 +90,21 @@ def first_external_key(payload: Mapping[str, Any]) -> str:
     return str(first["Fields"]["XpRe"])
 
 
+def line_details(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What the ledger keeps of a planned line so that a later reversal can negate it exactly."""
+    details: dict[str, Any] = {}
+    for name in ledger.LINE_DETAILS:
+        value = row.get(name)
+        if value is None or (not isinstance(value, str | Decimal) and pd.isna(value)):
+            continue
+        if name == "base_minutes":
+            value = int(value)
+        elif name not in ("quantity", "unit_price"):
+            value = str(value)
+        details[name] = value
+    return details
+
+
 def line_claims(lines: pd.DataFrame) -> tuple[ledger.LineClaim, ...]:
     """Ledger line claims for the lines of one document."""
     claims = []
@@ -104,6 +120,7 @@ def line_claims(lines: pd.DataFrame) -> tuple[ledger.LineClaim, ...]:
                 entry_date=as_date(row.work_date),
                 customer_number=None if pd.isna(row.customer_number) else str(row.customer_number),
                 expected_version=None if pd.isna(version) else int(version),
+                details=line_details(row._asdict()),
             )
         )
     return tuple(claims)
@@ -163,21 +180,73 @@ class Loader:
         return outcomes
 
     async def load(self, plan: LoadPlan) -> list[Outcome]:
-        """Claim and post every planned document, bounded by the AFAS client's concurrency."""
+        """Claim and post every planned document, bounded by the AFAS client's concurrency.
+
+        Documents with reversals (``is_correction``) go first: a charge planned in another document than
+        its registration's reversal expects the version that reversal's claim leaves. A registration whose
+        reversal did not post is held back from the charge documents (it is not charged twice).
+        """
         total, done = len(plan.documents), 0
         self.on_progress(0, total)
         by_reference = dict(iter(plan.lines.groupby("reference", sort=False)))
 
-        async def one(document: Mapping[str, Any]) -> list[Outcome]:
+        async def one(document: Mapping[str, Any], held: frozenset[str]) -> list[Outcome]:
             nonlocal done
             lines = by_reference[document["reference"]]
-            result = await self._claim_and_post(document, lines, plan.payloads[document["reference"]])
+            payload = plan.payloads.get(document["reference"])
+            if payload is None:
+                result = [self._refused_outcome(document, lines, plan.problems[document["reference"]])]
+            elif held and lines["registration_id"].isin(held).any():
+                result = await self._held(document, lines, held)
+            else:
+                result = await self._claim_and_post(document, lines, payload)
             done += 1
             self.on_progress(done, total)
             return result
 
-        results = await asyncio.gather(*(one(doc) for doc in plan.documents.to_dict(orient="records")))
-        return [outcome for group in results for outcome in group]
+        records = plan.documents.to_dict(orient="records")
+        first = [doc for doc in records if bool(doc.get("is_correction"))]
+        then = [doc for doc in records if not bool(doc.get("is_correction"))]
+        results = await asyncio.gather(*(one(doc, frozenset()) for doc in first))
+        outcomes = [outcome for group in results for outcome in group]
+        held = frozenset(
+            rid
+            for outcome in outcomes
+            if outcome.status not in ("posted", "recovered")
+            for rid in outcome.registration_ids
+        )
+        results = await asyncio.gather(*(one(doc, held) for doc in then))
+        return outcomes + [outcome for group in results for outcome in group]
+
+    async def _held(
+        self, document: Mapping[str, Any], lines: pd.DataFrame, held: frozenset[str]
+    ) -> list[Outcome]:
+        """Post the document without the registrations whose reversal did not post in this run."""
+        taken = tuple(sorted(set(lines["registration_id"]) & held))
+        outcome = Outcome(
+            reference=str(document["reference"]),
+            kind=str(document["kind"]),
+            status="held",
+            message="its reversal did not post in this run; charged after the reversal is in AFAS",
+            registration_ids=taken,
+        )
+        replanned = self._replan(lines, taken)
+        if replanned is None:
+            return [outcome]
+        document, lines, payload = replanned
+        return [outcome, *await self._claim_and_post(document, lines, payload)]
+
+    @staticmethod
+    def _refused_outcome(document: Mapping[str, Any], lines: pd.DataFrame, problems: list[str]) -> Outcome:
+        return Outcome(
+            reference=str(document["reference"]),
+            kind=str(document["kind"]),
+            status="refused",
+            minutes=int(document["minutes"]),
+            amount=document["amount"],
+            message="not posted, the payload is incomplete: " + "; ".join(problems[:5]),
+            registration_ids=tuple(lines["registration_id"].astype(str)),
+        )
 
     async def _claim_and_post(
         self, document: Mapping[str, Any], lines: pd.DataFrame, payload: Mapping[str, Any]

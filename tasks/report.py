@@ -11,7 +11,7 @@ import pandas as pd
 from tasks.artifacts import amounts_markdown, markdown_table
 from tasks.load import Outcome
 
-FAILED_STATUSES = {"failed", "uncertain"}
+FAILED_STATUSES = {"failed", "uncertain", "refused"}
 ELSEWHERE_STATUSES = {"claimed-elsewhere", "existing-claimed", "existing-uncertain", "existing-failed"}
 
 
@@ -44,6 +44,11 @@ def settle_buckets(buckets: pd.DataFrame, outcomes: Sequence[Outcome]) -> pd.Dat
     hit = buckets["reference"].isin(moves.index)
     buckets.loc[hit, "bucket"] = buckets.loc[hit, "reference"].map(moves["bucket"])
     buckets.loc[hit, "reason"] = buckets.loc[hit, "reference"].map(moves["reason"])
+    held = {rid: o.message for o in outcomes if o.status == "held" for rid in o.registration_ids}
+    if held:
+        hit = buckets["registration_id"].isin(list(held))
+        buckets.loc[hit, "bucket"] = "failed"
+        buckets.loc[hit, "reason"] = "held: " + buckets.loc[hit, "registration_id"].map(held)
     taken = {rid for o in outcomes for rid in o.conflicts}
     if taken:
         moved = buckets["registration_id"].isin(taken) & buckets["bucket"].isin(["invoiced", "internal"])
@@ -56,6 +61,8 @@ def _move(outcome: Outcome) -> tuple[str, str | None, str | None]:
     """Where the registrations of a document go when it did not post in this run (None: stay)."""
     if outcome.status in FAILED_STATUSES:
         return outcome.reference, "failed", f"{outcome.status}: {outcome.message}"
+    if outcome.status == "held":
+        return outcome.reference, None, None
     if outcome.status in ELSEWHERE_STATUSES or outcome.status.startswith("existing-"):
         return outcome.reference, "billed before", f"document {outcome.reference} already {outcome.status}"
     return outcome.reference, None, None

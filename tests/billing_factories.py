@@ -203,3 +203,55 @@ def masters(**overrides: pd.DataFrame) -> Masters:
     }
     frames.update(overrides)
     return Masters(**frames)
+
+
+def posted_from(
+    result, version: int = 1, document_status: str = "posted"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(state, posted)`` as ``store.ledger`` returns them after every document of ``result`` was posted.
+
+    ``state`` is ``billed_state`` (one row per registration, the given version and document status);
+    ``posted`` is ``posted_lines`` (empty when the documents did not post).
+    """
+    lines = result.document_lines
+    internal = lines["kind"].eq("internal_entry")
+    posted = pd.DataFrame(
+        {
+            "registration_id": lines["registration_id"],
+            "document_reference": lines["reference"],
+            "line_kind": lines["line_kind"],
+            "fields_hash": lines["fields_hash"],
+            "minutes": lines["billed_minutes"],
+            "amount": lines["amount"],
+            "entry_date": lines["work_date"].dt.date,
+            "customer_number": lines["customer_number"],
+            "registration_kind": lines.get("registration_kind"),
+            "ticket_id": lines.get("ticket_id"),
+            "ticket_number": lines.get("ticket_number"),
+            "item_code": lines["item_code"],
+            "quantity": lines["quantity"],
+            "unit_price": lines["unit_price"],
+            "cost_account": lines.get("cost_account"),
+            "cost_centre": lines.get("cost_centre"),
+            "employee_id": lines.get("employee_id"),
+            "base_minutes": lines.get("base_minutes"),
+            "reverses": lines.get("reverses"),
+            "kind": lines["kind"],
+            "administration": lines["administration"],
+            "debtor": lines["debtor_id"].where(~internal, None),
+            "project": lines["project_id"].where(~internal & lines["project_id"].ne(""), None),
+            "period": lines["period"],
+        }
+    ).reset_index(drop=True)
+    last = posted.drop_duplicates("registration_id", keep="last")
+    state = pd.DataFrame(
+        {
+            "registration_id": last["registration_id"],
+            "fields_hash": last["fields_hash"],
+            "document_reference": last["document_reference"],
+            "status": "billed",
+            "version": version,
+            "document_status": document_status,
+        }
+    ).reset_index(drop=True)
+    return state, posted if document_status == "posted" else posted.iloc[0:0]

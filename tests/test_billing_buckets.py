@@ -3,7 +3,7 @@ import pandas as pd
 from schemas.billing import Buckets
 from tasks.billing.buckets import conservation, equation_line
 from tasks.billing.pipeline import bill
-from tests.billing_factories import at, config, masters, registration, registrations
+from tests.billing_factories import at, config, masters, posted_from, registration, registrations
 
 EXCLUDE_GARANTIE = (
     '[exclusions]\n[[exclusions.rules]]\nkind = "reason"\nvalue = "Garantie"\nreason = "garantie"\n'
@@ -99,21 +99,8 @@ def test_failed_bucket_joins_the_equation_when_the_load_step_uses_it():
 def test_billed_before_bucket_on_a_rerun():
     rows = [registration(registration_id="a", entry_date=at("2026-10-07 09:00"))]
     first = bill(registrations(*rows), masters(), config())
-    lines = first.document_lines
-    ledger = pd.DataFrame(
-        {
-            "registration_id": lines["registration_id"],
-            "fields_hash": lines["fields_hash"],
-            "document_reference": lines["reference"],
-            "status": "billed",
-            "version": 1,
-            "minutes": lines["billed_minutes"],
-            "amount": lines["amount"],
-            "entry_date": lines["work_date"].dt.date,
-            "customer_number": lines["customer_number"],
-        }
-    )
-    again = bill(registrations(*rows), masters(), config(), ledger=ledger)
+    state, posted = posted_from(first)
+    again = bill(registrations(*rows), masters(), config(), state=state, posted=posted)
     assert again.buckets["bucket"].tolist() == ["billed before"]
     assert again.conservation["line"].startswith(
         "read = invoiced + internal + excluded + rejected + billed before: 60 ="
@@ -151,30 +138,3 @@ def test_a_run_for_one_administration_excludes_the_others_with_a_reason():
     )
     assert set(result.documents["administration"]) == {1}
     assert result.conservation["holds"]
-
-
-def test_billed_before_on_a_failed_document_stays_failed_until_resent() -> None:
-    import pandas as pd
-
-    from tasks.billing.buckets import assemble_buckets
-
-    billed = pd.DataFrame(
-        {
-            "registration_id": ["a", "b"],
-            "minutes": [30, 45],
-            "document_reference": ["KPL-1-202610-aaaa", "KPL-1-202610-bbbb"],
-            "document_status": ["posted", "failed"],
-            "reason": [
-                "billed before in KPL-1-202610-aaaa",
-                "billed before in KPL-1-202610-bbbb (document failed)",
-            ],
-        }
-    )
-    buckets = assemble_buckets(
-        rejects=[], excluded=pd.DataFrame(), billed_before=billed, to_bill=pd.DataFrame()
-    )
-    by_id = buckets.set_index("registration_id")
-    assert by_id.loc["a", "bucket"] == "billed before"
-    assert by_id.loc["b", "bucket"] == "failed"
-    assert by_id.loc["b", "reason"] == "document KPL-1-202610-bbbb failed earlier; resend it"
-    assert int(by_id.loc["b", "minutes"]) == 45

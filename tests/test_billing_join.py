@@ -96,10 +96,22 @@ def test_project_in_an_unconfigured_administration_is_rejected():
     assert rejects.loc[0, "reason"] == "administration not configured: 9 (project 'P10001-01')"
 
 
-def test_blocked_period_is_rejected():
-    frame, rejects = joined(registration(registration_id="b"), periods=periods(blocked=((1, 2026, 10),)))
+def test_blocked_period_is_rejected_when_configured_so():
+    cfg = config('[reconciliation]\nclosed_period = "reject"\n')
+    frame, rejects = joined(
+        registration(registration_id="b"), cfg=cfg, periods=periods(blocked=((1, 2026, 10),))
+    )
     assert frame.empty
     assert rejects.loc[0, "reason"] == "period closed in AFAS: administration 1, 2026-10-06"
+
+
+def test_blocked_period_moves_to_the_next_open_period_by_default():
+    closed = ((1, 2026, 10), (1, 2026, 11))
+    frame, rejects = joined(registration(registration_id="b"), periods=periods(blocked=closed))
+    assert rejects.empty
+    row = frame.iloc[0]
+    assert (row["period"], row["moved_from"]) == ("2026-12", "2026-10")
+    assert row["booking_date"] == pd.Timestamp("2026-12-01", tz="Europe/Amsterdam")
 
 
 def test_rejects_keep_the_original_customer_number_and_all_columns():

@@ -14,8 +14,8 @@ from sandbox.world import generate_core
 from tasks.billing.config import DEFAULT_CONFIG_PATH, load_billing_config, parse_billing_config
 from tasks.billing.join import Masters
 from tasks.billing.payloads import build_payloads, fill_invoice_number
-from tasks.billing.pipeline import bill
-from tests.billing_factories import at, registration, registrations
+from tasks.billing.pipeline import Scope, bill
+from tests.billing_factories import at, posted_from, registration, registrations
 
 URL = "/ProfitRestServices/connectors"
 CONNECTORS = {
@@ -104,25 +104,49 @@ def test_sales_bookings_and_corrections_post_cleanly_to_the_afas_sandbox(world):
     config = parse_billing_config(text)
     read = month_of_work(world)
     first = bill(read, masters_of(world), config)
-    lines = first.document_lines
-    ledger = pd.DataFrame(
-        {
-            "registration_id": lines["registration_id"],
-            "fields_hash": lines["fields_hash"],
-            "document_reference": lines["reference"],
-            "status": "billed",
-            "version": 1,
-            "minutes": lines["billed_minutes"],
-            "amount": lines["amount"],
-            "entry_date": lines["work_date"].dt.date,
-            "customer_number": lines["customer_number"],
-            "unit_price": lines["unit_price"],
-            "quantity": lines["quantity"],
-        }
-    )
+    state, posted = posted_from(first)
     changed = read.assign(minutes=read["minutes"].where(~read["registration_id"].str.endswith("-2"), 200))
     changed["time_spent_raw"] = changed["minutes"].astype("float64") * 60
-    second = bill(changed, masters_of(world), config, ledger=ledger)
+    second = bill(changed, masters_of(world), config, state=state, posted=posted, scope=Scope(regular=True))
     assert second.documents["is_correction"].all()
     assert set(second.documents["kind"]) == {"direct_invoice", "sales_booking"}
     assert len(post_all(world, config, second)) == len(second.documents)
+
+
+@pytest.mark.parametrize(
+    ("mode_2", "grouping_1", "default_administration"),
+    [
+        ("project_realisation", "per_ticket_item", 1),
+        ("project_realisation", "per_registration", 2),
+        ("sales_booking", "per_ticket_item", 2),
+    ],
+)
+def test_reversals_of_every_kind_negate_the_posted_lines_and_post_cleanly(
+    world, mode_2, grouping_1, default_administration
+):
+    text = DEFAULT_CONFIG_PATH.read_text()
+    text = text.replace('mode = "project_realisation"', f'mode = "{mode_2}"')
+    text = text.replace('grouping = "per_ticket_item"', f'grouping = "{grouping_1}"')
+    text = text.replace("default_administration = 1", f"default_administration = {default_administration}")
+    config = parse_billing_config(text)
+    read = month_of_work(world)
+    first = bill(read, masters_of(world), config)
+    state, posted = posted_from(first)
+    everyone = frozenset(read["registration_id"])
+    scope = Scope(regular=True, window=(at("2026-10-01 00:00"), at("2026-11-01 00:00")), deleted=everyone)
+    gone = bill(read.iloc[0:0], masters_of(world), config, state=state, posted=posted, scope=scope)
+    credits = gone.document_lines.set_index("registration_id")
+    charges = first.document_lines.set_index("registration_id")
+    assert set(credits.index) == set(charges.index)
+    for column in ("kind", "administration", "item_code", "period", "unit_price", "cost_account"):
+        expected = charges.loc[credits.index, column].astype("object").where(lambda v: v.notna(), "")
+        assert (credits[column].astype("object").fillna("").astype(str) == expected.astype(str)).all(), column
+    customers = credits[~credits["kind"].eq("internal_entry")]
+    for column in ("debtor_id", "project_id"):  # internal entries have neither
+        assert (customers[column].astype(str) == charges.loc[customers.index, column].astype(str)).all(), (
+            column
+        )
+    assert (credits["amount"] == -charges.loc[credits.index, "amount"]).all()
+    assert (credits["quantity"] == -charges.loc[credits.index, "quantity"]).all()
+    assert set(gone.documents["kind"]) == set(first.documents["kind"])
+    assert len(post_all(world, config, gone)) == len(gone.documents)

@@ -141,17 +141,14 @@ def test_resend_frees_a_failed_document_by_reference_or_registration(cli, billed
     assert cli("ledger", "r-3").output.startswith("registration r-3: not billed now")
 
     again = cli("resend", "INV-2")
-    assert again.exit_code == 1
-    assert (
-        "document INV-2 is released; it cannot become released (only failed documents can be resent)"
-        in again.stderr
-    )
+    assert again.exit_code == 0
+    assert "INV-2 is released already; nothing to do" in again.output
 
 
-def test_resend_refuses_posted_and_unknown(cli, billed: Engine) -> None:
+def test_resend_of_a_posted_document_is_a_no_op_and_unknown_is_an_error(cli, billed: Engine) -> None:
     posted = cli("resend", "INV-1")
-    assert posted.exit_code == 1
-    assert "document INV-1 is posted" in posted.stderr and "only failed documents" in posted.stderr
+    assert posted.exit_code == 0
+    assert "INV-1 is posted already; nothing to do" in posted.output
     assert ledger.document(billed, "INV-1").status == "posted"
     unknown = cli("resend", "XYZ-1")
     assert (

@@ -34,6 +34,7 @@ EXPECTED = {
     ],
     "invoice-hours/nightly-preview": [("0 6 * * *", True)],
     "backfill/on-demand": [],
+    "verify-invoices/weekly": [("0 8 * * 1", True)],
     "import-debtors/nightly": [("0 1 * * *", True)],
     "sync-companies/nightly": [("30 1 * * *", True)],
     "create-missing-debtors/on-demand": [],

@@ -121,8 +121,11 @@ def test_rerun_and_overlapping_backfill_post_nothing_twice(prefect_harness, sand
     assert not overlap["bucket"].isin(["invoiced", "internal"]).any()
 
 
-def test_a_changed_registration_yields_exactly_one_correction(prefect_harness, sandbox) -> None:
-    first = run()
+def test_a_changed_registration_yields_exactly_one_correction(prefect_harness, sandbox, monkeypatch) -> None:
+    from tests.reconcile_support import pin_today, regular
+
+    pin_today(monkeypatch)  # corrections are a regular run's job; a backfill only bills new registrations
+    first = regular()
     buckets = first["buckets"]
     incident_ids = set(sandbox.world.extra["td_registrations"]["id"])
     invoiced = buckets[buckets["bucket"].eq("invoiced") & buckets["registration_id"].isin(incident_ids)]
@@ -130,9 +133,9 @@ def test_a_changed_registration_yields_exactly_one_correction(prefect_harness, s
     topdesk = sandbox.apps["topdesk"].state.sim
     topdesk.set_registration_minutes(billed["registration_id"], int(billed["minutes"]) + 45)
 
-    second = run()
+    second = regular()
     assert second["conservation"]["holds"]
-    corrections = second["buckets"][second["buckets"]["reason"].eq("correction")]
+    corrections = second["buckets"][second["buckets"]["bucket"].eq("re-charged")]
     assert list(corrections["registration_id"]) == [billed["registration_id"]]
     assert posted_statuses(second)["posted"] == 1
     history = ledger.registration_history(engine(), billed["registration_id"])
@@ -141,7 +144,7 @@ def test_a_changed_registration_yields_exactly_one_correction(prefect_harness, s
     first_charge = history[history["line_kind"].eq("charge")].iloc[0]
     assert credit["amount"] == -first_charge["amount"]
 
-    third = run()
+    third = regular()
     assert posted_statuses(third)["posted"] == 0
 
 

@@ -1,9 +1,11 @@
 """Conservation accounting: every registration read ends in exactly one bucket, with a reason.
 
-``read = invoiced + internal + excluded + rejected + billed before (+ failed)``, in registrations and in
+``read = invoiced + internal + re-charged + excluded + rejected + billed before + reversed after billing +
+kept after billing + left for the regular run + failed + awaiting confirmation``, in registrations and in
 minutes *as read* (a rejected row without parseable minutes counts 0). A registration is one id; an exact
-duplicate row counts once (validation collapses it) and rows without an id count one each. Credits for
-registrations that vanished from TOPdesk are not reads, so they are reported beside the equation.
+duplicate row counts once (validation collapses it) and rows without an id count one each. Registrations the
+ledger billed but this run did not read (``reversed (deleted)``, ``possibly deleted``) are not reads: they
+are reported beside the equation.
 """
 
 from __future__ import annotations
@@ -15,7 +17,22 @@ import pandas as pd
 from tasks.billing.plan import INTERNAL_ENTRY
 from tasks.billing.validate import collapse_exact_duplicates, conform
 
-EQUATION = ("invoiced", "internal", "excluded", "rejected", "billed before", "failed")
+EQUATION = (
+    "invoiced",
+    "internal",
+    "re-charged",
+    "excluded",
+    "rejected",
+    "billed before",
+    "reversed after billing",
+    "kept after billing",
+    "left for the regular run",
+    "failed",
+    "awaiting confirmation",
+)
+ALWAYS = ("invoiced", "internal", "excluded", "rejected", "billed before", "failed")
+# Registrations the ledger billed that this run did not read: reported beside the equation.
+BESIDE = ("reversed (deleted)", "possibly deleted")
 BUCKET_COLUMNS = ["registration_id", "bucket", "reason", "minutes", "billed_minutes", "amount", "reference"]
 SHOWN_IDS = 20
 
@@ -26,52 +43,62 @@ def assemble_buckets(
     excluded: pd.DataFrame,
     billed_before: pd.DataFrame,
     to_bill: pd.DataFrame,
-    moved: pd.DataFrame | None = None,
+    decided: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per registration: its bucket, reason, minutes read, minutes billed, amount, document.
 
-    ``moved``: registrations whose customer changed since billing; this run only credits the old
-    customer, so they count where their new charge will go (invoiced or internal), with that reason.
+    ``decided``: the reconciliation's own verdicts (re-charged, reversed, kept, pending, possibly deleted);
+    they replace the reject, exclusion or charge row of the same registration.
     """
+    decided = _with_documents(decided, to_bill)
+    taken = set() if decided is None else set(decided["registration_id"])
     charges = to_bill[to_bill["line_kind"].eq("charge")] if not to_bill.empty else to_bill
+    if not charges.empty:
+        charges = charges[~charges["registration_id"].isin(taken)]
     parts = [
-        *[_part(frame, "rejected", frame.get("reason")) for frame in rejects],
-        _part(excluded, "excluded", excluded.get("reason")),
-        *_billed_before_parts(billed_before),
+        *[
+            _part(_without(frame, taken), "rejected", _without(frame, taken).get("reason"))
+            for frame in rejects
+        ],
+        _part(_without(excluded, taken), "excluded", _without(excluded, taken).get("reason")),
+        _part(billed_before, "billed before", billed_before.get("reason")),
     ]
-    if moved is not None and not moved.empty:
-        internal = moved["kind"].eq(INTERNAL_ENTRY)
-        parts.append(_part(moved[~internal], "invoiced", moved.loc[~internal, "reason"]))
-        parts.append(_part(moved[internal], "internal", moved.loc[internal, "reason"]))
     if not charges.empty:
         internal = charges["kind"].eq(INTERNAL_ENTRY)
-        reason = pd.Series("new charge", index=charges.index).mask(
-            charges["is_correction"].astype(bool), "correction"
-        )
+        reason = pd.Series("new charge", index=charges.index)
         parts.append(_part(charges[~internal], "invoiced", reason[~internal]))
         parts.append(_part(charges[internal], "internal", reason[internal]))
+    if decided is not None and not decided.empty:
+        parts.append(decided[BUCKET_COLUMNS].astype({"minutes": "Int64", "billed_minutes": "Int64"}))
     frames = [part for part in parts if not part.empty]
     if not frames:
         return empty_buckets()
     return pd.concat(frames, ignore_index=True)[BUCKET_COLUMNS]
 
 
+def _without(frame: pd.DataFrame, ids: set[str]) -> pd.DataFrame:
+    return frame[~frame["registration_id"].isin(ids)] if ids and not frame.empty else frame
+
+
+def _with_documents(decided: pd.DataFrame | None, to_bill: pd.DataFrame) -> pd.DataFrame | None:
+    """Decided rows get the document of their charge (else of their reversal), its amount and minutes."""
+    if decided is None or decided.empty or to_bill.empty or "reference" not in to_bill:
+        return decided
+    ordered = to_bill.assign(first=to_bill["line_kind"].eq("charge")).sort_values("first", ascending=False)
+    one = ordered.drop_duplicates("registration_id").set_index("registration_id")
+    ids = decided["registration_id"]
+    found = ids.isin(one.index)
+    return decided.assign(
+        reference=ids.map(one["reference"]).where(found, decided["reference"]),
+        amount=ids.map(one["amount"]).where(found, decided["amount"]),
+        billed_minutes=ids.map(one["billed_minutes"]).astype("Int64").where(found, decided["billed_minutes"]),
+    )
+
+
 def empty_buckets() -> pd.DataFrame:
     """No registration read: the bucket frame with its column types."""
     dtypes = {"minutes": "Int64", "billed_minutes": "Int64", "amount": "object"}
     return pd.DataFrame({column: pd.Series(dtype=dtypes.get(column, "str")) for column in BUCKET_COLUMNS})
-
-
-def _billed_before_parts(billed_before: pd.DataFrame) -> list[pd.DataFrame]:
-    """Billed before, except on a document that failed: those wait for ``resend`` and stay ``failed``."""
-    status = billed_before.get("document_status", pd.Series("", index=billed_before.index))
-    failed = status.eq("failed")
-    waiting = billed_before[failed]
-    reason = "document " + waiting["document_reference"].astype("str") + " failed earlier; resend it"
-    return [
-        _part(billed_before[~failed], "billed before", billed_before.loc[~failed].get("reason")),
-        _part(waiting, "failed", reason),
-    ]
 
 
 def _part(frame: pd.DataFrame, bucket: str, reason: pd.Series | None) -> pd.DataFrame:
@@ -115,14 +142,24 @@ def conservation(read: pd.DataFrame, buckets: pd.DataFrame) -> dict[str, Any]:
         }
         for name in EQUATION
     }
-    unknown_buckets = sorted(set(buckets["bucket"]) - set(EQUATION))
-    identity = _identity_check(units["registration_id"], buckets["registration_id"])
+    # The reconciliation's own buckets are shown when they hold something; the classic six always.
+    per_bucket = {
+        name: value
+        for name, value in per_bucket.items()
+        if name in ALWAYS or value["count"] or value["minutes"]
+    }
+    unknown_buckets = sorted(set(buckets["bucket"]) - set(EQUATION) - set(BESIDE))
+    beside = buckets[buckets["bucket"].isin(BESIDE)]
+    identity = _identity_check(
+        units["registration_id"], buckets.loc[~buckets["bucket"].isin(BESIDE), "registration_id"]
+    )
     counted = sum(b["count"] for b in per_bucket.values())
     minutes = sum(b["minutes"] for b in per_bucket.values())
     holds = counted == len(units) and minutes == read_minutes and not unknown_buckets and identity["ok"]
     result = {
         "read": {"count": len(units), "minutes": read_minutes, "rows": len(read)},
         "buckets": per_bucket,
+        "beside": {name: int(beside["bucket"].eq(name).sum()) for name in BESIDE},
         "holds": holds,
         "unknown_buckets": unknown_buckets,
         **{key: value for key, value in identity.items() if key != "ok"},
@@ -149,7 +186,8 @@ def _identity_check(read_ids: pd.Series, bucket_ids: pd.Series) -> dict[str, Any
 
 def equation_line(result: dict[str, Any]) -> str:
     """``read = invoiced + internal + excluded + rejected + billed before`` with minutes and counts."""
-    names = [name for name in EQUATION if name != "failed" or result["buckets"]["failed"]["count"]]
+    shown = ("invoiced", "internal", "excluded", "rejected", "billed before")
+    names = [name for name in EQUATION if name in shown or result["buckets"].get(name, {}).get("count")]
     buckets = result["buckets"]
     minutes = " + ".join(f"{buckets[n]['minutes']:,}" for n in names)
     counts = " + ".join(f"{buckets[n]['count']:,}" for n in names)

@@ -242,6 +242,21 @@ class Specifications(_Strict):
     folder: str | None = None  # unset: no specification files
 
 
+class Reconciliation(_Strict):
+    """How a regular run reconciles AFAS with TOPdesk (docs/invoice-hours.md, "Horizon" and "The diff")."""
+
+    # A regular run considers every registration from the first open AFAS period, but at most this many
+    # calendar months before the cut-off (the end of the previous month): late and changed hours of every
+    # period AFAS still accepts are billed, and the read stays bounded when periods are left open for years.
+    horizon_months: int = Field(default=3, ge=1, le=24)
+    # A registration billed and then excluded or rejected: "credit" reverses the charge, "keep" leaves it
+    # in AFAS and reports it (bucket "kept after billing").
+    after_billing: Literal["credit", "keep"] = "credit"
+    # A charge or reversal whose AFAS period is closed: "next_open" books it in the first open period after
+    # it (original date in the line text), "reject" rejects it with the reason.
+    closed_period: Literal["next_open", "reject"] = "next_open"
+
+
 class BillingConfig(_Strict):
     """The whole billing configuration."""
 
@@ -260,6 +275,7 @@ class BillingConfig(_Strict):
     bundles: list[ConfigBundle] = Field(default_factory=list)
     # Notify when a bundle's balance falls below this many minutes in a run (and when it is used up).
     bundle_alert_below_minutes: int = Field(default=120, ge=0)
+    reconciliation: Reconciliation = Field(default_factory=Reconciliation)
     # A run parameter rather than a file setting: bill only this administration (``for_administration``).
     only_administration: int | None = None
 

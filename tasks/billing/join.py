@@ -62,7 +62,7 @@ def join_masters(
     reason = _debtor_reasons(customer, internal, masters.debtors, reason)
     frame, reason = _resolve_projects(frame, ~internal, masters.projects, config, reason)
     frame, reason = _administrations(frame, config, reason)
-    frame, reason = _periods(frame, masters.periods, reason)
+    frame, reason = _periods(frame, masters.periods, reason, config)
     frame = frame.assign(employee_id=_employees(frame, masters.employees))
     rejected = reason.notna()
     rejects = frame.loc[rejected, list(frame.columns[: _input_width(frame)])]
@@ -247,9 +247,18 @@ def _administrations(
     return frame.assign(administration=admin), reason
 
 
-def _periods(frame: pd.DataFrame, periods: pd.DataFrame, reason: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
+def _periods(
+    frame: pd.DataFrame, periods: pd.DataFrame, reason: pd.Series, config: BillingConfig
+) -> tuple[pd.DataFrame, pd.Series]:
+    """AFAS period per registration; a closed one moves to the next open one (``closed_period``)."""
+    from tasks.billing.periods import posting_periods  # periods builds on this module's lookups
+
     found = lookup_periods(frame["administration"], frame["work_date"], periods)
-    closed = ~found["open"]
+    year = found["year"].fillna(0).astype("int64")
+    number = found["number"].fillna(0).astype("int64")
+    frame = frame.assign(period_year=year, period_number=number, period=period_labels(year, number))
+    frame = posting_periods(frame, periods, config)
+    closed = ~found["open"] & frame["moved_from"].eq("")
     reason = _first(
         reason,
         closed,
@@ -260,9 +269,7 @@ def _periods(frame: pd.DataFrame, periods: pd.DataFrame, reason: pd.Series) -> t
             + frame.loc[rows, "work_date"].dt.strftime("%Y-%m-%d")
         ),
     )
-    year = found["year"].fillna(0).astype("int64")
-    number = found["number"].fillna(0).astype("int64")
-    return frame.assign(period_year=year, period_number=number, period=period_labels(year, number)), reason
+    return frame, reason
 
 
 def period_labels(year: pd.Series, number: pd.Series) -> pd.Series:

@@ -114,6 +114,9 @@ def invoice_parts(lines: pd.DataFrame, per_registration: pd.Series) -> pd.DataFr
     """
     ticket = lines["billed_ticket_number"].fillna(lines["ticket_number"]).fillna("").astype("str")
     about = (ticket + " " + lines["ticket_description"].fillna("").astype("str")).str.strip()
+    if "moved_from" in lines:  # booked in a later open period: the original date stays in the text
+        moved = lines["moved_from"].fillna("").astype("str").ne("")
+        about = about.mask(moved, about + " (werkdatum " + lines["work_day"].astype("str") + ")")
     base = pd.DataFrame(
         {
             "reference": lines["reference"],
@@ -173,7 +176,7 @@ def realisations(documents: pd.DataFrame, lines: pd.DataFrame, config: BillingCo
 
 def _realisation(line: Mapping[str, Any]) -> Payload:
     fields: dict[str, Any] = {
-        "DaTi": line["work_day"],  # date the work was done
+        "DaTi": _booking_day(line),  # date booked: the work date, or the first day of the open period
         "VaIt": "1",  # item type 1 = work type (hours)
         "ItCd": line["item_code"],  # work type code
         "Qu": hundredths(line["quantity_hundredths"]),  # hours, a multiple of 0.05; negative = credit
@@ -184,9 +187,16 @@ def _realisation(line: Mapping[str, Any]) -> Payload:
     }
     if isinstance(line.get("employee_id"), str) and line["employee_id"]:
         fields["EmId"] = line["employee_id"]  # employee who did the work
-    # A credit for a registration only the ledger still knows may lack project or debtor: leave them out
-    # rather than send null (AFAS then refuses the line with a message naming the field).
-    return {"Fields": {code: value for code, value in fields.items() if isinstance(value, str | float)}}
+    # A missing project or debtor stays missing (None/NaN): ``payload_problems`` then rejects the document
+    # at planning with the field named, instead of a crashed load or a line AFAS books elsewhere.
+    return {"Fields": fields}
+
+
+def _booking_day(line: Mapping[str, Any]) -> str:
+    booking = line.get("booking_date")
+    if booking is None or pd.isna(booking):
+        return str(line["work_day"])
+    return pd.Timestamp(booking).strftime("%Y-%m-%d")
 
 
 def external_key(line: Mapping[str, Any]) -> str:
@@ -194,7 +204,7 @@ def external_key(line: Mapping[str, Any]) -> str:
     version = line.get("expected_version")
     identity = str(line["registration_id"])
     if line["line_kind"] == "credit":
-        suffix = f"~c{int(version)}"  # type: ignore[arg-type]
+        suffix = f"~c{0 if version is None or pd.isna(version) else int(version)}"
     elif version is not None and not pd.isna(version):
         suffix = f"~v{int(version) + 1}"
     else:
@@ -346,3 +356,23 @@ def entry_balance(payload: Payload) -> Decimal:
     debit = sum((Decimal(repr(row["Fields"]["AmDe"])) for row in rows), Decimal(0))
     credit = sum((Decimal(repr(row["Fields"]["AmCr"])) for row in rows), Decimal(0))
     return debit - credit
+
+
+def payload_problems(payload: Any, path: str = "") -> list[str]:
+    """Fields of a payload that AFAS must never receive: missing (None, NaN) or non-finite numbers.
+
+    Returns one ``<path>: <problem>`` per bad field; an empty list means the payload can be posted.
+    """
+    if isinstance(payload, Mapping):
+        return [
+            p for key, value in payload.items() for p in payload_problems(value, f"{path}.{key}".lstrip("."))
+        ]
+    if isinstance(payload, list):
+        return [p for i, value in enumerate(payload) for p in payload_problems(value, f"{path}[{i}]")]
+    if payload is None:
+        return [f"{path}: missing"]
+    if isinstance(payload, float) and not np.isfinite(payload):
+        return [f"{path}: {payload!r} is not a finite number"]
+    if isinstance(payload, Decimal) and not payload.is_finite():
+        return [f"{path}: {payload} is not a finite number"]
+    return []

@@ -7,7 +7,6 @@ and wiring in one place: validate → exclude → join → price → plan lines 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -18,11 +17,11 @@ from tasks.billing.buckets import assemble_buckets, conservation
 from tasks.billing.config import BillingConfig
 from tasks.billing.join import Masters, join_masters
 from tasks.billing.plan import build_documents, plan_lines
-from tasks.billing.reconcile import Reconciled, reconcile
+from tasks.billing.reconcile import Reconciled, Scope, open_charges, reconcile
 from tasks.billing.rules import price, split_excluded, split_out_of_scope
 from tasks.billing.validate import split_valid
 
-__all__ = ["BillingRun", "Masters", "bill"]
+__all__ = ["BillingRun", "Masters", "Scope", "bill"]
 
 
 @dataclass(frozen=True)
@@ -48,29 +47,55 @@ def bill(
     config: BillingConfig,
     *,
     ignore: pd.DataFrame | None = None,
-    ledger: pd.DataFrame | None = None,
+    state: pd.DataFrame | None = None,
+    posted: pd.DataFrame | None = None,
     bundles: pd.DataFrame | None = None,
     prior_draws: pd.DataFrame | None = None,
-    run_range: tuple[datetime, datetime] | None = None,
+    scope: Scope | None = None,
 ) -> BillingRun:
-    """Plan the billing of ``read`` (a docs/contracts.md §1 frame) against AFAS and the ledger state."""
+    """Plan the billing of ``read`` (a docs/contracts.md §1 frame) against AFAS and the ledger.
+
+    ``state``: ``store.ledger.billed_state`` (versions, the status of each registration's latest document);
+    ``posted``: ``store.ledger.posted_lines`` (what AFAS holds); ``scope``: what the read covered.
+    """
+    scope = scope or Scope(regular=False)
     valid, invalid = split_valid(read, config.max_minutes_per_registration)
     kept, excluded = split_excluded(valid, config, ignore)
     joined, unjoined = join_masters(kept, masters, config)
     joined, elsewhere = split_out_of_scope(joined, config)
     excluded = combine_excluded([excluded, elsewhere])
-    billed_ids = None if ledger is None else ledger.loc[ledger["status"].eq("billed"), "registration_id"]
-    priced, unpriced, draws = price(joined, config, masters.sales_prices, bundles, prior_draws, billed_ids)
+    opened = open_charges(posted)
+    history = _ticket_history(opened, read, scope, config)
+    billed_ids = opened["registration_id"]
+    priced, unpriced, draws = price(
+        joined, config, masters.sales_prices, bundles, prior_draws, billed_ids, history
+    )
     lines = plan_lines(priced, config)
-    reconciled = reconcile(lines, ledger, config, read["registration_id"], run_range, masters.periods)
-    documents, document_lines = build_documents(reconciled.to_bill, config)
     rejects = combine_rejects([invalid, unjoined, unpriced])
+    not_billable = pd.concat(
+        [
+            rejects[["registration_id", "minutes", "reason"]].assign(bucket_name="rejected"),
+            excluded[["registration_id", "minutes", "reason"]].assign(bucket_name="excluded"),
+        ],
+        ignore_index=True,
+    )
+    reconciled = reconcile(
+        lines,
+        not_billable,
+        config,
+        state=state,
+        posted=posted,
+        scope=scope,
+        periods=masters.periods,
+        read_ids=read["registration_id"],
+    )
+    documents, document_lines = build_documents(reconciled.to_bill, config)
     buckets = assemble_buckets(
         rejects=[rejects],
         excluded=excluded,
         billed_before=reconciled.billed_before,
         to_bill=document_lines,
-        moved=reconciled.moved,
+        decided=reconciled.decided,
     )
     check_outputs(documents, buckets, rejects, excluded, draws)
     return BillingRun(
@@ -86,6 +111,23 @@ def bill(
         buckets=buckets,
         conservation=conservation(read, buckets),
     )
+
+
+def _ticket_history(
+    opened: pd.DataFrame, read: pd.DataFrame, scope: Scope, config: BillingConfig
+) -> pd.DataFrame | None:
+    """Open charges of registrations not read that per-ticket rules count (see ``rules.price``).
+
+    A regular run read everything in its window, so only charges dated before it count; a backfill read
+    part of the horizon, so every charge of the ticket not read counts.
+    """
+    if opened.empty or "ticket_id" not in opened:
+        return None
+    others = opened[~opened["registration_id"].isin(read["registration_id"].dropna())]
+    if scope.regular and scope.window is not None:
+        start = pd.Timestamp(scope.window[0]).tz_convert(config.timezone).date()
+        others = others[pd.to_datetime(others["entry_date"]).dt.date < start]
+    return others[others["ticket_id"].notna()]
 
 
 def check_outputs(

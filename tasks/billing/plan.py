@@ -44,7 +44,14 @@ def plan_lines(priced: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
     """One billing line per priced registration: kind, quantity, amount and fields hash."""
     modes = {admin_id: admin.mode.value for admin_id, admin in config.administrations.items()}
     kind = priced["administration"].map(modes).mask(priced["target"].eq(INTERNAL), INTERNAL_ENTRY)
-    lines = priced.assign(kind=kind.astype("str"), work_day=day_texts(priced["work_date"]))
+    lines = priced.assign(
+        registration_kind=priced["kind"],
+        kind=kind.astype("str"),
+        work_day=day_texts(priced["work_date"]),
+        ticket_id=priced["billed_ticket_id"].fillna(priced["ticket_id"]),
+        ticket_number=priced["billed_ticket_number"].fillna(priced["ticket_number"]),
+        base_minutes=priced["billed_minutes"] - priced.get("minimum_topup", 0),
+    )
     step = np.where(lines["kind"].eq(Mode.PROJECT_REALISATION.value), 5, 1)  # 0.05 h or 0.01 h
     lines["quantity_hundredths"] = hundredths_of_hours(lines["chargeable_minutes"], step)
     lines["drawn_hundredths"] = hundredths_of_hours(lines["drawn_minutes"], step)
@@ -91,6 +98,8 @@ def descriptions(lines: pd.DataFrame) -> pd.Series:
     body = body.str.replace(r"[\x00-\x1f]+", " ", regex=True).str.strip()
     note = text("credit_note")
     body = body.mask(note.ne(""), note + " — " + body)
+    moved = text("moved_from")
+    body = body.mask(moved.ne(""), body + " (periode " + moved + " gesloten)")
     return body.str.slice(0, 255)
 
 
@@ -170,7 +179,9 @@ def summarise(lines: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
         line_count=grouped.size(),
         minutes=grouped["billed_minutes"].sum(),
         amount_cents=grouped["amount_cents"].sum(),
-        document_date=grouped["work_date"].max().dt.strftime("%Y-%m-%d"),
+        document_date=grouped["booking_date" if "booking_date" in lines else "work_date"]
+        .max()
+        .dt.strftime("%Y-%m-%d"),
     ).reset_index()
     documents = documents.rename(columns={"debtor_key": "debtor_id", "project_key": "project_id"})
     documents["amount"] = cents_to_decimal(documents["amount_cents"])

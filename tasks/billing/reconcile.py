@@ -1,304 +1,460 @@
-"""Step 6: reconcile planned lines with the ledger: never bill twice, never re-bill silently.
+"""Step 6: the diff between what AFAS should hold per registration and what it holds (docs/invoice-hours.md).
 
-The ledger state (``store.ledger.billed_state``) says per registration what was billed last: its
-``fields_hash``, document, ``status`` (``billed`` | ``credited``), ``version``, minutes and amount. Then:
+**Desired state** per registration read: a planned charge line (``plan_lines``) or *not billable*
+(excluded or rejected, with the reason). **Billed state**: the *open* charges of the registration among the
+ledger lines of posted documents (``store.ledger.posted_lines``): a charge is open until a posted credit
+with the same fields hash negates it. Lines of claimed, uncertain, failed or released documents are not
+billed state; a registration whose latest claim is on such a document is *pending* and planned for nothing
+until that document settles.
 
-- billed with the same hash → bucket *billed before* (nothing is posted);
-- billed with another hash → one correction: a credit line of exactly the old amount and a new charge line,
-  both in one correction document and both carrying the version read, so a concurrent claim conflicts;
-- the same, but billed to another customer → a credit to the old customer now; the new charge follows in
-  the next run (the ledger then says ``credited``), since one document cannot serve two debtors;
-- billed, no longer in TOPdesk, and its date inside the days this run read completely → a credit line;
-- never billed, or credited since → a normal charge.
+The diff, per registration:
 
-Optional ledger columns make credits exact copies of the old lines: ``item_code``, ``unit_price`` and
-``quantity`` (else the new line's item and amount ÷ hours), and for credits outside a correction document
-``administration``, ``debtor_id``, ``project_id``, ``kind``, ``cost_account``, ``cost_centre`` (else the
-configuration's defaults: customer number = debtor, no project, the department's accounts).
+- desired charge, one open charge with the same hash → *billed before*;
+- desired charge, no open charge → a new charge (*invoiced* / *internal*);
+- desired charge, another open charge → an exact reversal of the open charge + the new charge in the same run
+  (*re-charged*); also when the customer changed (the two go to different documents);
+- not billable, open charge → reversal (*reversed after billing*) or, with ``after_billing = "keep"``, nothing
+  (*kept after billing*); either way with the exclusion's or reject's reason;
+- not read, open charge, entry date inside what a regular run read → reversal when the deletion is certain
+  (*reversed (deleted)*), else *possibly deleted, not credited* (checked again next run).
+
+A **reversal** is built only from the ledger's record of the posted line: administration, kind (connector),
+debtor, project, item, quantity, unit price, amount, accounts, period, all negated exactly. A **backfill**
+(explicit dates) never reverses: it reads part of the horizon only, so registrations it would correct are
+left for the next regular run (*left for the regular run*).
+
+Versions: every line carries the ``registration_state`` version read. A reversal and its charge sharing one
+document key go in one (correction) document with that version; otherwise the reversal's document is claimed
+first (``is_correction``) and the charge expects the version after it (``tasks.load`` claims in that order).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tasks.billing.config import BillingConfig
-from tasks.billing.join import CUSTOMER, INTERNAL, day_numbers, lookup_periods, period_labels
+from tasks.billing.join import CUSTOMER, INTERNAL, day_numbers
 from tasks.billing.money import as_decimal, cents_to_decimal, decimal_to_cents
+from tasks.billing.periods import posting_periods
 from tasks.billing.plan import INTERNAL_ENTRY, hundredths_of_hours
 
-LEDGER_COLUMNS = [
-    "registration_id",
-    "fields_hash",
-    "document_reference",
-    "status",
-    "version",
-    "minutes",
-    "amount",
-    "entry_date",
-    "customer_number",
-]
+PENDING_STATUSES = {
+    "failed": "failed",
+    "claimed": "awaiting confirmation",
+    "uncertain": "awaiting confirmation",
+}
+DOCUMENT_KEY_FIELDS = ["kind", "administration", "debtor_key", "project_key", "period"]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What this run's read covers.
+
+    ``regular``: a run without dates, which read every registration of the horizon ``window``; only such
+    a run plans reversals. ``deleted``: registrations confirmed gone from TOPdesk (e.g. a 404 on the
+    single-registration endpoint); ``checked``: registrations whose presence was checked at all.
+    """
+
+    regular: bool = True
+    window: tuple[datetime, datetime] | None = None
+    deleted: frozenset[str] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True)
 class Reconciled:
-    """What to post (``to_bill``: charge and credit lines) and what was billed before."""
+    """Lines to post (charges and reversals) and the fate of every registration the diff looked at."""
 
     to_bill: pd.DataFrame
+    decided: pd.DataFrame  # registration_id, bucket, reason, minutes, billed_minutes, amount, reference
     billed_before: pd.DataFrame
-    corrected_ids: pd.Series
-    vanished: pd.DataFrame
-    moved: pd.DataFrame  # planned lines of registrations whose customer changed, with a ``reason``
+    open_charges: pd.DataFrame
+
+
+def open_charges(posted: pd.DataFrame | None) -> pd.DataFrame:
+    """Charges of posted documents not yet negated by a posted credit with the same fields hash."""
+    if posted is None or posted.empty:
+        return _empty_posted(posted)
+    charges = posted[posted["line_kind"].eq("charge")]
+    credits = posted[posted["line_kind"].eq("credit")]
+    key = ["registration_id", "fields_hash"]
+    negated = credits.groupby(key).size().rename("negated")
+    rank = charges.groupby(key).cumcount(ascending=True)
+    counted = charges.join(negated, on=key)
+    keep = rank.to_numpy() >= counted["negated"].fillna(0).astype("int64").to_numpy()
+    return charges[keep].reset_index(drop=True)
+
+
+def _empty_posted(posted: pd.DataFrame | None) -> pd.DataFrame:
+    if posted is not None:
+        return posted.iloc[0:0]
+    return pd.DataFrame(
+        {c: pd.Series(dtype="object") for c in ["registration_id", "fields_hash", "document_reference"]}
+    )
 
 
 def reconcile(
     lines: pd.DataFrame,
-    ledger: pd.DataFrame | None,
+    not_billable: pd.DataFrame,
     config: BillingConfig,
-    read_ids: pd.Series | None = None,
-    run_range: tuple[datetime, datetime] | None = None,
+    *,
+    state: pd.DataFrame | None = None,
+    posted: pd.DataFrame | None = None,
+    scope: Scope | None = None,
     periods: pd.DataFrame | None = None,
+    read_ids: pd.Series | None = None,
 ) -> Reconciled:
-    """Compare planned lines with the ledger state; see the module docstring for the outcomes."""
-    ledger = empty_ledger() if ledger is None else ledger
-    missing = sorted(set(LEDGER_COLUMNS) - set(ledger.columns))
-    if missing:
-        raise ValueError(f"ledger state lacks columns: {', '.join(missing)}")
-    state = ledger.drop_duplicates("registration_id", keep="last").set_index("registration_id")
-    known = lines["registration_id"].map(state["status"])
-    same = lines["fields_hash"].eq(lines["registration_id"].map(state["fields_hash"]))
-    version = lines["registration_id"].map(state["version"]).astype("Int64")
-    before = known.eq("billed") & same
-    changed = known.eq("billed") & ~same
-    moved = changed & lines["customer_number"].ne(lines["registration_id"].map(state["customer_number"]))
-    charging = ~before & ~moved
-    charges = lines[charging].assign(
-        expected_version=version[charging], is_correction=changed[charging], line_kind="charge"
+    """The diff between ``lines`` / ``not_billable`` (desired) and the ledger (billed); see the module doc."""
+    scope = scope or Scope(regular=False)
+    opened = open_charges(posted)
+    versions, pending = _state_columns(state)
+    read = set(read_ids.dropna().astype(str)) if read_ids is not None else set(lines["registration_id"])
+    read |= set(not_billable["registration_id"].dropna().astype(str))
+    open_by_id = {rid: group for rid, group in opened.groupby("registration_id", sort=False)}
+    decided: list[dict[str, Any]] = []
+    credits: list[pd.DataFrame] = []
+    charge_rows: list[int] = []
+    charge_versions: dict[int, Any] = {}
+    charge_correction: dict[int, bool] = {}
+    billed_rows: list[int] = []
+    lines = lines.reset_index(drop=True)
+    for position, line in enumerate(lines.itertuples(index=False)):
+        rid = line.registration_id
+        version = versions.get(rid)
+        if rid in pending:
+            decided.append(_pending(line, pending[rid]))
+            continue
+        current = open_by_id.get(rid)
+        if current is None:
+            charge_rows.append(position)
+            charge_versions[position] = version
+            charge_correction[position] = False
+            continue
+        same = current["fields_hash"].eq(line.fields_hash)
+        if same.any() and len(current) == 1:
+            billed_rows.append(position)
+            continue
+        if not scope.regular:
+            decided.append(
+                _row(
+                    line,
+                    "left for the regular run",
+                    "billed differently before; a backfill does not correct: the next regular run does",
+                )
+            )
+            continue
+        stale = current[~same]
+        old = stale.iloc[[0]]
+        credit = reversal(old, config, periods, version, "Creditering van")
+        credits.append(credit)
+        if len(stale) > 1 or same.any():
+            decided.append(
+                _row(
+                    line,
+                    "re-charged",
+                    f"several open charges: {old.iloc[0].document_reference} reversed now, the rest next run",
+                )
+            )
+            continue
+        together = _same_document(credit.iloc[0], line)
+        credits[-1] = credit.assign(is_correction=True)
+        charge_rows.append(position)
+        charge_versions[position] = version if together else (None if version is None else version + 1)
+        charge_correction[position] = together
+        decided.append(_row(line, "re-charged", _change_reason(old.iloc[0], line)))
+    decided += _not_billable(not_billable, open_by_id, pending, versions, config, periods, scope, credits)
+    decided += _unread(opened, read, pending, versions, config, periods, scope, credits)
+    charges = lines.iloc[charge_rows].copy()
+    charges["expected_version"] = pd.array([charge_versions[p] for p in charge_rows], dtype="Int64")
+    charges["is_correction"] = pd.Series(
+        [charge_correction[p] for p in charge_rows], index=charges.index, dtype="bool"
     )
-    credits = correction_credits(lines[changed & ~moved], state)
-    moved_credits = moved_customer_credits(lines[moved], state, config, periods)
-    vanished = vanished_credits(ledger, config, read_ids, run_range, periods)
-    billed = lines[before].assign(
-        document_reference=lines.loc[before, "registration_id"].map(state["document_reference"]).astype("str")
-    )
+    charges["line_kind"] = "charge"
+    to_bill = pd.concat([charges, *credits], ignore_index=True) if credits else charges.reset_index(drop=True)
+    to_bill = to_bill.astype({"is_correction": "bool", "expected_version": "Int64"})
+    billed = lines.iloc[billed_rows]
     billed = billed.assign(
-        reason=_billed_before_reasons(billed, state), document_status=_document_status(billed, state)
+        document_reference=billed["registration_id"].map(
+            opened.drop_duplicates("registration_id", keep="last").set_index("registration_id")[
+                "document_reference"
+            ]
+        )
     )
-    to_bill = pd.concat([charges, credits, moved_credits, vanished], ignore_index=True)
+    billed = billed.assign(reason="billed before in " + billed["document_reference"].astype("str"))
     return Reconciled(
         to_bill=to_bill,
+        decided=pd.DataFrame(decided, columns=DECIDED_COLUMNS),
         billed_before=billed.reset_index(drop=True),
-        corrected_ids=lines.loc[changed, "registration_id"].reset_index(drop=True),
-        vanished=vanished,
-        moved=_moved_reasons(lines[moved], state),
+        open_charges=opened,
     )
 
 
-def _moved_reasons(moved: pd.DataFrame, state: pd.DataFrame) -> pd.DataFrame:
-    """Registrations whose customer changed since billing: credited now, charged to the new one next run."""
-    old_customer = moved["registration_id"].map(state["customer_number"]).astype("str")
-    reason = (
-        "customer changed from "
-        + old_customer
-        + " to "
-        + moved["customer_number"].astype("str")
-        + ": credited in this run, billed to the new customer in the next run"
-    )
-    return moved.assign(reason=reason).reset_index(drop=True)
+DECIDED_COLUMNS = ["registration_id", "bucket", "reason", "minutes", "billed_minutes", "amount", "reference"]
 
 
-def _document_status(billed: pd.DataFrame, state: pd.DataFrame) -> pd.Series:
-    """Status of the document that billed each registration (``""`` when the ledger does not say)."""
-    if "document_status" not in state.columns:
-        return pd.Series("", index=billed.index, dtype="str")
-    return billed["registration_id"].map(state["document_status"]).fillna("").astype("str")
+def _state_columns(state: pd.DataFrame | None) -> tuple[dict[str, int], dict[str, tuple[str, str, str]]]:
+    """Version per registration, and the pending ones: ``{id: (bucket, reason, document)}``."""
+    if state is None or state.empty:
+        return {}, {}
+    versions = dict(zip(state["registration_id"], state["version"].astype("int64"), strict=True))
+    status = state.get("document_status", pd.Series("", index=state.index)).fillna("")
+    pending = {}
+    for rid, doc_status, reference in zip(
+        state["registration_id"], status, state["document_reference"], strict=True
+    ):
+        if doc_status in PENDING_STATUSES:
+            bucket = PENDING_STATUSES[doc_status]
+            why = "resend it" if doc_status == "failed" else "looked up in AFAS by its reference first"
+            pending[rid] = (bucket, f"document {reference} is {doc_status}: {why}", reference)
+    return versions, pending
 
 
-def _billed_before_reasons(billed: pd.DataFrame, state: pd.DataFrame) -> pd.Series:
-    """``billed before in <reference>``, plus the document's status when it is not simply posted."""
-    reason = "billed before in " + billed["document_reference"]
-    if billed.empty:
-        return reason
-    status = _document_status(billed, state)
-    unusual = status.ne("") & status.ne("posted")
-    return reason.mask(unusual, reason + " (document " + status + ")")
-
-
-def empty_ledger() -> pd.DataFrame:
-    """A ledger state with nothing billed yet."""
-    return pd.DataFrame({column: pd.Series(dtype="object") for column in LEDGER_COLUMNS})
-
-
-def correction_credits(changed: pd.DataFrame, state: pd.DataFrame) -> pd.DataFrame:
-    """A credit of exactly the old amount per changed registration, in the same document as its charge.
-
-    The ledger claims a correction's credit and charge together (one document, one expected version), so
-    the credit takes the new line's document (debtor, project, period) and the old line's item and price.
-    """
-    if changed.empty:
-        return changed.iloc[0:0].assign(line_kind=pd.Series(dtype="str"))
-    old = state.loc[changed["registration_id"]].set_index(changed.index)
-    credit = changed.copy()
-    if "item_code" in old.columns:
-        credit["item_code"] = old["item_code"].where(old["item_code"].notna(), credit["item_code"])
-    return _credit_values(credit, old, "Creditering van")
-
-
-def moved_customer_credits(
-    moved: pd.DataFrame, state: pd.DataFrame, config: BillingConfig, periods: pd.DataFrame | None
-) -> pd.DataFrame:
-    """Credits, to the old customer, of registrations whose customer changed since they were billed.
-
-    Their new charge waits for the next run (the ledger then says ``credited``): the two lines belong to
-    different debtors, so they cannot share the one document a correction is claimed in.
-    """
-    if moved.empty:
-        return pd.DataFrame()
-    old = state.loc[moved["registration_id"]].reset_index()
-    context = _vanished_context(old, config, periods)
-    return _credit_values(context, old, "Klant gewijzigd, creditering van")
-
-
-def _credit_values(credit: pd.DataFrame, old: pd.DataFrame, wording: str) -> pd.DataFrame:
-    """Negate the old billing: minutes, quantity, amount; keep the old hash and version."""
-    amount_cents = -decimal_to_cents(old["amount"])
-    minutes = old["minutes"].astype("int64")
-    step = np.where(credit["kind"].eq("project_realisation"), 5, 1)
-    quantity = (
-        -decimal_to_cents(old["quantity"]) if "quantity" in old else -hundredths_of_hours(minutes, step)
-    )
-    quantity = pd.Series(np.asarray(quantity), index=credit.index, dtype="int64")
-    values = {
-        "line_kind": "credit",
-        "is_correction": True,
-        "expected_version": old["version"].astype("Int64"),
-        "fields_hash": old["fields_hash"].astype("str"),
-        "billed_minutes": -minutes,
-        "chargeable_minutes": -minutes,
-        "drawn_minutes": 0,
-        "drawn_hundredths": 0,
-        "drawn_quantity": Decimal("0.00"),
-        "quantity_hundredths": quantity,
-        "quantity": cents_to_decimal(quantity),
-        "amount_cents": amount_cents,
-        "amount": cents_to_decimal(amount_cents),
-        "unit_price": _old_unit_prices(old, quantity, amount_cents),
-        "credit_note": wording + " " + old["document_reference"].astype("str"),
+def _row(line: Any, bucket: str, reason: str, amount: Any = None) -> dict[str, Any]:
+    return {
+        "registration_id": line.registration_id,
+        "bucket": bucket,
+        "reason": reason,
+        "minutes": getattr(line, "minutes", 0),
+        "billed_minutes": getattr(line, "billed_minutes", pd.NA),
+        "amount": amount if amount is not None else getattr(line, "amount", None),
+        "reference": None,
     }
-    credit = credit.assign(**values)
-    credit["unit_price_cents"] = credit["unit_price"].map(lambda value: int(value * 100)).astype("int64")
-    return credit
 
 
-def _old_unit_prices(old: pd.DataFrame, quantity: pd.Series, amount_cents: pd.Series) -> pd.Series:
-    """The old hourly price: from the ledger when it has one, else amount ÷ quantity to cents."""
-    if "unit_price" in old:
-        return old["unit_price"].map(as_decimal)
-    derived = [
-        (Decimal(a) / Decimal(q)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) if q else Decimal("0.00")
-        for a, q in zip(amount_cents, quantity, strict=True)
-    ]
-    return pd.Series(derived, index=old.index, dtype="object")
+def _pending(line: Any, pending: tuple[str, str, str]) -> dict[str, Any]:
+    return {**_row(line, pending[0], pending[1]), "reference": pending[2]}
 
 
-def vanished_credits(
-    ledger: pd.DataFrame,
-    config: BillingConfig,
-    read_ids: pd.Series | None,
-    run_range: tuple[datetime, datetime] | None,
-    periods: pd.DataFrame | None,
-) -> pd.DataFrame:
-    """Credits for billed registrations that TOPdesk no longer returns for days this run read completely."""
-    if run_range is None or read_ids is None or ledger.empty:
-        return pd.DataFrame()
-    first_day, stop_day = full_days(run_range, config.timezone)
-    days = day_numbers(local_dates(ledger["entry_date"], config.timezone))
-    gone = (
-        ledger["status"].eq("billed")
-        & ~ledger["registration_id"].isin(read_ids)
-        & (days >= first_day)
-        & (days < stop_day)
+def _change_reason(old: Any, line: Any) -> str:
+    if str(old.customer_number) != str(line.customer_number):
+        return (
+            f"customer changed from {old.customer_number} to {line.customer_number}: "
+            f"{old.document_reference} reversed and charged to the new customer in this run"
+        )
+    return f"changed since billed in {old.document_reference}: reversed and charged again"
+
+
+def _same_document(credit: pd.Series, line: Any) -> bool:
+    """Whether the reversal and the new charge share a document key (then one correction document)."""
+    internal = line.kind == INTERNAL_ENTRY
+    keys_new = (
+        line.kind,
+        int(line.administration),
+        "" if internal else _text(line.debtor_id),
+        "" if internal else _text(line.project_id),
+        line.period,
     )
-    if not gone.any():
-        return pd.DataFrame()
-    old = ledger[gone].drop_duplicates("registration_id", keep="last")
-    context = _vanished_context(old, config, periods)
-    in_scope = context["administration"].map(config.in_scope).astype(bool)
-    old, context = old[in_scope.to_numpy()], context[in_scope]
-    if old.empty:
-        return pd.DataFrame()
-    return _credit_values(context, old, "Vervallen in TOPdesk, creditering van")
+    keys_old = (
+        credit["kind"],
+        int(credit["administration"]),
+        "" if internal else _text(credit["debtor_id"]),
+        "" if internal else _text(credit["project_id"]),
+        credit["period"],
+    )
+    return keys_new == keys_old
 
 
-def full_days(run_range: tuple[datetime, datetime], timezone: str) -> tuple[int, int]:
-    """First and stop (exclusive) local day numbers that lie entirely inside ``[start, end)``."""
-    start = pd.Timestamp(run_range[0]).tz_convert(timezone)
-    end = pd.Timestamp(run_range[1]).tz_convert(timezone)
-    first = start.normalize() if start == start.normalize() else start.normalize() + timedelta(days=1)
-    as_day = np.datetime64(first.tz_localize(None).date(), "D").astype("int64")
-    stop = np.datetime64(end.normalize().tz_localize(None).date(), "D").astype("int64")
-    return int(as_day), int(stop)
+def _text(value: Any) -> str:
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 
 
-def _vanished_context(old: pd.DataFrame, config: BillingConfig, periods: pd.DataFrame | None) -> pd.DataFrame:
-    """Billing context of a registration only the ledger still knows."""
-    departments = config.department_table()
-    customer = old["customer_number"].astype("str")
-    internal = customer.isin(list(departments))
-    default_admin = config.projects.default_administration
-    admin = _column(old, "administration", customer.map({c: a for c, (a, _) in departments.items()}))
-    admin = admin.fillna(default_admin).astype("int64")
-    modes = {a: c.mode.value for a, c in config.administrations.items()}
-    kind = _column(old, "kind", admin.map(modes).mask(internal, INTERNAL_ENTRY))
-    accounts = {code: department.cost_account for code, (_, department) in departments.items()}
-    centres = {code: department.cost_centre for code, (_, department) in departments.items()}
-    work_date = local_dates(old["entry_date"], config.timezone)
-    frame = pd.DataFrame(
+def _not_billable(
+    frame: pd.DataFrame,
+    open_by_id: dict[str, pd.DataFrame],
+    pending: dict[str, tuple[str, str, str]],
+    versions: dict[str, int],
+    config: BillingConfig,
+    periods: pd.DataFrame | None,
+    scope: Scope,
+    credits: list[pd.DataFrame],
+) -> list[dict[str, Any]]:
+    """Excluded or rejected registrations that were billed: reversed or kept (``after_billing``)."""
+    decided = []
+    for row in frame.itertuples(index=False):
+        rid = row.registration_id
+        if not isinstance(rid, str) or rid not in open_by_id:
+            continue
+        if rid in pending:
+            decided.append(_pending(row, pending[rid]))
+            continue
+        old = open_by_id[rid].iloc[[0]]
+        why = f"{row.bucket_name}: {row.reason}"
+        if config.reconciliation.after_billing == "keep":
+            decided.append(
+                _row(
+                    row,
+                    "kept after billing",
+                    f"{why}; charge in {old.iloc[0].document_reference} kept (after_billing = keep)",
+                    amount=None,
+                )
+            )
+        elif not scope.regular:
+            decided.append(
+                _row(
+                    row,
+                    "left for the regular run",
+                    f"{why}; billed before, a backfill does not reverse",
+                    amount=None,
+                )
+            )
+        else:
+            credits.append(reversal(old, config, periods, versions.get(rid), "Creditering van"))
+            decided.append(
+                _row(
+                    row,
+                    "reversed after billing",
+                    f"{why}; {old.iloc[0].document_reference} reversed",
+                    amount=None,
+                )
+            )
+    return decided
+
+
+def _unread(
+    opened: pd.DataFrame,
+    read: set[str],
+    pending: dict[str, tuple[str, str, str]],
+    versions: dict[str, int],
+    config: BillingConfig,
+    periods: pd.DataFrame | None,
+    scope: Scope,
+    credits: list[pd.DataFrame],
+) -> list[dict[str, Any]]:
+    """Billed registrations this regular run did not read although their date lies inside its window."""
+    if not scope.regular or scope.window is None or opened.empty:
+        return []
+    first, stop = (
+        day_numbers(pd.Series([pd.Timestamp(t).tz_convert(config.timezone)]))[0] for t in scope.window
+    )
+    days = day_numbers(pd.to_datetime(opened["entry_date"]))
+    candidates = opened[(days >= first) & (days < stop) & ~opened["registration_id"].isin(read)]
+    decided = []
+    for rid, group in candidates.groupby("registration_id", sort=True):
+        if rid in pending:
+            continue
+        old = group.iloc[[0]]
+        reference = old.iloc[0].document_reference
+        if not config.in_scope(int(old.iloc[0].administration)):
+            continue
+        base = {
+            "registration_id": rid,
+            "minutes": 0,
+            "billed_minutes": pd.NA,
+            "amount": None,
+            "reference": None,
+        }
+        if rid in scope.deleted:
+            credits.append(
+                reversal(old, config, periods, versions.get(rid), "Vervallen in TOPdesk, creditering van")
+            )
+            decided.append(
+                {
+                    **base,
+                    "bucket": "reversed (deleted)",
+                    "reason": f"deleted in TOPdesk (confirmed); {reference} reversed",
+                }
+            )
+        else:
+            decided.append(
+                {
+                    **base,
+                    "bucket": "possibly deleted",
+                    "reason": f"not read although billed in {reference}; deletion not certain, not credited "
+                    "(checked again next run)",
+                }
+            )
+    return decided
+
+
+def reversal(
+    old: pd.DataFrame, config: BillingConfig, periods: pd.DataFrame | None, version: Any, wording: str
+) -> pd.DataFrame:
+    """Credit lines negating the posted lines in ``old`` (``posted_lines`` rows) exactly, field by field."""
+    kind = old["kind"].astype("str")
+    internal = kind.eq(INTERNAL_ENTRY)
+    work_date = pd.to_datetime(old["entry_date"]).dt.tz_localize(config.timezone)
+    minutes = old["minutes"].astype("int64")
+    step = np.where(kind.eq("project_realisation"), 5, 1)
+    quantity = old["quantity"] if "quantity" in old else pd.Series(None, index=old.index)
+    quantity_hundredths = pd.Series(
+        [
+            -int(as_decimal(q) * 100) if q is not None and not pd.isna(q) else -int(h)
+            for q, h in zip(quantity, hundredths_of_hours(minutes, step), strict=True)
+        ],
+        index=old.index,
+        dtype="int64",
+    )
+    amount_cents = -decimal_to_cents(old["amount"])
+    unit_price = _unit_prices(old, quantity_hundredths, amount_cents)
+    period = old["period"].astype("str")
+    year = period.str.slice(0, 4).astype("int64")
+    number = period.str.slice(5, 7).astype("int64")
+    credit = pd.DataFrame(
         {
-            "registration_id": old["registration_id"],
-            "customer_number": customer,
+            "registration_id": old["registration_id"].astype("str"),
+            "registration_kind": old.get("registration_kind"),
+            "customer_number": old["customer_number"],
             "target": np.where(internal, INTERNAL, CUSTOMER),
-            "administration": admin,
-            "kind": kind.astype("str"),
-            "debtor_id": _column(old, "debtor_id", customer.mask(internal, None)).astype("str"),
-            "project_id": _column(old, "project_id", pd.Series(None, index=old.index)).astype("str"),
-            "item_code": _column(old, "item_code", pd.Series(config.items.default, index=old.index)),
-            "cost_account": _column(old, "cost_account", customer.map(accounts)),
-            "cost_centre": _column(old, "cost_centre", customer.map(centres)),
+            "kind": kind,
+            "administration": old["administration"].astype("int64"),
+            "debtor_id": old["debtor"].where(~internal, None),
+            "project_id": old["project"].fillna("").astype("str"),
+            "item_code": old["item_code"],
+            "cost_account": old["cost_account"],
+            "cost_centre": old["cost_centre"],
+            "employee_id": old["employee_id"],
+            "ticket_id": old["ticket_id"],
+            "ticket_number": old["ticket_number"],
+            "billed_ticket_number": old["ticket_number"],
+            "ticket_description": "",
+            "notes": "registratie " + old["registration_id"].astype("str"),
+            "operator_name": "",
             "work_date": work_date,
             "work_day": work_date.dt.strftime("%Y-%m-%d"),
-            "notes": "registratie " + old["registration_id"].astype("str"),
+            "period_year": year,
+            "period_number": number,
+            "period": period,
+            "fields_hash": old["fields_hash"].astype("str"),
+            "line_kind": "credit",
+            "is_correction": True,
+            "expected_version": pd.array([version] * len(old), dtype="Int64"),
+            "billed_minutes": -minutes,
+            "base_minutes": -minutes,
+            "chargeable_minutes": -minutes,
+            "minutes": 0,
+            "drawn_minutes": 0,
+            "drawn_hundredths": 0,
+            "drawn_quantity": Decimal("0.00"),
+            "quantity_hundredths": quantity_hundredths,
+            "quantity": cents_to_decimal(quantity_hundredths),
+            "amount_cents": amount_cents,
+            "amount": cents_to_decimal(amount_cents),
+            "unit_price": unit_price,
+            "unit_price_cents": unit_price.map(lambda value: int(value * 100)).astype("int64"),
+            "reverses": old["document_reference"].astype("str"),
+            "credit_note": wording + " " + old["document_reference"].astype("str"),
         },
         index=old.index,
     )
-    return frame.assign(**_credit_periods(frame, periods))
+    return posting_periods(credit, periods, config)
 
 
-def _column(old: pd.DataFrame, column: str, fallback: pd.Series) -> pd.Series:
-    if column not in old.columns:
-        return fallback
-    return old[column].where(old[column].notna(), fallback)
-
-
-def _credit_periods(frame: pd.DataFrame, periods: pd.DataFrame | None) -> dict[str, pd.Series]:
-    """AFAS period of the old entry date; the calendar month when no period table is given."""
-    if periods is not None:
-        found = lookup_periods(frame["administration"], frame["work_date"], periods)
-        year = found["year"].fillna(frame["work_date"].dt.year).astype("int64")
-        number = found["number"].fillna(frame["work_date"].dt.month).astype("int64")
-    else:
-        year = frame["work_date"].dt.year.astype("int64")
-        number = frame["work_date"].dt.month.astype("int64")
-    return {"period_year": year, "period_number": number, "period": period_labels(year, number)}
-
-
-def local_dates(values: pd.Series, timezone: str) -> pd.Series:
-    """Ledger entry dates (dates, naive or tz-aware datetimes) as local midnights in ``timezone``."""
-    stamps = pd.to_datetime(values)
-    if isinstance(stamps.dtype, pd.DatetimeTZDtype):
-        return stamps.dt.tz_convert(timezone).dt.normalize()
-    return stamps.dt.normalize().dt.tz_localize(timezone)
+def _unit_prices(old: pd.DataFrame, quantity: pd.Series, amount_cents: pd.Series) -> pd.Series:
+    """The posted unit price; for lines recorded before it was kept, amount ÷ quantity to cents."""
+    recorded = old["unit_price"] if "unit_price" in old else pd.Series(None, index=old.index)
+    prices = []
+    for price, q, a in zip(recorded, quantity, amount_cents, strict=True):
+        if price is not None and not pd.isna(price):
+            prices.append(as_decimal(price))
+        else:
+            prices.append(
+                (Decimal(int(a)) / Decimal(int(q))).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+                if q
+                else Decimal("0.00")
+            )
+    return pd.Series(prices, index=old.index, dtype="object")

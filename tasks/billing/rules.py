@@ -107,8 +107,14 @@ def price(
     bundles: pd.DataFrame | None = None,
     prior_draws: pd.DataFrame | None = None,
     billed_ids: pd.Series | None = None,
+    ticket_history: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Return ``(priced, rejects, draws)``: rejects are registrations without a price."""
+    """Return ``(priced, rejects, draws)``: rejects are registrations without a price.
+
+    ``ticket_history``: open posted charges of the same tickets for registrations not read in this run
+    (``ticket_id``, ``period``, ``debtor``, ``base_minutes``, ``entry_date``, ``registration_id``); per-ticket
+    rules count them, so billing a month in parts gives the ticket the same total.
+    """
     frame = frame.reset_index(drop=True)
     frame = frame.assign(**assign_items(frame, config))
     frame = frame.assign(**rates(frame, config, sales_prices))
@@ -118,7 +124,7 @@ def price(
     frame = frame[~missing].reset_index(drop=True)
     frame = frame.assign(**surcharges(frame, config))
     frame = frame.assign(billed_minutes=round_minutes(frame["minutes"], config))
-    frame = frame.assign(minimum_topup=ticket_minimum_topup(frame, config))
+    frame = frame.assign(minimum_topup=ticket_minimum_topup(frame, config, ticket_history))
     frame["billed_minutes"] = frame["billed_minutes"] + frame["minimum_topup"]
     drawn, draws = draw_bundles(frame, bundles, prior_draws, billed_ids)
     frame = frame.assign(drawn_minutes=drawn, chargeable_minutes=frame["billed_minutes"] - drawn)
@@ -255,11 +261,15 @@ def round_minutes(minutes: pd.Series, config: BillingConfig) -> pd.Series:
     return pd.Series(rounded, index=minutes.index, dtype="int64")
 
 
-def ticket_minimum_topup(frame: pd.DataFrame, config: BillingConfig) -> pd.Series:
+def ticket_minimum_topup(
+    frame: pd.DataFrame, config: BillingConfig, history: pd.DataFrame | None = None
+) -> pd.Series:
     """Minutes added so each ticket bills at least the minimum per period.
 
-    The top-up goes to the ticket's earliest registration in the period (then lowest id), so the
-    outcome does not depend on the order of the input.
+    Counted over the ticket's registrations read and its registrations billed before but not read
+    (``history``, their minutes before any top-up). The top-up goes to the ticket's earliest registration
+    in the period (local day, then lowest id), read or not, so the outcome depends neither on the order
+    of the input nor on how the period was cut into runs.
     """
     minimum = config.rounding.minimum_minutes_per_ticket
     topup = pd.Series(0, index=frame.index, dtype="int64")
@@ -268,13 +278,39 @@ def ticket_minimum_topup(frame: pd.DataFrame, config: BillingConfig) -> pd.Serie
         return topup
     lines = frame[customer]
     ticket = lines["billed_ticket_id"].fillna(lines["ticket_id"]).fillna(lines["registration_id"])
-    keys = pd.DataFrame({"ticket": ticket, "period": lines["period"], "debtor": lines["debtor_id"]})
-    total = lines["billed_minutes"].groupby([keys["ticket"], keys["period"], keys["debtor"]]).transform("sum")
-    order = lines.assign(**keys).sort_values(["entry_date", "registration_id"])
-    first = ~order.duplicated(subset=["ticket", "period", "debtor"], keep="first")
-    first_index = order.index[first.to_numpy()]
+    rows = pd.DataFrame(
+        {
+            "ticket": ticket.astype("str"),
+            "period": lines["period"].astype("str"),
+            "debtor": lines["debtor_id"].astype("str"),
+            "minutes": lines["billed_minutes"].astype("int64"),
+            "day": day_numbers(lines["work_date"]),
+            "registration_id": lines["registration_id"].astype("str"),
+            "read": True,
+        },
+        index=lines.index,
+    )
+    if history is not None and not history.empty:
+        others = history[~history["registration_id"].isin(rows["registration_id"])]
+        others = others[others["ticket_id"].isin(rows["ticket"])]
+        extra = pd.DataFrame(
+            {
+                "ticket": others["ticket_id"].astype("str"),
+                "period": others["period"].astype("str"),
+                "debtor": others["debtor"].astype("str"),
+                "minutes": others["base_minutes"].fillna(others["minutes"]).astype("int64"),
+                "day": day_numbers(pd.to_datetime(others["entry_date"])),
+                "registration_id": others["registration_id"].astype("str"),
+                "read": False,
+            }
+        )
+        rows = pd.concat([rows, extra.set_axis(range(-len(extra), 0))])
+    keys = ["ticket", "period", "debtor"]
+    total = rows.groupby(keys)["minutes"].transform("sum")
+    order = rows.sort_values(["day", "registration_id"])
+    first = order[~order.duplicated(subset=keys, keep="first") & order["read"]]
     short = (minimum - total).clip(lower=0)
-    topup.loc[first_index] = short.loc[first_index].astype("int64")
+    topup.loc[first.index] = short.loc[first.index].astype("int64")
     return topup
 
 

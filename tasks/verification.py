@@ -1,0 +1,74 @@
+"""Prefect tasks of the verify-invoices flow: read Koppel's posted documents of a period back from AFAS."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from connectors.afas.client import AfasClient
+from connectors.afas.filters import Filter
+from connectors.afas.settings import AfasSettings
+from store import ledger
+from tasks.billing.verify import compare, differences_frame
+from tasks.secrets import load_settings
+from tasks.state import state_engine
+
+
+@task(name="verify-documents", cache_policy=NO_CACHE)
+def verify_period(period: str) -> tuple[int, pd.DataFrame]:
+    """``(documents checked, differences)`` for every document the ledger says was posted in ``period``."""
+    engine = state_engine()
+    posted = ledger.documents(engine, period=period, status="posted")
+    records = [ledger.document(engine, reference) for reference in posted["reference"]]
+    differences = asyncio.run(_verify(records))
+    return len(records), differences_frame(differences)
+
+
+async def _verify(records: list[ledger.DocumentRecord]) -> list[dict[str, Any]]:
+    differences: list[dict[str, Any]] = []
+    async with AfasClient.from_settings(load_settings(AfasSettings)) as client:
+        for record in records:
+            headers, rows = await _read_back(client, record)
+            document = {"reference": record.reference, "kind": record.kind, "period": record.period}
+            differences += compare(document, record.payload, headers, rows)
+    return differences
+
+
+async def _read_back(client: AfasClient, record: ledger.DocumentRecord) -> tuple[int, list[dict[str, Any]]]:
+    """How many documents AFAS holds under the reference, and their lines."""
+    if record.kind == "direct_invoice":
+        headers = [
+            row
+            async for row in client.iter_rows(
+                "Koppel_DirectInvoices", filters=Filter("RfCs", "=", record.reference)
+            )
+        ]
+        rows = []
+        for header in headers:
+            rows += [
+                row
+                async for row in client.iter_rows(
+                    "Koppel_DirectInvoiceLines", filters=Filter("OrNu", "=", header["OrNu"])
+                )
+            ]
+        return len(headers), rows
+    if record.kind == "project_realisation":
+        keys = [e["Fields"]["XpRe"] for e in _list(record.payload["PtRealization"]["Element"])]
+        rows = []
+        for key in keys:
+            rows += [
+                row async for row in client.iter_rows("Koppel_Realizations", filters=Filter("XpRe", "=", key))
+            ]
+        return (1 if rows else 0), rows
+    rows = [
+        row async for row in client.iter_rows("Koppel_Entries", filters=Filter("BpNr", "=", record.reference))
+    ]
+    return len({row.get("EnNo") for row in rows}), rows
+
+
+def _list(node: Any) -> list[Any]:
+    return node if isinstance(node, list) else [node]
