@@ -18,7 +18,7 @@ from pandera.typing import Series
 DOCUMENT_KINDS = ("direct_invoice", "project_realisation", "sales_booking", "internal_entry")
 LINE_KINDS = ("charge", "credit")
 TARGETS = ("customer", "internal")
-BUCKETS = ("invoiced", "internal", "excluded", "rejected", "billed before", "failed")
+BUCKETS = ("invoiced", "internal", "excluded", "rejected", "billed before", "failed", "outside window")
 STEPS = ("validate", "join", "rules")
 REFERENCE_PATTERN = r"^KPL-\d+-\d{6}-[0-9a-f]{16}$"
 

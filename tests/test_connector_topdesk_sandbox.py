@@ -125,7 +125,8 @@ async def test_a_read_without_partials_leaves_partials_and_archived_out(sandbox)
     async with topdesk(sandbox) as client:
         only = TimeRegistrationOptions(kinds=("incident",), include_partials_archived=False)
         frame = await read_time_registrations(client, *WEEK, only)
-        everything = await read_time_registrations(client, *WEEK, TimeRegistrationOptions(kinds=("incident",)))
+        default_options = TimeRegistrationOptions(kinds=("incident",))
+        everything = await read_time_registrations(client, *WEEK, default_options)
     assert set(everything["registration_id"]) == set(regs["id"])  # the default reads partials and archived
     assert len(default) > 3000 and len(default) < len(regs)
     assert set(frame["registration_id"]) == set(default["id"])

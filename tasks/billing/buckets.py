@@ -16,6 +16,7 @@ from tasks.billing.plan import INTERNAL_ENTRY
 from tasks.billing.validate import collapse_exact_duplicates, conform
 
 EQUATION = ("invoiced", "internal", "excluded", "rejected", "billed before", "failed")
+GUARDED = ("outside window",)  # in the equation when a run has them (tasks/billing/window.py)
 BUCKET_COLUMNS = ["registration_id", "bucket", "reason", "minutes", "billed_minutes", "amount", "reference"]
 SHOWN_IDS = 20
 
@@ -27,6 +28,7 @@ def assemble_buckets(
     billed_before: pd.DataFrame,
     to_bill: pd.DataFrame,
     moved: pd.DataFrame | None = None,
+    outside: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per registration: its bucket, reason, minutes read, minutes billed, amount, document.
 
@@ -39,6 +41,8 @@ def assemble_buckets(
         _part(excluded, "excluded", excluded.get("reason")),
         *_billed_before_parts(billed_before),
     ]
+    if outside is not None and not outside.empty:
+        parts.append(_part(outside, GUARDED[0], outside["reason"]))
     if moved is not None and not moved.empty:
         internal = moved["kind"].eq(INTERNAL_ENTRY)
         parts.append(_part(moved[~internal], "invoiced", moved.loc[~internal, "reason"]))
@@ -113,9 +117,9 @@ def conservation(read: pd.DataFrame, buckets: pd.DataFrame) -> dict[str, Any]:
                 buckets.loc[buckets["bucket"].eq(name), "minutes"].astype("Int64").fillna(0).sum()
             ),
         }
-        for name in EQUATION
+        for name in (*EQUATION, *(g for g in GUARDED if buckets["bucket"].eq(g).any()))
     }
-    unknown_buckets = sorted(set(buckets["bucket"]) - set(EQUATION))
+    unknown_buckets = sorted(set(buckets["bucket"]) - set(EQUATION) - set(GUARDED))
     identity = _identity_check(units["registration_id"], buckets["registration_id"])
     counted = sum(b["count"] for b in per_bucket.values())
     minutes = sum(b["minutes"] for b in per_bucket.values())
@@ -149,7 +153,8 @@ def _identity_check(read_ids: pd.Series, bucket_ids: pd.Series) -> dict[str, Any
 
 def equation_line(result: dict[str, Any]) -> str:
     """``read = invoiced + internal + excluded + rejected + billed before`` with minutes and counts."""
-    names = [name for name in EQUATION if name != "failed" or result["buckets"]["failed"]["count"]]
+    shown = [*EQUATION, *(g for g in GUARDED if g in result["buckets"])]
+    names = [name for name in shown if name != "failed" or result["buckets"]["failed"]["count"]]
     buckets = result["buckets"]
     minutes = " + ".join(f"{buckets[n]['minutes']:,}" for n in names)
     counts = " + ".join(f"{buckets[n]['count']:,}" for n in names)

@@ -21,6 +21,7 @@ from tasks.billing.plan import build_documents, plan_lines
 from tasks.billing.reconcile import Reconciled, reconcile
 from tasks.billing.rules import price, split_excluded, split_out_of_scope
 from tasks.billing.validate import split_valid
+from tasks.billing.window import split_outside_window
 
 __all__ = ["BillingRun", "Masters", "bill"]
 
@@ -55,6 +56,7 @@ def bill(
 ) -> BillingRun:
     """Plan the billing of ``read`` (a docs/contracts.md §1 frame) against AFAS and the ledger state."""
     valid, invalid = split_valid(read, config.max_minutes_per_registration)
+    valid, outside = split_outside_window(valid, *run_range) if run_range else (valid, None)
     kept, excluded = split_excluded(valid, config, ignore)
     joined, unjoined = join_masters(kept, masters, config)
     joined, elsewhere = split_out_of_scope(joined, config)
@@ -71,6 +73,7 @@ def bill(
         billed_before=reconciled.billed_before,
         to_bill=document_lines,
         moved=reconciled.moved,
+        outside=outside,
     )
     check_outputs(documents, buckets, rejects, excluded, draws)
     return BillingRun(

@@ -18,6 +18,7 @@ from schemas.afas import SalesPrices
 from tasks.billing.config import DAYS, BillingConfig
 from tasks.billing.join import CUSTOMER, INTERNAL, clean_text, day_numbers, on_distinct
 from tasks.billing.money import as_decimal
+from tasks.billing.prices import believable_prices
 
 # Which registration columns an exclusion kind matches (ids and names/numbers alike).
 KIND_COLUMNS = {
@@ -156,7 +157,8 @@ def rates(
     customer = frame["target"].eq(CUSTOMER)
     candidates = [("customer override", _customer_overrides(frame, config).where(customer))]
     if config.rates.source == "afas" and sales_prices is not None:
-        specific, general = afas_prices(frame, sales_prices)
+        sane = believable_prices(sales_prices, config.price_checks.max_hourly_price)  # never ≤ 0
+        specific, general = afas_prices(frame, sane)
         candidates += [("AFAS debtor price", specific.where(customer)), ("AFAS price", general)]
     else:
         groups = frame["operator_group_name"].map(config.rates.operator_groups)

@@ -1,0 +1,30 @@
+"""AFAS price list sanity: refused rows name connector and row; no negative or absurd price is used."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pandas as pd
+
+from tasks.billing.prices import screen_prices
+
+
+def test_bad_prices_are_refused_per_row_and_good_ones_kept():
+    prices = pd.DataFrame(
+        {
+            "ItemCode": ["SUP", "SUP", "SUP", "SUP", "SUP", "SUP", None, "CON"],
+            "DebtorId": [None, "10001", "10002", "10003", "10004", "10005", None, None],
+            "Price": [95.5, -12, None, 1e15, float("inf"), "abc", 80, "0"],
+            "DateStart": [None] * 8,
+        }
+    )
+    good, rejects = screen_prices(prices, Decimal(1000))
+    assert good["Price"].tolist() == [Decimal("95.5")]
+    assert rejects["row"].tolist() == [2, 3, 4, 5, 6, 7, 8]
+    assert set(rejects["connector"]) == {"Koppel_Sales_Prices"}
+    reasons = rejects["reason"].tolist()
+    assert reasons[0] == "AFAS Koppel_Sales_Prices row 2: Price: must be > 0 (-12)"
+    assert reasons[1] == "AFAS Koppel_Sales_Prices row 3: Price: missing"
+    assert "exceeds the maximum of 1000" in reasons[2]
+    assert "not finite" in reasons[3] and "not an amount ('abc')" in reasons[4]
+    assert reasons[5].endswith("ItemCode: missing") and reasons[6].endswith("must be > 0 (0)")
