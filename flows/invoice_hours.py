@@ -16,7 +16,15 @@ from pydantic import BaseModel, Field
 
 from koppel.notifications import notify_failure
 from tasks.billing.config import load_billing_config
-from tasks.extract import billing_window, extract_masters, extract_registrations
+from tasks.extract import (
+    account_served,
+    billing_window,
+    check_prices,
+    extract_masters,
+    extract_topdesk,
+    raise_for_failed_sources,
+    source_notes,
+)
 from tasks.invoicing import load, plan, read_state, release_for_resend, report
 from tasks.state import close_run, mark_run_ended, open_run
 
@@ -65,8 +73,10 @@ def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str,
     run_id = open_run("invoice-hours", p.model_dump(mode="json"), runtime.flow_run.id)
     if p.resend and not p.dry_run:
         release_for_resend(p.resend)
-    read, topdesk_stats = extract_registrations(window)
+    topdesk = extract_topdesk(window, config.topdesk)
+    read, topdesk_stats = topdesk.frame, topdesk.stats
     masters, afas_stats = extract_masters()
+    price_rejects = check_prices(masters, config)
     state = read_state(read, window)
     billing = plan(read, masters, config, state, window)
     outcomes, load_stats = None, {}
@@ -77,7 +87,10 @@ def invoice_hours(parameters: InvoiceHoursParameters | None = None) -> dict[str,
         "dry_run": p.dry_run,
         "modes": config.modes_text(),
         "requests": {"topdesk": topdesk_stats, "afas": afas_stats, "afas_load": load_stats},
+        "notes": source_notes(topdesk, price_rejects),
     }
     result = report(context, read, billing, outcomes)
-    close_run(run_id, "completed", result["statistics"])
-    return {**result, "context": context, "run_id": run_id}
+    served = account_served(read, result["buckets"])
+    close_run(run_id, "failed" if topdesk.failed else "completed", result["statistics"])
+    raise_for_failed_sources(topdesk)  # the other sources were billed; the run still is not green
+    return {**result, "context": context, "run_id": run_id, "served": served}

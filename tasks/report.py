@@ -147,6 +147,9 @@ def summary_markdown(context: dict[str, Any], result: dict[str, Any], table: pd.
         "",
         f"Documents: {len(table)}; amount {amount:,.2f} EUR excl. VAT.",
     ]
+    lines += (
+        ["", *context["notes"]] if context.get("notes") else []
+    )  # sources, completeness (tasks/extract.py)
     if not failures.empty:
         lines += ["", "## Failures", "", markdown_table(failures[["reference", "status", "message"]])]
     return "\n".join(lines)
