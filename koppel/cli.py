@@ -26,6 +26,7 @@ from connectors.afas.settings import AfasSettings
 from connectors.occupational_health.settings import OccupationalHealthSettings
 from connectors.topdesk.settings import TopdeskSettings
 from koppel.settings import SettingsError, load
+from koppel.topdesk_cli import topdesk_app
 from store.settings import StoreSettings
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Koppel: AFAS ↔ TOPdesk ↔ HR pipelines.")
 exclusions_app = typer.Typer(no_args_is_help=True, help="The ignore list: what is never billed.")
 app.add_typer(exclusions_app, name="exclusions")
+app.add_typer(topdesk_app, name="topdesk")  # koppel/topdesk_cli.py
 
 SYSTEMS: dict[str, type[BaseSettings]] = {
     "afas": AfasSettings,
