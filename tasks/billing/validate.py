@@ -75,7 +75,8 @@ def with_read_errors(frame: pd.DataFrame, reasons: pd.Series) -> pd.Series:
     if errors.empty:
         return reasons
     own = reasons.reindex(errors.index)
-    merged = errors.where(own.isna(), errors + REASON_SEPARATOR + own.fillna(""))
+    whole_row = errors.str.startswith("row:")  # nothing else about it can be said
+    merged = errors.where(own.isna() | whole_row, errors + REASON_SEPARATOR + own.fillna(""))
     combined = pd.concat([reasons.drop(index=errors.index, errors="ignore"), merged]).sort_index()
     return combined.astype("str").rename("reason")
 
