@@ -133,6 +133,8 @@ def test_a_tenant_ignoring_the_fiql_filter_gets_a_one_day_run_billed_for_that_da
     assert len(incident_billed) > 0
     assert set(amsterdam_day(world.loc[incident_billed["registration_id"], "entryDate"])) == {day}
     assert {d for d in billed["entry_date"]} == {day}
+    notes = " ".join(result["context"]["notes"])
+    assert "Completeness check not done" in notes and "ignored the parent.id query" in notes
 
 
 def artifact_rows(key: str) -> list[dict]:
