@@ -17,8 +17,8 @@ read: raw values are kept, and what cannot be read (an element that is not an ob
 parent, a non-numeric time) is named in the ``read_error`` column so validation rejects the row with that
 reason. A bulk value that is not a whole number of minutes keeps ``minutes`` NA ("unit mismatch", never
 rounded). A source (one endpoint or OData entity set) that fails as a whole is recorded in the
-``Extract`` with its error while the other sources are still read; ``read_time_registrations`` raises
-``SourceFailed`` for it, ``read_sources`` returns it.
+``Extract`` with its error while the other sources are still read; ``read_sources`` returns it,
+``read_time_registrations`` (the frame alone, activity rows of the window only) raises ``SourceFailed``.
 """
 
 from __future__ import annotations
@@ -154,6 +154,9 @@ class TimeRegistrationOptions:
     creation_lookback: timedelta = timedelta(days=31)  # FIQL fallback: how long before start to keep reading
     odata: ODataOptions = field(default_factory=ODataOptions)
     totals: bool = True  # read every registration of the incidents read, for the completeness check
+    # Operational-activity registrations have no date filter: keep those outside the window (the billing's
+    # window guard counts them) or drop them here (callers that only want the window's hours).
+    activities_outside_window: bool = True
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(KINDS)
@@ -201,7 +204,8 @@ async def read_time_registrations(
     client: TopdeskClient, start: datetime, end: datetime, options: TimeRegistrationOptions | None = None
 ) -> pd.DataFrame:
     """Every registration served for ``start <= entryDate < end``; ``SourceFailed`` if a source failed."""
-    frame_only = replace(options or TimeRegistrationOptions(), totals=False)  # the totals would go unused
+    # The totals would go unused; callers of the frame alone want the window's activity hours only.
+    frame_only = replace(options or TimeRegistrationOptions(), totals=False, activities_outside_window=False)
     extract = await read_sources(client, start, end, frame_only)
     if extract.failed:
         names = "; ".join(f"{s.kind} ({s.source}): {s.error}" for s in extract.failed)
@@ -621,7 +625,8 @@ async def read_activity_registrations(
 ) -> list[dict[str, Any]]:
     """Every registration served for the operational activities (the endpoint has no date filter).
 
-    Rows outside the window are kept: the window guard counts them in their own bucket.
+    Rows outside the window are kept (``activities_outside_window``): the billing's window guard counts
+    them in their own bucket. A row whose dates cannot be read is always kept (validation rejects it).
     """
     params: dict[str, Any] = {"fields": ",".join(OM_ACTIVITY_FIELDS)}
     if options.activity_query:
@@ -640,8 +645,10 @@ async def read_activity_registrations(
     per_activity = await gather_bounded([lambda a=a: one(a) for a in activities], options.concurrency)
     await lookups.load()
     records = []
+    keep_all = options.activities_outside_window
     for activity, rows in zip(activities, per_activity, strict=True):
-        records += [activity_record(r, activity, lookups) for r in rows]
+        kept = [r for r in rows if keep_all or _moment(r) is None or _in_window(r, start, end)]
+        records += [activity_record(r, activity, lookups) for r in kept]
     return records
 
 
