@@ -28,3 +28,28 @@ def test_bad_prices_are_refused_per_row_and_good_ones_kept():
     assert "exceeds the maximum of 1000" in reasons[2]
     assert "not finite" in reasons[3] and "not an amount ('abc')" in reasons[4]
     assert reasons[5].endswith("ItemCode: missing") and reasons[6].endswith("must be > 0 (0)")
+
+
+def test_a_negative_or_null_price_list_never_plans_a_negative_charge():
+    from tasks.billing.pipeline import bill
+    from tests.billing_factories import (
+        CONFIG_TOML,
+        config,
+        masters,
+        registration,
+        registrations,
+        sales_prices,
+    )
+
+    text = CONFIG_TOML.replace("[rates.items]", '[rates]\nsource = "afas"\n[rates.items]')
+    cfg = config(base=text.replace('SUPPORT = "95.00"\n', ""))  # no fallback rate from the file
+    prices = sales_prices().assign(Price=[Decimal("-90.00"), None, Decimal("1e15"), Decimal("120.00")])
+    read = registrations(
+        registration(registration_id="general", customer_number="10002"),
+        registration(registration_id="own", customer_number="10001"),
+    )
+    run = bill(read, masters(sales_prices=prices), cfg)
+    assert run.priced.empty and run.documents.empty  # nothing planned at a refused price
+    assert set(run.rejects["registration_id"]) == {"general", "own"}
+    assert set(run.rejects["reason"]) == {"no price: item 'SUPPORT'"}
+    assert run.conservation["holds"]
