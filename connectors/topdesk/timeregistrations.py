@@ -24,8 +24,6 @@ rounded). A source (one endpoint or OData entity set) that fails as a whole is r
 from __future__ import annotations
 
 import asyncio
-import math
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -47,6 +45,19 @@ from connectors.topdesk.endpoints import (
     odata,
 )
 from connectors.topdesk.lookups import Lookups
+from connectors.topdesk.raw import (
+    MAX_ABS_MINUTES,
+    UUID,
+    dig,
+    id_problem,
+    joined,
+    number,
+    number_problem,
+    show,
+    text,
+    unreadable,
+    usable_id,
+)
 from connectors.topdesk.units import UnitMismatch, check_units
 
 T = TypeVar("T")
@@ -81,8 +92,6 @@ OM_ACTIVITY_FIELDS = ("id", "number", "briefDescription", "status", "archived", 
 OM_REGISTRATION_FIELDS = ("id", "timeSpent", "note", "entryDate", "creationDate", "operator", "operatorGroup")
 OM_REGISTRATION_FIELDS += ("reason",)
 INCIDENT_BATCH = 50  # decision §9.6
-MAX_ABS_MINUTES = 10**9  # beyond this a time value is not a duration (and not a safe integer in float)
-UUID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")  # what may go into an ``id=in=(…)`` query
 
 
 @dataclass(frozen=True)
@@ -277,55 +286,6 @@ def _parents(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return sorted({str(r["ticket_id"]) for r in records if r.get("ticket_id") and not r.get("read_error")})
 
 
-# --- reading raw values safely ------------------------------------------------------------------------
-
-
-def show(value: Any) -> str:
-    """A short, quoted rendering of a served value for a reason text."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:59] + "…"
-
-
-def usable_id(value: Any) -> str | None:
-    """An id as text, or ``None`` when it is missing or not an id (an object, a list, a flag, a fraction)."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _id_problem(value: Any, name: str) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None  # validation says "missing"
-    return None if usable_id(value) else f"{name}: not an id ({show(value)})"
-
-
-def number(value: Any) -> float | None:
-    """A served number as float; ``None`` for anything else (text, flags, objects, NaN/∞, out of range)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, int) and abs(value) > MAX_ABS_MINUTES * 60:
-        return None
-    result = float(value)
-    return result if math.isfinite(result) and abs(result) <= MAX_ABS_MINUTES * 60 else None
-
-
-def _number_problem(value: Any, name: str) -> str | None:
-    if value is None or number(value) is not None:
-        return None
-    return f"{name}: not a usable number ({show(value)})"
-
-
-def _errors(*problems: str | None) -> str | None:
-    found = [p for p in problems if p]
-    return "; ".join(found) if found else None
-
-
-def unreadable(row: Any, kind: str, unit: str) -> dict[str, Any]:
-    """A served element that is not an object: one record, rejected by validation with this reason."""
-    return {"kind": kind, "time_unit": unit, "read_error": f"row: not an object ({show(row)})"}
-
-
 # --- incidents ----------------------------------------------------------------------------------------
 
 
@@ -465,15 +425,6 @@ async def _incident(client: TopdeskClient, key: str, fields: str) -> dict[str, A
     return found if isinstance(found, dict) else None
 
 
-def dig(value: Any, path: str) -> Any:
-    """``value["a"]["b"]`` for ``"a.b"``; ``None`` when any step is missing."""
-    for step in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(step)
-    return value
-
-
 def _parent_problem(raw: Any, key: str | None, tickets: Mapping[str, Any]) -> str | None:
     if key is None:
         return "parent.id: missing" if raw is None or raw == "" else f"parent.id: not an id ({show(raw)})"
@@ -513,8 +464,8 @@ def incident_record(row: Any, tickets: Mapping[str, Mapping[str, Any]], project_
         or dig(incident, "callerBranch.clientReferenceNumber"),
         "category": dig(incident, "category.name"),
         "subcategory": dig(incident, "subcategory.name"),
-        "project_ref": _text(dig(billed, project_field)) or _text(dig(incident, project_field)),
-        "read_error": _errors(common["read_error"], problem),
+        "project_ref": text(dig(billed, project_field)) or text(dig(incident, project_field)),
+        "read_error": joined(common["read_error"], problem),
     }
 
 
@@ -536,15 +487,8 @@ def _common(row: Mapping[str, Any], kind: str, unit: str, time_key: str, notes_k
         "reason_id": dig(row, "reason.id"),
         "reason_name": dig(row, "reason.name"),
         "notes": row.get(notes_key),
-        "read_error": _errors(_id_problem(raw_id, "id"), _number_problem(raw_time, time_key)),
+        "read_error": joined(id_problem(raw_id, "id"), number_problem(raw_time, time_key)),
     }
-
-
-def _text(value: Any) -> str | None:
-    """``value`` as text; ``None`` for missing, NaN and blank values."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return None if str(value).strip() == "" else str(value)
 
 
 async def incident_totals(
@@ -598,7 +542,7 @@ async def incident_totals(
     rows = [
         {
             "ticket_id": key,
-            "ticket_number": _text(dig(incidents.get(key), "number")),
+            "ticket_number": text(dig(incidents.get(key), "number")),
             "registered_minutes": minutes[key],
             "unreadable_rows": odd[key],
             **{name: number(dig(incidents.get(key), name)) for name in TOTAL_FIELDS},
@@ -686,8 +630,8 @@ def activity_record(row: Any, activity: Mapping[str, Any], lookups: Lookups) -> 
 
 def _status_text(status: Any) -> str | None:
     if isinstance(status, Mapping):
-        return _text(status.get("name") or status.get("id"))
-    return _text(status)
+        return text(status.get("name") or status.get("id"))
+    return text(status)
 
 
 # --- changes, change activities, problems (OData) -----------------------------------------------------
@@ -758,7 +702,7 @@ def odata_record(row: Any, kind: str, tickets: Mapping[str, Mapping[str, Any]], 
         "branch_id": ticket.get(c.branch_id),
         "branch_name": ticket.get(c.branch_name),
         "customer_number": ticket.get(c.customer_number),
-        "read_error": _errors(_id_problem(raw_id, c.id), _number_problem(raw_time, c.time_spent), problem),
+        "read_error": joined(id_problem(raw_id, c.id), number_problem(raw_time, c.time_spent), problem),
     }
 
 
@@ -777,7 +721,7 @@ def contract_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Records → the frame of docs/contracts.md §1 (column order and dtypes exactly) plus ``read_error``."""
     frame = pd.DataFrame(list(records), columns=list(COLUMNS), dtype=object)
     for column in STR_COLUMNS:
-        frame[column] = frame[column].map(_text).astype("str")
+        frame[column] = frame[column].map(text).astype("str")
     frame["time_spent_raw"] = frame["time_spent_raw"].map(number).astype("float64")
     for column, raw in (
         ("entry_date", "entry_date_raw"),
