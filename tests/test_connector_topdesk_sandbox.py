@@ -19,7 +19,9 @@ from connectors.topdesk.settings import TopdeskSettings
 from connectors.topdesk.timeregistrations import (
     ALL_STATUSES,
     COLUMNS,
+    SourceFailed,
     TimeRegistrationOptions,
+    read_sources,
     read_time_registrations,
 )
 from sandbox.server import Sandbox, running_sandbox
@@ -337,3 +339,22 @@ async def test_master_data_reads(sandbox):
     )
     assert {k: float(v) for k, v in expected.items()} == rates
     assert sorted(reasons["name"]) == sorted(x["td_reasons"]["name"])
+
+
+async def test_a_missing_entity_set_fails_that_source_only_and_is_named(sandbox):
+    sim = sandbox.apps["topdesk"].state.sim
+    sim.options.missing_entity_sets = ("ChangeActivityTimeRegistrations",)
+    try:
+        async with topdesk(sandbox) as client:
+            extract = await read_sources(client, *WEEK, TimeRegistrationOptions(unit_sample=0, totals=False))
+            with pytest.raises(SourceFailed, match="ChangeActivityTimeRegistrations"):
+                await read_time_registrations(client, *WEEK)
+    finally:
+        sim.options.missing_entity_sets = ()
+    failed = {s.kind: s for s in extract.failed}
+    assert list(failed) == ["change_activity"]
+    assert "ChangeActivityTimeRegistrations" in failed["change_activity"].error
+    assert "[topdesk]" in failed["change_activity"].error  # the 404 hint points at the mapping
+    served = {s.kind: s.served for s in extract.sources}
+    assert served["change_activity"] == 0 and all(served[k] > 0 for k in served if k != "change_activity")
+    assert set(extract.frame["kind"]) == set(served) - {"change_activity"}
