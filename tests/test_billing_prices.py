@@ -53,3 +53,28 @@ def test_a_negative_or_null_price_list_never_plans_a_negative_charge():
     assert set(run.rejects["registration_id"]) == {"general", "own"}
     assert set(run.rejects["reason"]) == {"no price: item 'SUPPORT'"}
     assert run.conservation["holds"]
+
+
+def test_a_refused_debtor_price_is_not_replaced_by_the_general_price_or_the_configured_rate():
+    from tasks.billing.pipeline import bill
+    from tests.billing_factories import (
+        CONFIG_TOML,
+        config,
+        masters,
+        registration,
+        registrations,
+        sales_prices,
+    )
+
+    cfg = config(base=CONFIG_TOML.replace("[rates.items]", '[rates]\nsource = "afas"\n[rates.items]'))
+    prices = sales_prices().assign(
+        Price=[Decimal("90.00"), Decimal("-80.00"), Decimal("99.00"), Decimal("120.00")]
+    )
+    read = registrations(
+        registration(registration_id="general", customer_number="10002"),
+        registration(registration_id="own", customer_number="10001"),
+    )
+    run = bill(read, masters(sales_prices=prices), cfg)
+    assert run.rejects["registration_id"].tolist() == ["own"]  # its agreed price was refused
+    assert run.priced.set_index("registration_id").loc["general", "rate"] == Decimal("90.00")
+    assert (run.document_lines["amount"].map(Decimal) > 0).all()

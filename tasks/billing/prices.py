@@ -60,6 +60,23 @@ def screen_prices(sales_prices: pd.DataFrame, maximum: Decimal) -> tuple[pd.Data
     return good, rejects
 
 
+def refused_debtor_prices(frame: pd.DataFrame, sales_prices: pd.DataFrame, maximum: Decimal) -> pd.Series:
+    """True for registrations whose debtor has a refused price row for their item.
+
+    Such a registration gets no price at all (rejected "no price"): falling back to the general price or
+    the configured rate would bill a customer with an agreed price at another one.
+    """
+    checked = [price_problem(value, maximum)[1] is not None for value in sales_prices["Price"].tolist()]
+    debtor = sales_prices["DebtorId"]
+    specific = debtor.notna() & (debtor.astype("str").str.strip() != "")
+    refused = sales_prices[pd.Series(checked, index=sales_prices.index) & specific]
+    keys = set(
+        refused["ItemCode"].astype("str").str.strip() + "|" + refused["DebtorId"].astype("str").str.strip()
+    )
+    wanted = frame["item_code"].astype("str") + "|" + frame["debtor_id"].astype("str").fillna("")
+    return wanted.isin(keys) & frame["debtor_id"].notna()
+
+
 def believable_prices(sales_prices: pd.DataFrame, maximum: Decimal) -> pd.DataFrame:
     """Only the believable rows of the price list (``screen_prices`` reports the others)."""
     return screen_prices(sales_prices, maximum)[0]
