@@ -33,7 +33,15 @@ from tasks.events import (
     read_summary,
     refusal_lines,
 )
-from tasks.extract import Window, billing_window, extract_masters, extract_registrations
+from tasks.extract import (
+    Window,
+    account_served,
+    billing_window,
+    check_prices,
+    extract_masters,
+    extract_topdesk,
+    source_notes,
+)
 from tasks.history import OptionalDate, artifact_prefix, run_name, run_tags, tag_current_run
 from tasks.invoicing import (
     confirm_deletions,
@@ -154,9 +162,11 @@ def invoice_hours(
     phases = Phases(f"{prefix}-progress", PHASES[:-1] if p.dry_run else PHASES)
     phases.reached("reading AFAS master data")
     masters, afas_stats = extract_masters()
+    price_rejects = check_prices(masters, config)
     window, regular = run_window(p.start_date, p.end_date, masters, config)
     phases.reached("reading TOPdesk registrations")
-    read, topdesk_stats = extract_registrations(window)
+    topdesk = extract_topdesk(window, config.topdesk)
+    read, topdesk_stats = topdesk.frame, topdesk.stats
     read = create_missing_customers(read, p.config_path, p.dry_run)  # off unless companies.toml says so
     logger.info("read %s", read_summary(read, window.label()))
     phases.reached("planning documents")
@@ -187,13 +197,16 @@ def invoice_hours(
         "requests": {"topdesk": topdesk_stats, "afas": afas_stats, "afas_load": load_stats},
         "approval": gate.summary_markdown(),
         "specifications": specification_files,
+        "notes": source_notes(topdesk, price_rejects),
     }
     result = report(context, read, billing, outcomes)
+    served = account_served(read, result["buckets"])
     phases.done()
     context.pop("customer_names")
-    close_run(run_id, "completed", result["statistics"])
-    result = {**result, "context": context, "run_id": run_id}
-    verdict = run_verdict(len(read), result["documents"].get("status", []))
+    close_run(run_id, "failed" if topdesk.failed else "completed", result["statistics"])
+    result = {**result, "context": context, "run_id": run_id, "served": served}
+    failed = [f"{s.kind} ({s.source}): {s.error}" for s in topdesk.failed]  # the other sources were billed
+    verdict = run_verdict(len(read), result["documents"].get("status", []), failed)
     if not verdict.ok:
         logger.error("invoice-hours %s not clean: %s", window.label(), verdict.message)
         return Failed(message=verdict.message, data=RunNotClean(verdict.message, result))
@@ -209,7 +222,7 @@ def replan(
 ) -> tuple[pd.DataFrame, BillingRun]:
     """Read the ledger state (and, after an approval pause, TOPdesk and AFAS again) and plan the run."""
     if read is None:
-        read, _ = extract_registrations(window)
+        read = extract_topdesk(window, config.topdesk).frame
     if masters is None:
         masters, _ = extract_masters()
     state = read_state(read, window)

@@ -33,6 +33,7 @@ from connectors.afas.settings import AfasSettings
 from connectors.occupational_health.settings import OccupationalHealthSettings
 from connectors.topdesk.settings import TopdeskSettings
 from koppel.settings import Resolved, SettingsError, env_name, load, mask_url_password, resolve
+from koppel.topdesk_cli import topdesk_app
 from store.settings import StoreSettings
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ afas_app = typer.Typer(no_args_is_help=True, help="AFAS Profit: OAuth key materi
 app.add_typer(afas_app, name="afas")
 bundles_app = typer.Typer(no_args_is_help=True, help="Prepaid hour bundles (strippenkaarten) per customer.")
 app.add_typer(bundles_app, name="bundles")
+app.add_typer(topdesk_app, name="topdesk")  # koppel/topdesk_cli.py
 
 SYSTEMS: dict[str, type[BaseSettings]] = {
     "afas": AfasSettings,

@@ -25,6 +25,7 @@ from sandbox.topdesk_http import (
     sort_param,
     topdesk_date,
 )
+from sandbox.topdesk_malformed import BULK, malformed_rows
 from sandbox.topdesk_records import optional_fields
 from sandbox.topdesk_state import TopdeskSim
 from sandbox.topdesk_tickets import INCIDENT_SORTS, REGISTRATION_FIELDS, REGISTRATION_SORTS
@@ -193,6 +194,7 @@ class IncidentView:
 
     def _times(self, row: int, linked: int) -> dict[str, int]:
         own, line = int(self.own[row]), self.store.line[row]
+        own += self.sim.total_offsets.get(self.store.ids[row], 0)  # a test made the total disagree
         return {
             "timeSpent": 0 if line == "partial" else own + linked,
             "timeSpentFirstLine": own if line == "firstLine" else 0,
@@ -243,14 +245,34 @@ async def list_time_registrations(request: Request) -> Response:
     size = int_param(request, "pageSize", 100, 0, 10_000)
     fields = fields_param(request.query_params.get("fields"), REGISTRATION_FIELDS, ["id"])
     sort = sort_param(request.query_params.get("sort"), REGISTRATION_SORTS)
-    node = fiql(request)
+    node = None if sim.options.ignore_fiql else fiql(request)
     rows = _served_registrations(sim, node, sort, start, size)
     page = rows[start : start + size]
     body: dict[str, Any] = {"results": sim.registrations.render(page, fields)}
-    if sim.options.bulk_next and size > 0 and start + size < len(rows):
+    extra = _malformed(sim, request, rows, fields) if sim.options.malformed_copies else []
+    if extra:  # served after the real rows, paged with them
+        first = max(0, start - len(rows))
+        body["results"] += extra[first : max(first, start + size - len(rows))]
+    total = len(rows) + len(extra)
+    if sim.options.bulk_next and size > 0 and start + size < total:
         body["next"] = page_url(request, pageStart=start + size, pageSize=size)
         return json_response(body, 206)
     return json_response(body)
+
+
+def _malformed(sim: TopdeskSim, request: Request, rows: np.ndarray, fields: list[str]) -> list[Any]:
+    """The malformed rows the bulk endpoint serves for a date query (not for a ``parent.id`` query)."""
+    if "parent.id" in request.query_params.get("query", "") or len(rows) == 0:
+        return []
+    key = f"bulk|{','.join(fields)}"
+    if key not in sim.malformed:
+        clean = rows[sim.registrations.cols["dirty"][rows] == ""]
+        if len(clean) == 0:
+            return []
+        template = sim.registrations.render(clean[:1], list(REGISTRATION_FIELDS))[0]
+        template = {k: v for k, v in template.items() if k in fields or k == "parent"}
+        sim.malformed[key] = malformed_rows("bulk", template, BULK, sim.options.malformed_copies)
+    return sim.malformed[key]
 
 
 def _served_registrations(

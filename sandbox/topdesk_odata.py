@@ -20,6 +20,8 @@ from starlette.responses import Response
 
 from sandbox.topdesk_fiql import NULL_MS, parse_datetime_ms
 from sandbox.topdesk_http import json_response, odata_date, page_url
+from sandbox.topdesk_malformed import ODATA as ODATA_KEYS
+from sandbox.topdesk_malformed import malformed_rows
 from sandbox.topdesk_tickets import Names, ms_array
 
 GUID, TEXT, INT, BOOL, DATE = "Edm.Guid", "Edm.String", "Edm.Int32", "Edm.Boolean", "Edm.DateTimeOffset"
@@ -299,7 +301,8 @@ def _literal(kind: str, literal: str) -> Any:
 
 async def service_document(request: Request) -> Response:
     """The list of entity sets."""
-    names = list(request.app.state.sim.odata)
+    sim = request.app.state.sim
+    names = [name for name in sim.odata if name not in sim.options.missing_entity_sets]
     base = str(request.url).split("?")[0].rstrip("/")
     value = [{"name": name, "kind": "EntitySet", "url": name} for name in names]
     return json_response({"@odata.context": f"{base}/$metadata", "value": value})
@@ -309,12 +312,53 @@ async def entity_set(request: Request) -> Response:
     """``GET /services/reporting/v2/odata/{EntitySet}``."""
     sim = request.app.state.sim
     name = request.path_params["entity_set"]
-    table = sim.odata.get(name)
+    if name == "$metadata":
+        return metadata(sim)
+    table = None if name in sim.options.missing_entity_sets else sim.odata.get(name)
     try:
         if table is None:
             raise ODataError(f"Resource not found for the segment '{name}'.", 404)
         body = query(table, request, sim.options.odata_page_size)
     except ODataError as error:
         return odata_error(error)
+    if sim.options.malformed_copies and "@odata.nextLink" not in body and "TicketId" in table.columns:
+        body["value"] += _malformed(sim, name, body["value"])
     base = str(request.url).split("?")[0].rsplit("/", 1)[0]
     return json_response({"@odata.context": f"{base}/$metadata#{name}", **body})
+
+
+EDM = {GUID: "Edm.Guid", TEXT: "Edm.String", DATE: "Edm.DateTimeOffset", INT: "Edm.Int64"}
+
+
+def metadata(sim: Any) -> Response:
+    """``$metadata``: a CSDL document naming every entity set and its properties (what the tenant has)."""
+    types, sets = [], []
+    for name, table in sim.odata.items():
+        if name in sim.options.missing_entity_sets:
+            continue
+        props = "".join(
+            f'<Property Name="{prop}" Type="{EDM.get(kind, "Edm.Boolean")}"/>'
+            for prop, (kind, _) in table.columns.items()
+        )
+        types.append(f'<EntityType Name="{name}Type"><Key><PropertyRef Name="Id"/></Key>{props}</EntityType>')
+        sets.append(f'<EntitySet Name="{name}" EntityType="TOPdesk.{name}Type"/>')
+    xml = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices>'
+        '<Schema Namespace="TOPdesk" xmlns="http://docs.oasis-open.org/odata/ns/edm">'
+        + "".join(types)
+        + '<EntityContainer Name="Container">'
+        + "".join(sets)
+        + "</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>"
+    )
+    return Response(xml, 200, media_type="application/xml")
+
+
+def _malformed(sim: Any, name: str, served: list[dict[str, Any]]) -> list[Any]:
+    """Malformed rows (``malformed_copies``) served at the end of a registration set's last page."""
+    if name not in sim.malformed:
+        clean = [row for row in served if isinstance(row.get("TimeSpentMinutes"), int)]
+        clean = [row for row in clean if row["TimeSpentMinutes"] > 0 and row.get("EntryDate")]
+        copies = sim.options.malformed_copies
+        sim.malformed[name] = malformed_rows(name, clean[0], ODATA_KEYS, copies) if clean else []
+    return sim.malformed[name]

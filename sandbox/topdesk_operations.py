@@ -24,6 +24,7 @@ from sandbox.topdesk_http import (
     topdesk_date,
 )
 from sandbox.topdesk_incidents import fiql
+from sandbox.topdesk_malformed import OM, malformed_rows
 from sandbox.topdesk_records import RecordSet, format_dates
 from sandbox.topdesk_state import TopdeskSim
 
@@ -92,7 +93,20 @@ async def list_activity_registrations(request: Request) -> Response:
     fields = fields_param(request.query_params.get("fields"), OM_REGISTRATION_FIELDS, ["id", "timeSpent"])
     rows = sorted(sim.om_registrations.get(key, []), key=lambda r: r["creationDate"])
     rows.sort(key=lambda r: r["entryDate"], reverse=True)
-    return json_response({"results": [project(format_dates(r, topdesk_date), fields) for r in rows]})
+    results: list[Any] = [project(format_dates(r, topdesk_date), fields) for r in rows]
+    return json_response({"results": results + _malformed(sim, key, results)})
+
+
+def _malformed(sim: TopdeskSim, key: str, results: list[Any]) -> list[Any]:
+    """Malformed rows (``malformed_copies``), served by the first activity that has registrations."""
+    if not sim.options.malformed_copies or not results:
+        return []
+    owner = sim.malformed.setdefault("om-owner", [key])[0]
+    if owner != key:
+        return []
+    if "om" not in sim.malformed:
+        sim.malformed["om"] = malformed_rows("om", results[0], OM, sim.options.malformed_copies)
+    return sim.malformed["om"]
 
 
 async def create_activity_registration(request: Request) -> Response:

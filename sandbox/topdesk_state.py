@@ -70,6 +70,13 @@ class TopdeskOptions:
     )
     odata_entity_sets: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ENTITY_SETS))
     odata_page_size: int = 1000  # server-driven OData page size (then @odata.nextLink)
+    malformed_copies: int = (
+        0  # serve n copies of every malformed kind per source (sandbox/topdesk_malformed.py)
+    )
+    ignore_fiql: bool = (
+        False  # /incidents/timeregistrations ignores `query` (a tenant without FIQL filtering)
+    )
+    missing_entity_sets: tuple[str, ...] = ()  # OData entity sets this tenant does not have (404, not listed)
     can_write_branches: bool = True  # False: 403 "No permission to create branches"
     can_write_persons: bool = True
 
@@ -89,6 +96,8 @@ class TopdeskSim:
         self.random = random.Random(world.seed)
         self.inserted: list[str] = []  # ids added by the "insert between pages" fault profile
         self.deleted: list[str] = []
+        self.total_offsets: dict[str, int] = {}  # incident id -> minutes TOPdesk's total is off by
+        self.malformed: dict[str, list[Any]] = {}  # source -> the malformed rows it serves
         frames = _frames(world)
         self.frames = frames
         self._build_staff(frames)
@@ -238,6 +247,10 @@ class TopdeskSim:
         cols["entry_text"][row] = ""
         cols["modification"][row] = self.now_ms()
         self.registrations.touch(("entryDate", "modificationDate"))
+
+    def skew_incident_total(self, incident: str, minutes: int) -> None:
+        """Make the incident's own time totals disagree with its registrations by ``minutes``."""
+        self.total_offsets[incident] = self.total_offsets.get(incident, 0) + minutes
 
     def delete_registration(self, registration_id: str) -> None:
         """Remove a registration (it disappears from every endpoint)."""

@@ -18,7 +18,8 @@ from pandera.typing import Series
 DOCUMENT_KINDS = ("direct_invoice", "project_realisation", "sales_booking", "internal_entry")
 LINE_KINDS = ("charge", "credit")
 TARGETS = ("customer", "internal")
-# Every registration read ends in one of the first eleven; the last two are ledger registrations not read.
+# Every registration read ends in one of the first eleven or "outside window"; "reversed (deleted)" and
+# "possibly deleted" are ledger registrations not read.
 BUCKETS = (
     "invoiced",
     "internal",
@@ -33,6 +34,7 @@ BUCKETS = (
     "awaiting confirmation",
     "reversed (deleted)",
     "possibly deleted",
+    "outside window",
 )
 STEPS = ("validate", "join", "rules")
 REFERENCE_PATTERN = r"^KPL-\d+-\d{6}-[0-9a-f]{16}$"

@@ -7,8 +7,10 @@ closed inside the task; only plain values and frames cross task boundaries (Pref
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -19,11 +21,24 @@ from connectors.afas.client import AfasClient
 from connectors.afas.settings import AfasSettings
 from connectors.topdesk.client import TopdeskClient
 from connectors.topdesk.settings import TopdeskSettings
-from connectors.topdesk.timeregistrations import TimeRegistrationOptions, read_time_registrations
+from connectors.topdesk.timeregistrations import (
+    SourceResult,
+    TimeRegistrationOptions,
+    read_sources,
+    read_time_registrations,
+)
+from tasks.artifacts import publish_table
+from tasks.billing.completeness import completeness_summary, mismatches
+from tasks.billing.config import BillingConfig
 from tasks.billing.join import Masters
+from tasks.billing.prices import screen_prices
+from tasks.billing.served import served_conservation, served_table
+from tasks.billing.sources import TopdeskSources
 from tasks.secrets import load_settings
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+FLOW = "invoice-hours"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -114,3 +129,101 @@ def extract_registrations(window: Window) -> tuple[pd.DataFrame, dict]:
 def extract_masters() -> tuple[Masters, dict]:
     """Read debtors, projects, periods and sales prices from AFAS."""
     return asyncio.run(read_masters(load_settings(AfasSettings)))
+
+
+# --- every TOPdesk source, accounted for ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TopdeskRead:
+    """What TOPdesk served for a window: rows, request statistics, per-source results, incident totals."""
+
+    frame: pd.DataFrame
+    stats: dict
+    sources: tuple[SourceResult, ...] = ()
+    totals: pd.DataFrame = field(default_factory=pd.DataFrame)
+    totals_error: str | None = None
+
+    @property
+    def failed(self) -> list[SourceResult]:
+        """Sources that could not be read as a whole."""
+        return [s for s in self.sources if s.error is not None]
+
+    def served(self) -> dict[str, int]:
+        """Rows served per source kind."""
+        return {s.kind: s.served for s in self.sources}
+
+
+async def read_topdesk(
+    settings: TopdeskSettings, window: Window, options: TimeRegistrationOptions | None = None
+) -> TopdeskRead:
+    """Every configured source for the window; a failing source is recorded, the others are read."""
+    async with TopdeskClient.from_settings(settings) as client:
+        extract = await read_sources(client, window.start, window.end, options)
+        return TopdeskRead(
+            extract.frame, client.stats(), extract.sources, extract.totals, extract.totals_error
+        )
+
+
+def sources_table(read: TopdeskRead) -> pd.DataFrame:
+    """One row per source: kind, endpoint or entity set, rows served, error."""
+    rows = [
+        {"kind": s.kind, "source": s.source, "served": s.served, "error": s.error or ""} for s in read.sources
+    ]
+    return pd.DataFrame(rows, columns=["kind", "source", "served", "error"])
+
+
+def source_notes(read: TopdeskRead, price_rejects: pd.DataFrame | None = None) -> list[str]:
+    """Lines for the run summary: rows served per source, failed sources, completeness, refused prices."""
+    served = ", ".join(f"{s.kind} {s.served:,}" for s in read.sources)
+    notes = [f"**TOPdesk served:** {served or 'nothing'} rows."]
+    notes += [
+        f"**SOURCE FAILED — its hours were NOT read:** {s.kind} ({s.source}): {s.error}" for s in read.failed
+    ]
+    if read.totals_error:
+        notes.append(f"**Completeness check not done:** {read.totals_error}")
+    else:
+        notes.append(
+            f"**Completeness:** {completeness_summary(read.totals, mismatches(read.totals))['line']}."
+        )
+    if price_rejects is not None and not price_rejects.empty:
+        notes.append(
+            f"**AFAS price list:** {len(price_rejects):,} rows refused (see invoice-hours-price-rejects)."
+        )
+    return notes
+
+
+@task(name="extract-topdesk-sources", cache_policy=NO_CACHE)
+def extract_topdesk(window: Window, sources: TopdeskSources | None = None) -> TopdeskRead:
+    """Read every configured TOPdesk source; publish what each served and the completeness check."""
+    options = (sources or TopdeskSources()).options()
+    read = asyncio.run(read_topdesk(load_settings(TopdeskSettings), window, options))
+    for failed in read.failed:
+        log.error("TOPdesk source %s (%s) failed: %s", failed.kind, failed.source, failed.error)
+    publish_table(f"{FLOW}-sources", sources_table(read), "Rows served per TOPdesk source, and failures")
+    found = mismatches(read.totals)
+    summary = completeness_summary(read.totals, found)
+    publish_table(f"{FLOW}-completeness", found, summary["line"])
+    if len(found):
+        log.warning("%s", summary["line"])
+    return read
+
+
+@task(name="check-afas-prices", cache_policy=NO_CACHE)
+def check_prices(masters: Masters, config: BillingConfig) -> pd.DataFrame:
+    """Refuse unbelievable AFAS price-list rows (per row, naming the connector); publish them."""
+    if masters.sales_prices is None or config.rates.source != "afas":
+        return screen_prices(pd.DataFrame(columns=["ItemCode", "DebtorId", "Price"]), Decimal(1))[1]
+    rejects = screen_prices(masters.sales_prices, config.price_checks.max_hourly_price)[1]
+    if len(rejects):
+        log.warning("AFAS price list: %d rows refused: %s", len(rejects), "; ".join(rejects["reason"][:5]))
+    publish_table(f"{FLOW}-price-rejects", rejects, "AFAS price-list rows refused")
+    return rejects
+
+
+@task(name="account-served-rows", cache_policy=NO_CACHE)
+def account_served(read: pd.DataFrame, buckets: pd.DataFrame) -> dict:
+    """Conservation against the rows each source served; published per source."""
+    result = served_conservation(read, buckets)
+    publish_table(f"{FLOW}-served", served_table(result), result["line"])
+    return result

@@ -112,7 +112,8 @@ async def test_html_401_gives_one_clear_auth_error():
     text = str(caught.value)
     assert "\n" not in text and "<" not in text
     assert "lacks valid authentication credentials" in text
-    assert "check the token / app connector / permissions" in text
+    assert "TOPdesk rejected the login" in text and "token" not in text
+    assert "KOPPEL_TOPDESK_LOGIN" in text and "KOPPEL_TOPDESK_APPLICATION_PASSWORD" in text
 
 
 @pytest.mark.parametrize(

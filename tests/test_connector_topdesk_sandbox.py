@@ -19,7 +19,9 @@ from connectors.topdesk.settings import TopdeskSettings
 from connectors.topdesk.timeregistrations import (
     ALL_STATUSES,
     COLUMNS,
+    SourceFailed,
     TimeRegistrationOptions,
+    read_sources,
     read_time_registrations,
 )
 from sandbox.server import Sandbox, running_sandbox
@@ -90,8 +92,16 @@ async def test_a_25000_registration_month_is_read_exactly_once_under_faults(sand
         sandbox.set_knobs("topdesk", **QUIET)
     assert len(expected) >= 24_000
     assert tuple(frame.columns) == COLUMNS
+    # Served = read: a row served twice (the world's "duplicate" rows) is in the frame twice, identical.
+    served_twice = frame[frame["registration_id"].duplicated(keep=False)]
+    assert set(served_twice["registration_id"]) <= set(expected.index[expected["dirty"] == "duplicate"])
+    frame = frame.drop_duplicates(subset=[c for c in COLUMNS if c != "read_error"])
     assert frame["registration_id"].is_unique
-    assert set(frame["registration_id"]) == set(expected.index)  # every row once, none invented
+    in_window = frame["entry_date"].isna() | frame["entry_date"].between(*OCTOBER, inclusive="left")
+    assert set(frame.loc[in_window, "registration_id"]) == set(expected.index)  # every row, none invented
+    outside = frame[~in_window]  # operational activities have no date filter: served, guarded later
+    assert (outside["kind"] == "operational_activity").all()
+    frame = frame[in_window]
     assert sum(s["retries"] for s in stats.values()) > 50  # faults were really injected and survived
     got = frame.set_index("registration_id").join(expected.add_suffix("_world"))
     assert (got["kind"] == got["kind_world"]).all()
@@ -106,7 +116,7 @@ async def test_a_25000_registration_month_is_read_exactly_once_under_faults(sand
     assert (incidents["branch_id"].fillna("") == incidents["branch_world"].fillna("")).all()
 
 
-async def test_default_read_leaves_partials_and_archived_out(sandbox):
+async def test_a_read_without_partials_leaves_partials_and_archived_out(sandbox):
     x = sandbox.world.extra
     incidents = x["td_incidents"].set_index("id")
     regs = x["td_registrations"]
@@ -115,7 +125,11 @@ async def test_default_read_leaves_partials_and_archived_out(sandbox):
     parents = incidents.loc[regs["parent.id"]]
     default = regs[(parents["line"].to_numpy() != "partial") & ~parents["archived"].to_numpy()]
     async with topdesk(sandbox) as client:
-        frame = await read_time_registrations(client, *WEEK, TimeRegistrationOptions(kinds=("incident",)))
+        only = TimeRegistrationOptions(kinds=("incident",), include_partials_archived=False)
+        frame = await read_time_registrations(client, *WEEK, only)
+        default_options = TimeRegistrationOptions(kinds=("incident",))
+        everything = await read_time_registrations(client, *WEEK, default_options)
+    assert set(everything["registration_id"]) == set(regs["id"])  # the default reads partials and archived
     assert len(default) > 3000 and len(default) < len(regs)
     assert set(frame["registration_id"]) == set(default["id"])
     partials = (frame["ticket_status"] == "partial").sum()
@@ -325,3 +339,22 @@ async def test_master_data_reads(sandbox):
     )
     assert {k: float(v) for k, v in expected.items()} == rates
     assert sorted(reasons["name"]) == sorted(x["td_reasons"]["name"])
+
+
+async def test_a_missing_entity_set_fails_that_source_only_and_is_named(sandbox):
+    sim = sandbox.apps["topdesk"].state.sim
+    sim.options.missing_entity_sets = ("ChangeActivityTimeRegistrations",)
+    try:
+        async with topdesk(sandbox) as client:
+            extract = await read_sources(client, *WEEK, TimeRegistrationOptions(unit_sample=0, totals=False))
+            with pytest.raises(SourceFailed, match="ChangeActivityTimeRegistrations"):
+                await read_time_registrations(client, *WEEK)
+    finally:
+        sim.options.missing_entity_sets = ()
+    failed = {s.kind: s for s in extract.failed}
+    assert list(failed) == ["change_activity"]
+    assert "ChangeActivityTimeRegistrations" in failed["change_activity"].error
+    assert "[topdesk]" in failed["change_activity"].error  # the 404 hint points at the mapping
+    served = {s.kind: s.served for s in extract.sources}
+    assert served["change_activity"] == 0 and all(served[k] > 0 for k in served if k != "change_activity")
+    assert set(extract.frame["kind"]) == set(served) - {"change_activity"}

@@ -145,6 +145,11 @@ class TopdeskClient(ClientLifecycle):
         response = await self._http.request("GET", path, params=params, headers=_accept(accept))
         return decode_json(response, Where(SYSTEM, "GET", endpoint_label(path)))
 
+    async def get_text(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        """GET one resource as text (e.g. OData ``$metadata`` XML); ``""`` for 204/empty."""
+        response = await self._http.request("GET", path, params=params, headers={"Accept": "application/xml"})
+        return response.text if response.status_code != 204 else ""
+
     async def iter_pages(
         self,
         endpoint: Endpoint,

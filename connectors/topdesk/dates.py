@@ -2,7 +2,8 @@
 
 TOPdesk sends ``2020-10-01T14:10:00.000+0000`` (offset without colon), ``+00:00`` or ``Z`` with
 ``dateFormat=iso8601``, with or without milliseconds. Anything else — including a time without an
-offset, which would silently mean "the API user's zone" — parses to ``NaT`` so validation can reject it.
+offset, which would silently mean "the API user's zone", and a date beyond the year 2262 such as
+``9999-12-31`` — parses to ``NaT`` so validation can reject it.
 FIQL values always carry an explicit ``Z``.
 """
 
@@ -15,6 +16,8 @@ import pandas as pd
 
 _SHAPE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$"
 _SHAPE_RE = re.compile(_SHAPE)
+NS_MIN = pd.Timestamp.min.tz_localize("UTC")
+NS_MAX = pd.Timestamp.max.tz_localize("UTC")
 
 
 def parse_datetimes(values: pd.Series) -> pd.Series:
@@ -22,7 +25,9 @@ def parse_datetimes(values: pd.Series) -> pd.Series:
     text = values.astype("string").str.strip()
     shaped = text.where(text.str.match(_SHAPE).fillna(False).astype(bool))
     parsed = pd.to_datetime(shaped, format="ISO8601", utc=True, errors="coerce")
-    return parsed.astype("datetime64[ns, UTC]")
+    # 9999-12-31 and the like parse (microsecond resolution) but do not fit the contract's nanoseconds.
+    in_range = parsed.isna() | ((parsed >= NS_MIN) & (parsed <= NS_MAX))
+    return parsed.where(in_range).astype("datetime64[ns, UTC]")
 
 
 def parse_datetime(value: str | None) -> datetime | None:
@@ -31,7 +36,7 @@ def parse_datetime(value: str | None) -> datetime | None:
         return None
     try:
         return datetime.fromisoformat(value.strip()).astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 

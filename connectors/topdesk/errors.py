@@ -2,8 +2,10 @@
 
 Error bodies come in several shapes — ``[{"message": ...}]``, ``{"errors": [{"errorCode", "appliesTo",
 "errorMessage"}]}``, a bare array of ``ErrorDescription``, an HTML page (some 401s) or nothing at all —
-and ``error_text`` reads every one of them. 401/403 are configuration errors; a 400/404 on a write means
-TOPdesk refused the data (``BusinessError``); on a read it means the request is wrong.
+and ``error_text`` reads every one of them. 401/403 are configuration errors whose hints name TOPdesk's
+own settings (``KOPPEL_TOPDESK_LOGIN`` / ``KOPPEL_TOPDESK_APPLICATION_PASSWORD``), never AFAS's token;
+a 400/404 on a write means TOPdesk refused the data (``BusinessError``); on a read it means the request
+is wrong (a 404 names the base URL and the OData entity-set settings).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from connectors.errors import BusinessError, excerpt
+from connectors.errors import AuthError, BusinessError, RequestRejected, excerpt
 from connectors.http import WRITE_METHODS, Classifier, Verdict, Where
 from connectors.redaction import redact
 
@@ -66,6 +68,33 @@ def _html_text(page: str) -> str:
     return text
 
 
+class TopdeskLoginRejected(AuthError):
+    """401: TOPdesk did not accept the login name and application password."""
+
+    hint = (
+        "TOPdesk rejected the login: check KOPPEL_TOPDESK_LOGIN (the operator's login name) and "
+        "KOPPEL_TOPDESK_APPLICATION_PASSWORD (application passwords expire)"
+    )
+
+
+class TopdeskForbidden(AuthError):
+    """403: the TOPdesk account lacks a permission (or is a person account)."""
+
+    hint = (
+        "TOPdesk refused the operator KOPPEL_TOPDESK_LOGIN: its permission group needs REST API access "
+        "and read rights on this module (reporting/OData for changes and problems)"
+    )
+
+
+class TopdeskNotFound(RequestRejected):
+    """404 on a read: the path, the entity set or the record does not exist on this tenant."""
+
+    hint = (
+        "TOPdesk has no such resource: check KOPPEL_TOPDESK_BASE_URL and, for OData, the entity set names "
+        "in [topdesk] of the billing config (`koppel topdesk sources` lists them)"
+    )
+
+
 class TopdeskClassifier(Classifier):
     """TOPdesk's error semantics on top of the shared classifier."""
 
@@ -79,4 +108,7 @@ class TopdeskClassifier(Classifier):
         if where.method in WRITE_METHODS and status in (400, 404, 419):
             message = self.message(response)
             return Verdict("fail", BusinessError(message, external_message=message, **where.kwargs(status)))
+        named = {401: TopdeskLoginRejected, 403: TopdeskForbidden, 404: TopdeskNotFound}.get(status)
+        if named is not None:
+            return Verdict("fail", named(self.message(response), **where.kwargs(status)))
         return super().classify(response, where)

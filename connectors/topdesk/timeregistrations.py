@@ -4,34 +4,61 @@ Sources (reference §6, decisions §9.1–§9.5):
 
 - incidents: the bulk endpoint ``/incidents/timeregistrations`` (FIQL on ``entryDate`` with explicit
   ``Z``, explicit ``fields``, sort ``entryDate:asc,creationDate:asc``, ``pageSize`` 1000, de-duplicated
-  by id; SECONDS), with ticket context looked up in batches of ≤ 50 ids through ``/incidents``;
+  SECONDS; partial and archived incidents included by default), with ticket context looked up in batches
+  of ≤ 50 ids through ``/incidents``; partials are billed on their main incident's customer and project;
 - operational activities: the activity list, then each activity's registrations (bounded concurrency;
   SECONDS on GET), kept when their ``entryDate`` lies in the period;
 - changes, change activities and problems: the OData reporting feed; entity sets, property names and
   the unit are configuration (``ODataOptions``; defaults match the sandbox, see docs/sandbox.md).
 
-Nothing malformed is dropped: raw values are kept so validation can reject the row with a reason. A
-bulk value that is not a whole number of minutes keeps ``minutes`` NA ("unit mismatch", never rounded).
+Served = read: every row a source served is a row of the frame, duplicates included (validation
+collapses exact duplicates and rejects conflicting ones). Nothing malformed is dropped or crashes the
+read: raw values are kept, and what cannot be read (an element that is not an object, an unusable id or
+parent, a non-numeric time) is named in the ``read_error`` column so validation rejects the row with that
+reason. A bulk value that is not a whole number of minutes keeps ``minutes`` NA ("unit mismatch", never
+rounded). A source (one endpoint or OData entity set) that fails as a whole is recorded in the
+``Extract`` with its error while the other sources are still read; ``read_sources`` returns it,
+``read_time_registrations`` (the frame alone, activity rows of the window only) raises ``SourceFailed``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import pandas as pd
 
-from connectors.errors import RequestRejected
+from connectors.errors import AuthError, ConnectorError, ProtocolError, RequestRejected
 from connectors.redaction import get_logger
 from connectors.topdesk.client import TopdeskClient
 from connectors.topdesk.dates import fiql_datetime, parse_datetime, parse_datetimes
-from connectors.topdesk.endpoints import INCIDENTS, OM_ACTIVITIES, OM_REGISTRATIONS, TIME_REGISTRATIONS, odata
+from connectors.topdesk.endpoints import (
+    API,
+    INCIDENTS,
+    OM_ACTIVITIES,
+    OM_REGISTRATIONS,
+    TIME_REGISTRATIONS,
+    odata,
+)
 from connectors.topdesk.lookups import Lookups
-from connectors.topdesk.units import check_units
+from connectors.topdesk.raw import (
+    MAX_ABS_MINUTES,
+    UUID,
+    dig,
+    id_problem,
+    joined,
+    number,
+    number_problem,
+    show,
+    text,
+    unreadable,
+    usable_id,
+)
+from connectors.topdesk.units import UnitMismatch, check_units
 
 T = TypeVar("T")
 log = get_logger(__name__)
@@ -41,14 +68,14 @@ STR_COLUMNS = (
     "registration_id", "kind", "entry_date_raw", "time_unit", "operator_id", "operator_name",
     "operator_group_id", "operator_group_name", "reason_id", "reason_name", "notes", "ticket_id",
     "ticket_number", "ticket_description", "billed_ticket_id", "billed_ticket_number", "ticket_status",
-    "branch_id", "branch_name", "customer_number", "category", "subcategory", "project_ref",
+    "branch_id", "branch_name", "customer_number", "category", "subcategory", "project_ref", "read_error",
 )  # fmt: skip
 COLUMNS = (
     "registration_id", "kind", "entry_date_raw", "entry_date", "time_spent_raw", "time_unit", "minutes",
     "creation_date", "modification_date", "operator_id", "operator_name", "operator_group_id",
     "operator_group_name", "reason_id", "reason_name", "notes", "ticket_id", "ticket_number",
     "ticket_description", "billed_ticket_id", "billed_ticket_number", "ticket_status", "branch_id",
-    "branch_name", "customer_number", "category", "subcategory", "project_ref",
+    "branch_name", "customer_number", "category", "subcategory", "project_ref", "read_error",
 )  # fmt: skip
 ALL_STATUSES = (
     "firstLine", "secondLine", "partial", "firstLineArchived", "secondLineArchived", "partialArchived",
@@ -57,8 +84,10 @@ BULK_FIELDS = (
     "id", "timeSpent", "notes", "status", "entryDate", "creationDate", "operator", "operatorGroup", "reason",
     "parent",
 )  # fmt: skip
+TOTAL_FIELDS = ("timeSpent", "timeSpentFirstLine", "timeSpentSecondLine", "timeSpentPartial")
+TOTAL_FIELDS += ("timeSpentLinkedPartials",)
 INCIDENT_FIELDS = ("id", "number", "status", "briefDescription", "callerBranch", "category", "subcategory")
-INCIDENT_FIELDS += ("mainIncident",)
+INCIDENT_FIELDS += ("mainIncident", *TOTAL_FIELDS)
 OM_ACTIVITY_FIELDS = ("id", "number", "briefDescription", "status", "archived", "linkedBranches")
 OM_REGISTRATION_FIELDS = ("id", "timeSpent", "note", "entryDate", "creationDate", "operator", "operatorGroup")
 OM_REGISTRATION_FIELDS += ("reason",)
@@ -124,7 +153,7 @@ class TimeRegistrationOptions:
     """How to read time registrations; the defaults follow the reference's decisions."""
 
     kinds: Sequence[str] = KINDS
-    include_partials_archived: bool = False  # decision §9.5: adds status=in=(…) to the bulk query
+    include_partials_archived: bool = True  # decision §9.5: adds status=in=(…) to the bulk query
     project_field: str = "optionalFields1.text1"  # where incidents keep the AFAS project code
     page_size: int = 1000
     incident_batch: int = INCIDENT_BATCH
@@ -133,6 +162,10 @@ class TimeRegistrationOptions:
     unit_sample: int = 10  # incidents whose per-incident minutes are compared with the bulk (0 = off)
     creation_lookback: timedelta = timedelta(days=31)  # FIQL fallback: how long before start to keep reading
     odata: ODataOptions = field(default_factory=ODataOptions)
+    totals: bool = True  # read every registration of the incidents read, for the completeness check
+    # Operational-activity registrations have no date filter: keep those outside the window (the billing's
+    # window guard counts them) or drop them here (callers that only want the window's hours).
+    activities_outside_window: bool = True
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(KINDS)
@@ -142,23 +175,115 @@ class TimeRegistrationOptions:
             raise ValueError(f"incident_batch must be between 1 and {INCIDENT_BATCH}")
 
 
+@dataclass(frozen=True)
+class SourceResult:
+    """What one source (an endpoint or an OData entity set) served, or why it failed as a whole."""
+
+    kind: str
+    source: str
+    served: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Extract:
+    """Every registration served (``frame``), per-source results and TOPdesk's incident totals."""
+
+    frame: pd.DataFrame
+    sources: tuple[SourceResult, ...]
+    totals: pd.DataFrame  # per incident read: TOPdesk's own totals and the minutes of all its registrations
+    totals_error: str | None = None
+
+    @property
+    def failed(self) -> list[SourceResult]:
+        """The sources that could not be read."""
+        return [s for s in self.sources if s.error is not None]
+
+
+class SourceFailed(ConnectorError):
+    """A source could not be read as a whole; the others were read."""
+
+    hint = "the other TOPdesk sources were read; check the source's name in [topdesk] of the billing config"
+
+
+TOTAL_COLUMNS = ("ticket_id", "ticket_number", "registered_minutes", "unreadable_rows", *TOTAL_FIELDS)
+
+
 async def read_time_registrations(
     client: TopdeskClient, start: datetime, end: datetime, options: TimeRegistrationOptions | None = None
 ) -> pd.DataFrame:
-    """Every registration with ``start <= entryDate < end`` of the configured kinds, as one frame."""
+    """Every registration served for ``start <= entryDate < end``; ``SourceFailed`` if a source failed."""
+    # The totals would go unused; callers of the frame alone want the window's activity hours only.
+    frame_only = replace(options or TimeRegistrationOptions(), totals=False, activities_outside_window=False)
+    extract = await read_sources(client, start, end, frame_only)
+    if extract.failed:
+        names = "; ".join(f"{s.kind} ({s.source}): {s.error}" for s in extract.failed)
+        raise SourceFailed(f"sources failed: {names}", system="TOPdesk")
+    return extract.frame
+
+
+async def read_sources(
+    client: TopdeskClient, start: datetime, end: datetime, options: TimeRegistrationOptions | None = None
+) -> Extract:
+    """Read every configured source; a failing source is recorded and the others are still read."""
     options = options or TimeRegistrationOptions()
     if start.tzinfo is None or end.tzinfo is None or start >= end:
         raise ValueError("start and end must be time-zone aware with start < end")
     lookups = Lookups(client)
     records: list[dict[str, Any]] = []
+    results: list[SourceResult] = []
+    totals, totals_error = empty_totals(), None
     if "incident" in options.kinds:
-        records += await read_incident_registrations(client, start, end, options)
+        tickets: dict[str, dict[str, Any]] = {}
+        reader = incident_source(client, start, end, options, tickets)
+        found = await _guarded("incident", TIME_REGISTRATIONS.path, reader)
+        records += found[0]
+        results.append(found[1])
+        if options.totals and found[1].error is None:
+            try:
+                totals = await incident_totals(client, _parents(found[0]), options, tickets)
+            except ConnectorError as exc:
+                totals_error = str(exc)
+                log.error("TOPdesk incident totals could not be read: %s", exc)
     if "operational_activity" in options.kinds:
-        records += await read_activity_registrations(client, start, end, options, lookups)
+        reader = read_activity_registrations(client, start, end, options, lookups)
+        found = await _guarded("operational_activity", OM_ACTIVITIES.path, reader)
+        records += found[0]
+        results.append(found[1])
     for kind in ("change", "change_activity", "problem"):
         if kind in options.kinds:
-            records += await read_odata_registrations(client, kind, start, end, options.odata)
-    return contract_frame(records)
+            entity_set = options.odata.registration_sets[kind]
+            reader = read_odata_registrations(client, kind, start, end, options.odata)
+            found = await _guarded(kind, f"OData {entity_set}", reader)
+            records += found[0]
+            results.append(found[1])
+    return Extract(contract_frame(records), tuple(results), totals, totals_error)
+
+
+async def _guarded(
+    kind: str, source: str, reader: Awaitable[list[dict[str, Any]]]
+) -> tuple[list[dict[str, Any]], SourceResult]:
+    """Run one source's reader; anything but a refused login or wrong units is that source's failure."""
+    try:
+        records = await reader
+    except UnitMismatch:  # every amount would be off by a factor of 60: the run stops (decision §9.1)
+        raise
+    except AuthError as exc:
+        if exc.status == 401:  # the login itself: no source can be read
+            raise
+        return [], _failure(kind, source, exc)
+    except ConnectorError as exc:
+        return [], _failure(kind, source, exc)
+    return records, SourceResult(kind, source, len(records))
+
+
+def _failure(kind: str, source: str, exc: ConnectorError) -> SourceResult:
+    log.error("TOPdesk source %s (%s) failed; its hours are NOT read this run: %s", kind, source, exc)
+    return SourceResult(kind, source, 0, str(exc))
+
+
+def _parents(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    return sorted({str(r["ticket_id"]) for r in records if r.get("ticket_id") and not r.get("read_error")})
 
 
 # --- incidents ----------------------------------------------------------------------------------------
@@ -172,10 +297,17 @@ def bulk_query(start: datetime, end: datetime, include_partials_archived: bool) 
     return query
 
 
-async def read_incident_registrations(
-    client: TopdeskClient, start: datetime, end: datetime, options: TimeRegistrationOptions
+async def incident_source(
+    client: TopdeskClient,
+    start: datetime,
+    end: datetime,
+    options: TimeRegistrationOptions,
+    resolved: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Incident registrations of the window with their ticket context, de-duplicated by id."""
+    """Incident registrations served for the window with their ticket context, every served row kept.
+
+    ``resolved``, when given, receives the incidents looked up (with their time totals).
+    """
     params = {
         "query": bulk_query(start, end, options.include_partials_archived),
         "fields": ",".join(BULK_FIELDS),
@@ -186,43 +318,61 @@ async def read_incident_registrations(
     except RequestRejected as exc:
         log.warning("TOPdesk refused the FIQL query (%s); reading by creationDate instead", exc.message)
         rows = await _bulk_rows_by_creation(client, start, end, options)
+    objects = [row for row in rows if isinstance(row, Mapping)]
+    parents = {p for row in objects if (p := usable_id(dig(row, "parent.id")))}
+    tickets = await resolve_incidents(client, parents, options)
+    if resolved is not None:
+        resolved.update(tickets)
     if options.unit_sample:
-        await check_units(client, list(rows.values()), options.unit_sample)
-    parents = {(row.get("parent") or {}).get("id") for row in rows.values()}
-    tickets = await resolve_incidents(client, {p for p in parents if p}, options)
-    return [incident_record(row, tickets, options.project_field) for row in rows.values()]
+        known = [row for row in objects if usable_id(dig(row, "parent.id")) in tickets]
+        await check_units(client, known, options.unit_sample)
+    return [incident_record(row, tickets, options.project_field) for row in rows]
 
 
-async def _bulk_rows(
-    client: TopdeskClient, params: dict[str, Any], page_size: int
-) -> dict[str, dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
+async def read_incident_registrations(
+    client: TopdeskClient, start: datetime, end: datetime, options: TimeRegistrationOptions
+) -> list[dict[str, Any]]:
+    """Alias of ``incident_source`` (kept for callers of the earlier name)."""
+    return await incident_source(client, start, end, options)
+
+
+async def _bulk_rows(client: TopdeskClient, params: dict[str, Any], page_size: int) -> list[Any]:
+    rows: list[Any] = []
     async for page in client.iter_pages(TIME_REGISTRATIONS, params, page_size=page_size):
-        for row in page:
-            rows.setdefault(str(row.get("id")), row)  # a row served twice across pages counts once
+        rows += page  # a row served twice across pages is served twice: validation collapses it
     return rows
 
 
 async def _bulk_rows_by_creation(
     client: TopdeskClient, start: datetime, end: datetime, options: TimeRegistrationOptions
-) -> dict[str, dict[str, Any]]:
+) -> list[Any]:
     """Decision §9.4 fallback: newest first by ``creationDate``, filtered locally, until before ``start``.
 
     A registration is created at or after the moment it was entered for, give or take
-    ``creation_lookback``; reading stops at the first page created entirely before that horizon.
+    ``creation_lookback``; reading stops at the first page created entirely before that horizon. Rows
+    whose dates cannot be read are kept (validation rejects them).
     """
     params = {"fields": ",".join(BULK_FIELDS), "sort": "creationDate:desc"}
     horizon = start - options.creation_lookback
-    rows: dict[str, dict[str, Any]] = {}
+    rows: list[Any] = []
     async for page in client.iter_pages(TIME_REGISTRATIONS, params, page_size=options.page_size):
         for row in page:
-            entry = parse_datetime(row.get("entryDate")) or parse_datetime(row.get("creationDate"))
-            if entry is not None and start <= entry < end:
-                rows.setdefault(str(row.get("id")), row)
-        created = [parse_datetime(row.get("creationDate")) for row in page]
+            entry = _moment(row)
+            if entry is None or start <= entry < end:
+                rows.append(row)
+        created = [parse_datetime(dig(row, "creationDate")) for row in page]
         if created and all(c is not None and c < horizon for c in created):
             break
     return rows
+
+
+def _moment(row: Any) -> datetime | None:
+    if not isinstance(row, Mapping):
+        return None
+    entry, created = row.get("entryDate"), row.get("creationDate")
+    return parse_datetime(entry if isinstance(entry, str) else None) or parse_datetime(
+        created if isinstance(created, str) else None
+    )
 
 
 async def resolve_incidents(
@@ -230,7 +380,7 @@ async def resolve_incidents(
 ) -> dict[str, dict[str, Any]]:
     """Incidents by id (``id=in=``, ≤ 50 per call, partials and archived included), plus their mains."""
     found = await _incidents_by_id(client, sorted(ids), options)
-    mains = {(i.get("mainIncident") or {}).get("id") for i in found.values()}
+    mains = {usable_id(dig(i, "mainIncident.id")) for i in found.values()}
     missing = sorted(m for m in mains if m and m not in found)
     if missing:
         found.update(await _incidents_by_id(client, missing, options))
@@ -240,8 +390,10 @@ async def resolve_incidents(
 async def _incidents_by_id(
     client: TopdeskClient, ids: list[str], options: TimeRegistrationOptions
 ) -> dict[str, dict[str, Any]]:
+    """Incidents by id; an id that is not id-shaped is never put in a query, an unknown one is absent."""
     top_field = options.project_field.split(".", 1)[0]
     fields = ",".join(dict.fromkeys((*INCIDENT_FIELDS, top_field)))
+    ids = [i for i in ids if UUID.match(i)]
     batches = [ids[i : i + options.incident_batch] for i in range(0, len(ids), options.incident_batch)]
 
     async def one(batch: list[str]) -> list[dict[str, Any]]:
@@ -251,54 +403,80 @@ async def _incidents_by_id(
             "dateFormat": "iso8601",
             "fields": fields,
         }
-        return await client.read_all(INCIDENTS, params, page_size=len(batch))
+        try:
+            return await client.read_all(INCIDENTS, params, page_size=len(batch))
+        except RequestRejected:  # one odd id spoils the batch: ask one by one
+            return [i for key in batch if (i := await _incident(client, key, fields)) is not None]
 
     results = await gather_bounded([lambda b=b: one(b) for b in batches], options.concurrency)
-    return {str(incident["id"]): incident for batch in results for incident in batch}
-
-
-def dig(value: Any, path: str) -> Any:
-    """``value["a"]["b"]`` for ``"a.b"``; ``None`` when any step is missing."""
-    for step in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(step)
-    return value
-
-
-def incident_record(
-    row: Mapping[str, Any], tickets: Mapping[str, Mapping[str, Any]], project_field: str
-) -> dict:
-    """One bulk registration with its incident's context, in contract column names."""
-    parent = row.get("parent") or {}
-    incident = tickets.get(str(parent.get("id")), {})
-    main_ref = incident.get("mainIncident") or {}
-    main = tickets.get(str(main_ref.get("id")), {}) if main_ref else {}
-    branch = incident.get("callerBranch") or main.get("callerBranch") or {}
     return {
-        **_common(row, "incident", "seconds", "timeSpent", "notes"),
-        "ticket_id": parent.get("id"),
-        "ticket_number": incident.get("number"),
-        "ticket_description": incident.get("briefDescription"),
-        "billed_ticket_id": main_ref.get("id") or parent.get("id"),
-        "billed_ticket_number": main_ref.get("number") or incident.get("number"),
-        "ticket_status": incident.get("status") or parent.get("status") or row.get("status"),
-        "branch_id": branch.get("id"),
-        "branch_name": branch.get("name"),
-        "customer_number": branch.get("clientReferenceNumber"),
+        key: i
+        for batch in results
+        for i in batch
+        if isinstance(i, Mapping) and (key := usable_id(i.get("id")))
+    }
+
+
+async def _incident(client: TopdeskClient, key: str, fields: str) -> dict[str, Any] | None:
+    try:
+        found = await client.get_json(f"{API}/incidents/id/{quote(key, safe='')}", {"fields": fields})
+    except RequestRejected:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _parent_problem(raw: Any, key: str | None, tickets: Mapping[str, Any]) -> str | None:
+    if key is None:
+        return "parent.id: missing" if raw is None or raw == "" else f"parent.id: not an id ({show(raw)})"
+    if key not in tickets:
+        return f"parent.id: incident {key!r} unknown to TOPdesk"
+    return None
+
+
+def incident_record(row: Any, tickets: Mapping[str, Mapping[str, Any]], project_field: str) -> dict:
+    """One bulk registration with its incident's context, in contract column names.
+
+    A partial incident is billed on its main incident: the main's customer (``callerBranch``) and project.
+    """
+    if not isinstance(row, Mapping):
+        return unreadable(row, "incident", "seconds")
+    raw_parent = dig(row, "parent.id")
+    parent_id = usable_id(raw_parent)
+    incident = tickets.get(parent_id or "", {})
+    main_id = usable_id(dig(incident, "mainIncident.id"))
+    main = tickets.get(main_id, {}) if main_id else {}
+    billed = main or incident
+    common = _common(row, "incident", "seconds", "timeSpent", "notes")
+    problem = _parent_problem(raw_parent, parent_id, tickets)
+    return {
+        **common,
+        "ticket_id": parent_id,
+        "ticket_number": dig(incident, "number"),
+        "ticket_description": dig(incident, "briefDescription"),
+        "billed_ticket_id": main_id or parent_id,
+        "billed_ticket_number": dig(main, "number") if main_id else dig(incident, "number"),
+        "ticket_status": _status_text(
+            dig(incident, "status") or dig(row, "parent.status") or row.get("status")
+        ),
+        "branch_id": dig(billed, "callerBranch.id") or dig(incident, "callerBranch.id"),
+        "branch_name": dig(billed, "callerBranch.name") or dig(incident, "callerBranch.name"),
+        "customer_number": dig(billed, "callerBranch.clientReferenceNumber")
+        or dig(incident, "callerBranch.clientReferenceNumber"),
         "category": dig(incident, "category.name"),
         "subcategory": dig(incident, "subcategory.name"),
-        "project_ref": _text(dig(incident, project_field)) or _text(dig(main, project_field)),
+        "project_ref": text(dig(billed, project_field)) or text(dig(incident, project_field)),
+        "read_error": joined(common["read_error"], problem),
     }
 
 
 def _common(row: Mapping[str, Any], kind: str, unit: str, time_key: str, notes_key: str) -> dict[str, Any]:
     """The columns every REST registration has, names of operator/group/reason as sent."""
+    raw_id, raw_time = row.get("id"), row.get(time_key)
     return {
-        "registration_id": row.get("id"),
+        "registration_id": usable_id(raw_id),
         "kind": kind,
         "entry_date_raw": row.get("entryDate"),
-        "time_spent_raw": row.get(time_key),
+        "time_spent_raw": number(raw_time),
         "time_unit": unit,
         "creation_date": row.get("creationDate"),
         "modification_date": row.get("modificationDate"),
@@ -309,14 +487,74 @@ def _common(row: Mapping[str, Any], kind: str, unit: str, time_key: str, notes_k
         "reason_id": dig(row, "reason.id"),
         "reason_name": dig(row, "reason.name"),
         "notes": row.get(notes_key),
+        "read_error": joined(id_problem(raw_id, "id"), number_problem(raw_time, time_key)),
     }
 
 
-def _text(value: Any) -> str | None:
-    """``value`` as text; ``None`` for missing, NaN and blank values."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return None if str(value).strip() == "" else str(value)
+async def incident_totals(
+    client: TopdeskClient,
+    incident_ids: Sequence[str],
+    options: TimeRegistrationOptions,
+    known: Mapping[str, Mapping[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """Per incident: TOPdesk's own time totals and the minutes of ALL its registrations (any date).
+
+    The registrations come from the bulk endpoint by ``parent.id=in=(…)`` (≤ 50 ids a call, every status);
+    each id counts once. The incidents' totals come from ``/incidents`` (minutes; ``known`` are reused).
+    """
+    ids = [i for i in incident_ids if UUID.match(i)]
+    known = known or {}
+    incidents = {key: known[key] for key in ids if key in known}
+    missing = [key for key in ids if key not in incidents]
+    if missing:
+        incidents.update(await _incidents_by_id(client, missing, options))
+    batches = [ids[i : i + options.incident_batch] for i in range(0, len(ids), options.incident_batch)]
+
+    async def one(batch: list[str]) -> list[Any]:
+        query = f"parent.id=in=({','.join(batch)});status=in=({','.join(ALL_STATUSES)})"
+        params = {"query": query, "fields": "id,timeSpent,parent"}
+        return await _bulk_rows(client, params, options.page_size)
+
+    # The first batch alone: a tenant that ignores the query would serve everything to every batch.
+    served = [await one(batches[0])] if batches else []
+    strays = [r for r in served[0] if usable_id(dig(r, "parent.id")) not in set(batches[0])] if served else []
+    if strays:
+        raise ProtocolError(
+            f"TOPdesk ignored the parent.id query ({len(strays)} registrations of other incidents served); "
+            "the completeness check is not done",
+            system="TOPdesk",
+        )
+    served += await gather_bounded([lambda b=b: one(b) for b in batches[1:]], options.concurrency)
+    wanted = set(ids)
+    minutes: dict[str, int] = dict.fromkeys(ids, 0)
+    odd: dict[str, int] = dict.fromkeys(ids, 0)
+    seen: set[str] = set()
+    for row in (r for rows in served for r in rows if isinstance(r, Mapping)):
+        parent, key = usable_id(dig(row, "parent.id")), usable_id(row.get("id"))
+        if parent not in wanted or key in seen:
+            continue
+        seen.add(key or "")
+        seconds = number(row.get("timeSpent"))
+        if seconds is None or seconds % 60:
+            odd[parent] += 1
+        else:
+            minutes[parent] += int(seconds // 60)
+    rows = [
+        {
+            "ticket_id": key,
+            "ticket_number": text(dig(incidents.get(key), "number")),
+            "registered_minutes": minutes[key],
+            "unreadable_rows": odd[key],
+            **{name: number(dig(incidents.get(key), name)) for name in TOTAL_FIELDS},
+        }
+        for key in ids
+    ]
+    return pd.DataFrame(rows, columns=list(TOTAL_COLUMNS)) if rows else empty_totals()
+
+
+def empty_totals() -> pd.DataFrame:
+    """No incident read: the totals frame with its columns."""
+    return pd.DataFrame({name: pd.Series(dtype="object") for name in TOTAL_COLUMNS})
 
 
 # --- operational activities ---------------------------------------------------------------------------
@@ -329,11 +567,20 @@ async def read_activity_registrations(
     options: TimeRegistrationOptions,
     lookups: Lookups,
 ) -> list[dict[str, Any]]:
-    """Registrations of operational activities whose ``entryDate`` lies in the window."""
+    """Every registration served for the operational activities (the endpoint has no date filter).
+
+    Rows outside the window are kept (``activities_outside_window``): the billing's window guard counts
+    them in their own bucket. A row whose dates cannot be read is always kept (validation rejects it).
+    """
     params: dict[str, Any] = {"fields": ",".join(OM_ACTIVITY_FIELDS)}
     if options.activity_query:
         params["query"] = options.activity_query
-    activities = await client.read_all(OM_ACTIVITIES, params)
+    served = await client.read_all(OM_ACTIVITIES, params)
+    activities = [a for a in served if isinstance(a, Mapping) and usable_id(a.get("id"))]
+    if len(activities) < len(served):
+        log.error(
+            "TOPdesk served %d operational activities without a usable id", len(served) - len(activities)
+        )
     fields = {"fields": ",".join(OM_REGISTRATION_FIELDS)}
 
     async def one(activity: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -342,34 +589,39 @@ async def read_activity_registrations(
     per_activity = await gather_bounded([lambda a=a: one(a) for a in activities], options.concurrency)
     await lookups.load()
     records = []
+    keep_all = options.activities_outside_window
     for activity, rows in zip(activities, per_activity, strict=True):
-        records += [activity_record(r, activity, lookups) for r in rows if _in_window(r, start, end)]
+        kept = [r for r in rows if keep_all or _moment(r) is None or _in_window(r, start, end)]
+        records += [activity_record(r, activity, lookups) for r in kept]
     return records
 
 
 def _in_window(row: Mapping[str, Any], start: datetime, end: datetime) -> bool:
     """Filter on ``entryDate``; a row whose entry date cannot be read is kept by its creation date."""
-    moment = parse_datetime(row.get("entryDate")) or parse_datetime(row.get("creationDate"))
+    moment = _moment(row)
     return moment is not None and start <= moment < end
 
 
-def activity_record(row: Mapping[str, Any], activity: Mapping[str, Any], lookups: Lookups) -> dict[str, Any]:
+def activity_record(row: Any, activity: Mapping[str, Any], lookups: Lookups) -> dict[str, Any]:
     """One activity registration in contract column names; names and customer number via look-ups."""
+    if not isinstance(row, Mapping):
+        return unreadable(row, "operational_activity", "seconds") | {"ticket_id": activity.get("id")}
     linked = activity.get("linkedBranches") or []
-    first = linked[0] if linked and isinstance(linked[0], Mapping) else {}
-    branch = lookups.branch(first.get("id"))
+    first = linked[0] if isinstance(linked, list) and linked and isinstance(linked[0], Mapping) else {}
+    branch_id = usable_id(first.get("id"))
+    branch = lookups.branch(branch_id)
     record = _common(row, "operational_activity", "seconds", "timeSpent", "note")
     record.update(
-        operator_name=lookups.operator_name(record["operator_id"]),
-        operator_group_name=lookups.group_name(record["operator_group_id"]),
-        reason_name=lookups.reason_name(record["reason_id"]),
+        operator_name=lookups.operator_name(usable_id(record["operator_id"])),
+        operator_group_name=lookups.group_name(usable_id(record["operator_group_id"])),
+        reason_name=lookups.reason_name(usable_id(record["reason_id"])),
         ticket_id=activity.get("id"),
         ticket_number=activity.get("number"),
         ticket_description=activity.get("briefDescription"),
         billed_ticket_id=activity.get("id"),
         billed_ticket_number=activity.get("number"),
         ticket_status=_status_text(activity.get("status")),
-        branch_id=first.get("id"),
+        branch_id=branch_id,
         branch_name=first.get("name") or branch.get("name"),
         customer_number=branch.get("clientReferenceNumber"),
     )
@@ -378,8 +630,8 @@ def activity_record(row: Mapping[str, Any], activity: Mapping[str, Any], lookups
 
 def _status_text(status: Any) -> str | None:
     if isinstance(status, Mapping):
-        return _text(status.get("name") or status.get("id"))
-    return _text(status)
+        return text(status.get("name") or status.get("id"))
+    return text(status)
 
 
 # --- changes, change activities, problems (OData) -----------------------------------------------------
@@ -388,41 +640,50 @@ def _status_text(status: Any) -> str | None:
 async def read_odata_registrations(
     client: TopdeskClient, kind: str, start: datetime, end: datetime, config: ODataOptions
 ) -> list[dict[str, Any]]:
-    """Registrations of one OData kind in the window, with their tickets' context."""
+    """Every registration of one OData kind served for the window, with their tickets' context."""
     c = config
     params = {
         "$filter": f"{c.entry_date} ge {fiql_datetime(start)} and {c.entry_date} lt {fiql_datetime(end)}",
         "$select": c.registration_select(),
         "$orderby": f"{c.entry_date} asc,{c.id} asc",
     }
-    rows = {str(r.get(c.id)): r for r in await client.read_all(odata(c.registration_sets[kind]), params)}
-    ticket_ids = sorted({str(r[c.ticket_id]) for r in rows.values() if r.get(c.ticket_id)})
+    rows = await client.read_all(odata(c.registration_sets[kind]), params)
+    ticket_ids = sorted({t for r in rows if isinstance(r, Mapping) and (t := usable_id(r.get(c.ticket_id)))})
     tickets = await _odata_tickets(client, c.ticket_sets[kind], ticket_ids, c)
-    return [odata_record(row, kind, tickets, c) for row in rows.values()]
+    return [odata_record(row, kind, tickets, c) for row in rows]
 
 
 async def _odata_tickets(
     client: TopdeskClient, entity_set: str, ids: list[str], c: ODataOptions
 ) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
+    ids = [key for key in ids if UUID.match(key)]
     for i in range(0, len(ids), c.ticket_batch):
         condition = " or ".join(f"{c.ticket_key} eq {key}" for key in ids[i : i + c.ticket_batch])
         params = {"$filter": condition, "$select": c.ticket_select()}
         for ticket in await client.read_all(odata(entity_set), params):
-            found[str(ticket[c.ticket_key])] = ticket
+            if isinstance(ticket, Mapping) and (key := usable_id(ticket.get(c.ticket_key))):
+                found[key] = dict(ticket)
     return found
 
 
-def odata_record(
-    row: Mapping[str, Any], kind: str, tickets: Mapping[str, Mapping[str, Any]], c: ODataOptions
-) -> dict:
+def odata_record(row: Any, kind: str, tickets: Mapping[str, Mapping[str, Any]], c: ODataOptions) -> dict:
     """One OData registration in contract column names."""
-    ticket = tickets.get(str(row.get(c.ticket_id)), {})
+    if not isinstance(row, Mapping):
+        return unreadable(row, kind, c.unit)
+    raw_ticket = row.get(c.ticket_id)
+    ticket_id = usable_id(raw_ticket)
+    ticket = tickets.get(ticket_id or "", {})
+    if ticket_id is None:
+        problem = f"{c.ticket_id}: missing" if raw_ticket in (None, "") else f"{c.ticket_id}: not an id"
+    else:
+        problem = None if ticket else f"{c.ticket_id}: ticket {ticket_id!r} unknown to TOPdesk"
+    raw_id, raw_time = row.get(c.id), row.get(c.time_spent)
     return {
-        "registration_id": row.get(c.id),
+        "registration_id": usable_id(raw_id),
         "kind": kind,
         "entry_date_raw": row.get(c.entry_date),
-        "time_spent_raw": row.get(c.time_spent),
+        "time_spent_raw": number(raw_time),
         "time_unit": c.unit,
         "creation_date": row.get(c.creation_date),
         "modification_date": row.get(c.modification_date),
@@ -433,14 +694,15 @@ def odata_record(
         "reason_id": row.get(c.reason_id),
         "reason_name": row.get(c.reason_name),
         "notes": row.get(c.notes),
-        "ticket_id": row.get(c.ticket_id),
+        "ticket_id": ticket_id,
         "ticket_number": ticket.get(c.ticket_number),
         "ticket_description": ticket.get(c.ticket_description),
-        "billed_ticket_id": row.get(c.ticket_id),
+        "billed_ticket_id": ticket_id,
         "billed_ticket_number": ticket.get(c.ticket_number),
         "branch_id": ticket.get(c.branch_id),
         "branch_name": ticket.get(c.branch_name),
         "customer_number": ticket.get(c.customer_number),
+        "read_error": joined(id_problem(raw_id, c.id), number_problem(raw_time, c.time_spent), problem),
     }
 
 
@@ -451,16 +713,16 @@ def whole_minutes(raw: pd.Series, unit: pd.Series) -> pd.Series:
     """Integer minutes where ``raw`` converts exactly (seconds: a multiple of 60), else ``<NA>``."""
     per_minute = unit.map({"seconds": 60.0, "minutes": 1.0}).astype("float64")
     value = raw / per_minute
-    exact = raw.notna() & per_minute.notna() & (raw % per_minute == 0)
+    exact = raw.notna() & per_minute.notna() & (raw % per_minute == 0) & (value.abs() <= MAX_ABS_MINUTES)
     return value.where(exact).round().astype("Int64")
 
 
 def contract_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Records → the frame of docs/contracts.md §1 (column order and dtypes exactly)."""
+    """Records → the frame of docs/contracts.md §1 (column order and dtypes exactly) plus ``read_error``."""
     frame = pd.DataFrame(list(records), columns=list(COLUMNS), dtype=object)
     for column in STR_COLUMNS:
-        frame[column] = frame[column].map(_text).astype("str")
-    frame["time_spent_raw"] = pd.to_numeric(frame["time_spent_raw"], errors="coerce").astype("float64")
+        frame[column] = frame[column].map(text).astype("str")
+    frame["time_spent_raw"] = frame["time_spent_raw"].map(number).astype("float64")
     for column, raw in (
         ("entry_date", "entry_date_raw"),
         ("creation_date", None),

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.errors import ProtocolError
+from connectors.errors import ProtocolError, RequestRejected
 from connectors.topdesk.client import TopdeskClient
 from connectors.topdesk.endpoints import API, Endpoint
 from connectors.topdesk.paging import Family
@@ -38,17 +38,27 @@ class UnitCheck:
 
 def sample_incidents(rows: Sequence[Mapping[str, Any]], size: int) -> list[str]:
     """Up to ``size`` incident ids with registrations, chosen deterministically (sorted)."""
-    parents = sorted({str((row.get("parent") or {}).get("id")) for row in rows if row.get("parent")})
+    parents = sorted({_parent(row) for row in rows if _parent(row)})
     step = max(1, len(parents) // max(size, 1))
     return parents[::step][:size]
 
 
+def _parent(row: Any) -> str:
+    parent = row.get("parent") if isinstance(row, Mapping) else None
+    key = parent.get("id") if isinstance(parent, Mapping) else None
+    return key if isinstance(key, str) else ""
+
+
 async def check_units(client: TopdeskClient, rows: Sequence[Mapping[str, Any]], size: int) -> UnitCheck:
     """Compare bulk ``timeSpent`` with per-incident minutes on a sample; raise ``UnitMismatch`` if wrong."""
-    bulk = {str(row.get("id")): row.get("timeSpent") for row in rows}
+    bulk = {str(row.get("id")): row.get("timeSpent") for row in rows if isinstance(row, Mapping)}
     seconds = minutes = compared = 0
     for incident in sample_incidents(rows, size):
-        for item in await client.read_all(TIMESPENT, path_values={"id": incident}):
+        try:
+            items = await client.read_all(TIMESPENT, path_values={"id": incident})
+        except RequestRejected:  # an incident unknown here (404) is not evidence either way
+            continue
+        for item in (i for i in items if isinstance(i, Mapping)):
             raw, per_incident = bulk.get(str(item.get("id"))), item.get("timeSpent")
             if (
                 not isinstance(raw, int | float)

@@ -33,6 +33,7 @@ EQUATION = (
 ALWAYS = ("invoiced", "internal", "excluded", "rejected", "billed before", "failed")
 # Registrations the ledger billed that this run did not read: reported beside the equation.
 BESIDE = ("reversed (deleted)", "possibly deleted")
+GUARDED = ("outside window",)  # in the equation when a run has them (tasks/billing/window.py)
 BUCKET_COLUMNS = ["registration_id", "bucket", "reason", "minutes", "billed_minutes", "amount", "reference"]
 SHOWN_IDS = 20
 
@@ -44,6 +45,7 @@ def assemble_buckets(
     billed_before: pd.DataFrame,
     to_bill: pd.DataFrame,
     decided: pd.DataFrame | None = None,
+    outside: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per registration: its bucket, reason, minutes read, minutes billed, amount, document.
 
@@ -63,6 +65,8 @@ def assemble_buckets(
         _part(_without(excluded, taken), "excluded", _without(excluded, taken).get("reason")),
         _part(billed_before, "billed before", billed_before.get("reason")),
     ]
+    if outside is not None and not outside.empty:
+        parts.append(_part(outside, GUARDED[0], outside["reason"]))
     if not charges.empty:
         internal = charges["kind"].eq(INTERNAL_ENTRY)
         reason = pd.Series("new charge", index=charges.index)
@@ -140,7 +144,7 @@ def conservation(read: pd.DataFrame, buckets: pd.DataFrame) -> dict[str, Any]:
                 buckets.loc[buckets["bucket"].eq(name), "minutes"].astype("Int64").fillna(0).sum()
             ),
         }
-        for name in EQUATION
+        for name in (*EQUATION, *(g for g in GUARDED if buckets["bucket"].eq(g).any()))
     }
     # The reconciliation's own buckets are shown when they hold something; the classic six always.
     per_bucket = {
@@ -148,7 +152,7 @@ def conservation(read: pd.DataFrame, buckets: pd.DataFrame) -> dict[str, Any]:
         for name, value in per_bucket.items()
         if name in ALWAYS or value["count"] or value["minutes"]
     }
-    unknown_buckets = sorted(set(buckets["bucket"]) - set(EQUATION) - set(BESIDE))
+    unknown_buckets = sorted(set(buckets["bucket"]) - set(EQUATION) - set(BESIDE) - set(GUARDED))
     beside = buckets[buckets["bucket"].isin(BESIDE)]
     identity = _identity_check(
         units["registration_id"], buckets.loc[~buckets["bucket"].isin(BESIDE), "registration_id"]
@@ -187,7 +191,8 @@ def _identity_check(read_ids: pd.Series, bucket_ids: pd.Series) -> dict[str, Any
 def equation_line(result: dict[str, Any]) -> str:
     """``read = invoiced + internal + excluded + rejected + billed before`` with minutes and counts."""
     shown = ("invoiced", "internal", "excluded", "rejected", "billed before")
-    names = [name for name in EQUATION if name in shown or result["buckets"].get(name, {}).get("count")]
+    equation = [*EQUATION, *GUARDED]
+    names = [name for name in equation if name in shown or result["buckets"].get(name, {}).get("count")]
     buckets = result["buckets"]
     minutes = " + ".join(f"{buckets[n]['minutes']:,}" for n in names)
     counts = " + ".join(f"{buckets[n]['count']:,}" for n in names)

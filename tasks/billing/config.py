@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from koppel.config_files import ConfigFileError, load_toml, parse_toml
+from tasks.billing.sources import PriceChecks, TopdeskSources
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -276,6 +277,8 @@ class BillingConfig(_Strict):
     # Notify when a bundle's balance falls below this many minutes in a run (and when it is used up).
     bundle_alert_below_minutes: int = Field(default=120, ge=0)
     reconciliation: Reconciliation = Field(default_factory=Reconciliation)
+    topdesk: TopdeskSources = Field(default_factory=TopdeskSources)  # tasks/billing/sources.py
+    price_checks: PriceChecks = Field(default_factory=PriceChecks)
     # A run parameter rather than a file setting: bill only this administration (``for_administration``).
     only_administration: int | None = None
 

@@ -20,6 +20,7 @@ from tasks.billing.plan import build_documents, plan_lines
 from tasks.billing.reconcile import Reconciled, Scope, open_charges, reconcile
 from tasks.billing.rules import price, split_excluded, split_out_of_scope
 from tasks.billing.validate import split_valid
+from tasks.billing.window import split_outside_window
 
 __all__ = ["BillingRun", "Masters", "Scope", "bill"]
 
@@ -60,6 +61,7 @@ def bill(
     """
     scope = scope or Scope(regular=False)
     valid, invalid = split_valid(read, config.max_minutes_per_registration)
+    valid, outside = split_outside_window(valid, *scope.window) if scope.window else (valid, None)
     kept, excluded = split_excluded(valid, config, ignore)
     joined, unjoined = join_masters(kept, masters, config)
     joined, elsewhere = split_out_of_scope(joined, config)
@@ -96,6 +98,7 @@ def bill(
         billed_before=reconciled.billed_before,
         to_bill=document_lines,
         decided=reconciled.decided,
+        outside=outside,
     )
     check_outputs(documents, buckets, rejects, excluded, draws)
     return BillingRun(

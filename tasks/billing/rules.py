@@ -18,6 +18,7 @@ from schemas.afas import SalesPrices
 from tasks.billing.config import DAYS, BillingConfig
 from tasks.billing.join import CUSTOMER, INTERNAL, clean_text, day_numbers, on_distinct
 from tasks.billing.money import as_decimal
+from tasks.billing.prices import believable_prices, refused_debtor_prices
 
 # Which registration columns an exclusion kind matches (ids and names/numbers alike).
 KIND_COLUMNS = {
@@ -162,7 +163,8 @@ def rates(
     customer = frame["target"].eq(CUSTOMER)
     candidates = [("customer override", _customer_overrides(frame, config).where(customer))]
     if config.rates.source == "afas" and sales_prices is not None:
-        specific, general = afas_prices(frame, sales_prices)
+        sane = believable_prices(sales_prices, config.price_checks.max_hourly_price)  # never ≤ 0
+        specific, general = afas_prices(frame, sane)
         candidates += [("AFAS debtor price", specific.where(customer)), ("AFAS price", general)]
     else:
         groups = frame["operator_group_name"].map(config.rates.operator_groups)
@@ -174,6 +176,9 @@ def rates(
     for name, found in candidates:
         fill = rate.isna() & found.notna()
         rate, source = rate.mask(fill, found), source.mask(fill, name)
+    if config.rates.source == "afas" and sales_prices is not None:  # a refused debtor price: no price
+        refused = refused_debtor_prices(frame, sales_prices, config.price_checks.max_hourly_price)
+        rate, source = rate.mask(refused & customer), source.mask(refused & customer)
     return {"rate": rate, "rate_source": source}
 
 

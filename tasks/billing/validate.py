@@ -2,7 +2,8 @@
 
 pandera runs ``ValidRegistrations`` lazily, so every failure of every row is collected in one pass; the
 failure cases are mapped back to their rows and phrased per field (``minutes: must be > 0``). A row with
-several failures is rejected once with the reasons joined. An exact duplicate (same id, same content, e.g. a
+several failures is rejected once with the reasons joined; what the connector could not read (its
+``read_error`` column) comes first. An exact duplicate (same id, same content, e.g. a
 row served twice across pages) counts once and is not a reject; the same id with different content is.
 """
 
@@ -16,6 +17,7 @@ from pandera.errors import SchemaErrors
 from schemas.registrations import MAX_MINUTES, RawRegistrations, row_rules_schema
 
 REASON_SEPARATOR = "; "
+READ_ERROR = "read_error"  # optional column: what the connector could not read in the served row
 TEXT_COLUMNS = [
     name
     for name, column in RawRegistrations.to_schema().columns.items()
@@ -31,7 +33,7 @@ def split_valid(frame: pd.DataFrame, max_minutes: int = MAX_MINUTES) -> tuple[pd
     """Return ``(valid, rejects)``; rejects keep every original column plus ``reason`` and ``step``."""
     frame = collapse_exact_duplicates(conform(frame))
     failures = _failure_cases(frame, row_rules_schema(max_minutes))
-    reasons = _row_reasons(frame, failures, max_minutes)
+    reasons = with_read_errors(frame, _row_reasons(frame, failures, max_minutes))
     reasons, absorbed = _merge_conflicting_duplicates(frame, reasons)
     valid = frame.drop(index=reasons.index.union(absorbed)).astype({"minutes": "int64"})
     rejects = frame.loc[reasons.index.sort_values()].assign(reason=reasons, step="validate")
@@ -55,10 +57,28 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
         frame["time_spent_raw"] = frame["time_spent_raw"].astype("float64")
     except (TypeError, ValueError) as error:
         raise RegistrationContractError(f"registration frame breaks the contract: {error}") from None
-    for column in TEXT_COLUMNS:
+    for column in [*TEXT_COLUMNS, *([READ_ERROR] if READ_ERROR in frame else [])]:
         if frame[column].dtype != "str":  # an all-None column arrives as object
             frame[column] = frame[column].astype("str")
     return frame
+
+
+def with_read_errors(frame: pd.DataFrame, reasons: pd.Series) -> pd.Series:
+    """Reasons with the connector's ``read_error`` first; a row with one is always rejected.
+
+    ``read_error`` names what could not be read: not an object, no usable id or parent, no number.
+    """
+    if READ_ERROR not in frame:
+        return reasons
+    errors = frame[READ_ERROR].dropna()
+    errors = errors[errors.str.strip() != ""]
+    if errors.empty:
+        return reasons
+    own = reasons.reindex(errors.index)
+    whole_row = errors.str.startswith("row:")  # nothing else about it can be said
+    merged = errors.where(own.isna() | whole_row, errors + REASON_SEPARATOR + own.fillna(""))
+    combined = pd.concat([reasons.drop(index=errors.index, errors="ignore"), merged]).sort_index()
+    return combined.astype("str").rename("reason")
 
 
 def collapse_exact_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
