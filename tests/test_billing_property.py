@@ -171,9 +171,12 @@ def test_conservation_and_exactly_once_across_a_rerun(read, data):
         second.buckets.set_index("registration_id")["bucket"].to_dict() if not second.buckets.empty else {}
     )
     charges = posted[posted["line_kind"].eq("charge")].set_index("registration_id")
-    in_october = charges["entry_date"].map(lambda d: d.month == 10).to_dict()
+    stamps = read.drop_duplicates("registration_id").set_index("registration_id")["entry_date"]
+    in_october = {rid: OCTOBER[0] <= stamps[rid] < OCTOBER[1] for rid in charges.index}
     for rid, fate in changes.items():
-        if fate == "same":
+        if fate != "deleted" and not in_october[rid]:  # the window guard: not this run's range, untouched
+            assert bucket[rid] == "outside window" and rid not in kinds
+        elif fate == "same":
             assert bucket[rid] == "billed before" and rid not in kinds  # never billed twice
         elif fate == "changed":
             assert kinds[rid] == ["charge", "credit"]  # exactly one correction
