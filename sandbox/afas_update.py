@@ -39,9 +39,33 @@ def execute(sim: AfasSim, connector: str, verb: str, body: Any) -> Any:
     if (connector, verb) not in HANDLERS:  # FiEntries has no PUT (corrections are counter-entries)
         raise AfasError("verb_not_supported", {"connector": connector, "verb": verb})
     elements = parse_body(connector, verb, body)
-    result = HANDLERS[(connector, verb)](sim, elements)
+    pending = dict(sim.rejections)
+    try:
+        result = HANDLERS[(connector, verb)](sim, elements)
+    except AfasError:
+        _keep_rejections(sim, pending, elements)
+        raise
     sim.posted.append(Posted(connector, verb, body, result))
     return result if verb == "POST" else None
+
+
+def _keep_rejections(sim: AfasSim, pending: dict[str, str | None], elements: list[Element]) -> None:
+    """A test rejection (``reject_next_post``) stands like a real refusal while the body holds other debtors.
+
+    Profit refuses a blocked debtor every time; the one-shot test helper would otherwise be used up by the
+    first batch holding it, and the same document would land when the caller bisects the batch.
+    """
+    for debtor in set(pending) - set(sim.rejections):
+        if any(fold(debtor) not in _debtors_of(element) for element in elements):
+            sim.rejections[debtor] = pending[debtor]
+
+
+def _debtors_of(element: Element) -> set[str]:
+    found = {fold(element.get("DbId"))} if element.get("DbId") is not None else set()
+    for line in element.children("FiEntries"):
+        if str(line.fields.get("VaAs")) == "2" and line.fields.get("AcNr") is not None:
+            found.add(fold(line.fields["AcNr"]))
+    return found
 
 
 def one_or_many(results: list[dict[str, str]]) -> dict[str, str] | list[dict[str, str]]:

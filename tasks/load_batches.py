@@ -1,0 +1,219 @@
+"""Batched load: documents of one UpdateConnector and administration go to AFAS as one ``Element`` list.
+
+The batch is the unit of claim, post and confirm (``tasks/load.py`` describes the per-document protocol,
+which stays the same for each document of a batch):
+
+1. **Claim** every document of the batch in ONE ledger transaction (``ledger.claim_batch``). A document
+   whose registrations another run claimed meanwhile takes the per-document path of ``Loader`` (it
+   re-plans without them); one claimed before is reported ``existing-*`` and not posted.
+2. **Post** the claimed documents as ONE body (``AfasClient.insert_batch``): AFAS handles it as one
+   transaction. An uncertain outcome looks every reference of the batch up before anything is posted
+   again. A business error refuses the whole body: the batch is bisected until the refused document
+   stands alone, so the others still post.
+3. **Confirm** every outcome in ONE ledger transaction (``ledger.confirm_batch``).
+
+Ledger work (claims built from the frames, both transactions) runs in worker threads, so the event loop
+keeps the AFAS request slots full. Batch size: ``KOPPEL_LOAD_BATCH_DOCUMENTS`` documents and
+``KOPPEL_LOAD_BATCH_LINES`` lines at most; ``1`` document turns batching off (one body per document).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import anyio.to_thread
+import pandas as pd
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from connectors.errors import BusinessError
+from store import ledger
+from tasks.billing.payloads import fill_invoice_number
+from tasks.load import CONNECTORS, Loader, LoadPlan, Outcome, document_claim, reference_for
+
+BATCHES_IN_FLIGHT = 8  # claimed but not yet confirmed batches per run: bounds what a crash leaves open
+
+
+class LoadSettings(BaseSettings):
+    """How documents are grouped into AFAS bodies (env vars ``KOPPEL_LOAD_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="KOPPEL_LOAD_", extra="ignore")
+
+    batch_documents: int = Field(
+        default=50, ge=1, le=1000, description="Documents per AFAS body at most (1 = no batching)."
+    )
+    batch_lines: int = Field(
+        default=500,
+        ge=1,
+        description="Document lines per AFAS body at most (Profit's time grows with lines; a larger "
+        "document still goes alone).",
+    )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Documents of one connector and administration that go to AFAS as one body."""
+
+    connector: str
+    administration: int
+    references: tuple[str, ...]
+
+
+def batches(documents: pd.DataFrame, lines: pd.DataFrame, settings: LoadSettings) -> list[Batch]:
+    """Cut the planned documents into batches: per connector + administration, within both limits."""
+    if documents.empty:
+        return []
+    line_counts = lines.groupby("reference", sort=False).size()
+    frame = pd.DataFrame(
+        {
+            "reference": documents["reference"].astype(str).to_numpy(),
+            "connector": documents["kind"].map(CONNECTORS).to_numpy(),
+            "administration": documents["administration"].astype(int).to_numpy(),
+        }
+    )
+    frame["lines"] = frame["reference"].map(line_counts).fillna(0).astype(int).to_numpy()
+    out: list[Batch] = []
+    for (connector, administration), group in frame.groupby(["connector", "administration"], sort=False):
+        current: list[str] = []
+        count = 0
+        for reference, size in zip(group["reference"], group["lines"], strict=True):
+            full = len(current) >= settings.batch_documents or count + size > settings.batch_lines
+            if current and full:
+                out.append(Batch(str(connector), int(administration), tuple(current)))
+                current, count = [], 0
+            current.append(reference)
+            count += size
+        if current:
+            out.append(Batch(str(connector), int(administration), tuple(current)))
+    return out
+
+
+@dataclass
+class _Claimed:
+    outcome: Outcome
+    payload: Mapping[str, Any]
+
+
+class BatchLoader(Loader):
+    """``Loader`` whose ``load`` claims, posts and confirms batches of documents."""
+
+    def __init__(self, *args: Any, settings: LoadSettings | None = None, **kwargs: Any) -> None:
+        """Bind the store, the AFAS client and the run (as ``Loader``), and the batch settings."""
+        super().__init__(*args, **kwargs)
+        self.settings = settings or LoadSettings()
+
+    async def load(self, plan: LoadPlan) -> list[Outcome]:
+        """Claim, post and confirm every planned document, batch by batch, batches concurrently."""
+        if self.settings.batch_documents == 1:
+            return await super().load(plan)
+        total, done = len(plan.documents), 0
+        self.on_progress(0, total)
+        documents = plan.documents.set_index(plan.documents["reference"].astype(str), drop=False)
+        by_reference = dict(iter(plan.lines.groupby("reference", sort=False)))
+        slots = asyncio.Semaphore(BATCHES_IN_FLIGHT)
+
+        async def one(batch: Batch) -> list[Outcome]:
+            nonlocal done
+            async with slots:
+                result = await self._load_batch(batch, documents, by_reference, plan.payloads)
+            done += len(batch.references)
+            self.on_progress(done, total)
+            return result
+
+        work = batches(plan.documents, plan.lines, self.settings)
+        results = await asyncio.gather(*(one(batch) for batch in work))
+        return [outcome for group in results for outcome in group]
+
+    async def _load_batch(
+        self,
+        batch: Batch,
+        documents: pd.DataFrame,
+        by_reference: Mapping[str, pd.DataFrame],
+        payloads: Mapping[str, Mapping[str, Any]],
+    ) -> list[Outcome]:
+        rows = [documents.loc[reference].to_dict() for reference in batch.references]
+        claimed, conflicted, settled = await anyio.to_thread.run_sync(
+            self._claim_batch, rows, by_reference, payloads
+        )
+        outcomes = [*settled]
+        for document in conflicted:  # rare: re-planned and claimed one by one, as without batching
+            reference = document["reference"]
+            outcomes += await self._claim_and_post(document, by_reference[reference], payloads[reference])
+        posted = await self._post_batch(batch.connector, claimed)
+        confirmations = [confirmation(outcome) for outcome in posted]
+        await anyio.to_thread.run_sync(ledger.confirm_batch, self.engine, confirmations)
+        return outcomes + posted
+
+    def _claim_batch(
+        self,
+        rows: list[dict[str, Any]],
+        by_reference: Mapping[str, pd.DataFrame],
+        payloads: Mapping[str, Mapping[str, Any]],
+    ) -> tuple[list[_Claimed], list[dict[str, Any]], list[Outcome]]:
+        """In a worker thread: build the claims and claim them in one transaction."""
+        claims = [document_claim(r, by_reference[r["reference"]], payloads[r["reference"]]) for r in rows]
+        results = ledger.claim_batch(self.engine, self.run_id, claims)
+        claimed, conflicted, settled = [], [], []
+        for document, result in zip(rows, results, strict=True):
+            if isinstance(result, ledger.ClaimConflict):
+                conflicted.append(document)
+                continue
+            outcome = self._claimed_outcome(document, by_reference[document["reference"]], result, ())
+            if result.existing:
+                settled.append(outcome)
+                continue
+            payload = payloads[document["reference"]]
+            if result.invoice_number:
+                payload = fill_invoice_number(payload, result.invoice_number)
+            claimed.append(_Claimed(outcome, payload))
+        return claimed, conflicted, settled
+
+    async def _post_batch(self, connector: str, items: list[_Claimed]) -> list[Outcome]:
+        """Post ``items`` as one body; bisect on a business error until the refused document is alone."""
+        if not items:
+            return []
+        references = [reference_for(i.outcome.kind, i.outcome.reference, i.payload) for i in items]
+        answer = await self.client.insert_batch(connector, [i.payload for i in items], references)
+        outcomes, rest = [], []
+        for item, keys in zip(items, answer.keys, strict=True):
+            if keys is None:
+                rest.append(item)
+                continue
+            status = "recovered" if keys.recovered else "posted"
+            outcomes.append(replace(item.outcome, status=status, afas_keys=dict(keys)))
+        if not rest:
+            return outcomes
+        error = answer.error
+        if isinstance(error, BusinessError) and len(rest) > 1:
+            middle = len(rest) // 2
+            halves = await asyncio.gather(
+                self._post_batch(connector, rest[:middle]), self._post_batch(connector, rest[middle:])
+            )
+            return outcomes + halves[0] + halves[1]
+        if isinstance(error, BusinessError):
+            failed = replace(
+                rest[0].outcome,
+                status="failed",
+                message=error.external_message,
+                profit_log_reference=error.profit_log_reference or "",
+            )
+            return [*outcomes, failed]
+        message = error.message if error is not None else "no answer for this document"
+        return outcomes + [replace(item.outcome, status="uncertain", message=message) for item in rest]
+
+
+def confirmation(outcome: Outcome) -> ledger.Confirmation:
+    """The ledger record of a posted document's outcome."""
+    if outcome.status in ("posted", "recovered"):
+        return ledger.Confirmation(outcome.reference, "posted", outcome.afas_keys)
+    if outcome.status == "failed":
+        return ledger.Confirmation(
+            outcome.reference,
+            "failed",
+            message=outcome.message,
+            profit_log_reference=outcome.profit_log_reference,
+        )
+    return ledger.Confirmation(outcome.reference, "uncertain", message=outcome.message)
