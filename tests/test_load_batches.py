@@ -1,0 +1,81 @@
+"""Cutting planned documents into AFAS batches (plain functions, no Prefect, no HTTP)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tasks.load_batches import Batch, LoadSettings, batches
+
+KINDS = ["direct_invoice", "project_realisation", "sales_booking", "internal_entry"]
+
+
+def plan(specs: list[tuple[str, int, int]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Documents ``(kind, administration, lines)`` named D0, D1, … and their lines."""
+    documents = pd.DataFrame(
+        {
+            "reference": [f"D{i}" for i in range(len(specs))],
+            "kind": [k for k, _, _ in specs],
+            "administration": [a for _, a, _ in specs],
+        }
+    )
+    lines = pd.DataFrame({"reference": [f"D{i}" for i, (_, _, n) in enumerate(specs) for _ in range(n)]})
+    return documents, lines
+
+
+def test_batches_keep_connector_and_administration_apart_and_respect_both_limits():
+    documents, lines = plan(
+        [
+            ("direct_invoice", 1, 2),
+            ("sales_booking", 1, 3),
+            ("direct_invoice", 2, 1),
+            ("direct_invoice", 1, 2),
+            ("internal_entry", 1, 4),  # FiEntries too, so it joins the sales booking
+            ("direct_invoice", 1, 5),
+            ("direct_invoice", 1, 1),
+        ]
+    )
+    got = batches(documents, lines, LoadSettings(batch_documents=2, batch_lines=6))
+    assert got == [
+        Batch("FbDirectInvoice", 1, ("D0", "D3")),
+        Batch("FbDirectInvoice", 1, ("D5", "D6")),
+        Batch("FiEntries", 1, ("D1",)),  # 3 + 4 lines > 6
+        Batch("FiEntries", 1, ("D4",)),
+        Batch("FbDirectInvoice", 2, ("D2",)),
+    ]
+
+
+def test_one_document_per_batch_turns_batching_off_and_a_large_document_goes_alone():
+    documents, lines = plan([("direct_invoice", 1, 900), ("direct_invoice", 1, 1), ("direct_invoice", 1, 1)])
+    assert [b.references for b in batches(documents, lines, LoadSettings(batch_documents=1))] == [
+        ("D0",),
+        ("D1",),
+        ("D2",),
+    ]
+    assert [b.references for b in batches(documents, lines, LoadSettings())] == [("D0",), ("D1", "D2")]
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(KINDS), st.integers(1, 3), st.integers(1, 40)), max_size=60),
+    st.integers(1, 9),
+    st.integers(1, 80),
+)
+def test_every_document_is_in_exactly_one_batch_within_the_limits(specs, most, most_lines):
+    documents, lines = plan(specs)
+    got = batches(documents, lines, LoadSettings(batch_documents=most, batch_lines=most_lines))
+    listed = [r for b in got for r in b.references]
+    assert sorted(listed) == sorted(documents["reference"])
+    sizes = lines["reference"].value_counts()
+    for batch in got:
+        assert len(batch.references) <= most
+        kinds = {documents.set_index("reference").loc[r, "kind"] for r in batch.references}
+        assert len({"FiEntries" if k.endswith(("booking", "entry")) else k for k in kinds}) == 1
+        if len(batch.references) > 1:
+            assert sum(sizes[r] for r in batch.references) <= most_lines
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError):
+        LoadSettings(batch_documents=0)
