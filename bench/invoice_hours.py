@@ -169,6 +169,7 @@ def run_stages(info: dict[str, Any], db_url: str) -> tuple[list[Stage], dict[str
         "batch_lines": settings.batch_lines,
         "minimum_posts": minimum_posts,
         "registrations": len(read),
+        "tickets": int(read["ticket_id"].nunique()),
         "documents": len(billing.documents),
         "posted": sum(o.status == "posted" for o in outcomes),
         "holds": result["holds"],
@@ -215,6 +216,25 @@ def report(scale: int, stages: list[Stage], facts: dict[str, Any]) -> None:
         f"\nLoad: {facts['minimum_posts']:,} AFAS posts are the minimum with these batch limits "
         f"(floor {minimum:.2f} s); measured {load.wall:.2f} s = {load.wall / minimum:.2f} × that floor.\n"
     )
+    floor, parts = minimum_request_floor(facts)
+    whole = total(stages)
+    out(
+        f"Minimum-request floor of the whole run (what the APIs allow: {parts}): {floor:.2f} s; "
+        f"measured {whole.wall:.2f} s = {whole.wall / floor:.2f} × that floor.\n"
+    )
+
+
+def minimum_request_floor(facts: dict[str, Any]) -> tuple[float, str]:
+    """A lower bound on the wall time of any client (issue #15's table), and how it was counted.
+
+    TOPdesk: every registration read at least once in pages of 10,000, every ticket looked up at least
+    once in lists of 200 ids; AFAS: 4 reads (masters at take up to 10,000, metainfo once) and one post
+    per batch. Requests × latency ÷ concurrency.
+    """
+    topdesk = -(-facts["registrations"] // 10_000) + -(-facts["tickets"] // 200)
+    afas = 4 + facts["minimum_posts"]
+    seconds = (topdesk * TOPDESK_LATENCY_MS + afas * AFAS_LATENCY_MS) / 1000 / CONCURRENCY
+    return seconds, f"TOPdesk ≥ {topdesk:,} requests, AFAS ≥ {afas:,}"
 
 
 def total(stages: list[Stage]) -> Stage:
@@ -232,10 +252,14 @@ def total(stages: list[Stage]) -> Stage:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark sizes (see the module doc)."""
+    from tasks.extract import Window
+
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2_000, 50_000, 250_000])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 50], help="documents per AFAS body")
     parser.add_argument("--no-flow", action="store_true", help="skip counting the real flow's task runs")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive sequential client")
     args = parser.parse_args(argv)
     sys.stdout.write(
         f"invoice-hours benchmark: AFAS {AFAS_LATENCY_MS} ms/call, TOPdesk "
@@ -248,6 +272,18 @@ def main(argv: list[str] | None = None) -> int:
                 set_latency(info)
                 stages, facts = run_stages(info, f"sqlite:///{Path(folder) / 'bench.db'}")
                 report(scale, stages, facts)
+                last_wall = total(stages).wall
+        if scale == min(args.sizes) and not args.no_naive:
+            from bench.naive import run_naive
+
+            with tempfile.TemporaryDirectory() as folder, sandbox_process(scale) as info:
+                set_latency(info)
+                naive = run_naive(info, f"sqlite:///{Path(folder) / 'naive.db'}", Window(*WINDOW))
+            sys.stdout.write(
+                f"\nNaive sequential client, same world, same invocation: {naive['wall']:.2f} s for "
+                f"{naive['posted']:,} documents; Koppel (last batch setting above) "
+                f"{last_wall:.2f} s: **{naive['wall'] / last_wall:.1f} × faster**.\n"
+            )
         if args.no_flow or scale != min(args.sizes):
             continue
         with tempfile.TemporaryDirectory() as folder, sandbox_process(scale) as info:
