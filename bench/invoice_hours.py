@@ -184,6 +184,7 @@ def count_task_runs(info: dict[str, Any], db_url: str) -> tuple[int, float]:
 
     from flows.invoice_hours import InvoiceHoursParameters, invoice_hours
 
+    os.environ.update(info["env"])
     os.environ["KOPPEL_STATE_DB_URL"] = db_url
     started = time.perf_counter()
     result = invoice_hours(InvoiceHoursParameters(start_date=WINDOW[0], end_date=WINDOW[1], dry_run=True))

@@ -34,6 +34,17 @@ from store import ledger
 from tasks.billing.payloads import fill_invoice_number
 from tasks.load import CONNECTORS, Loader, LoadPlan, Outcome, document_claim, reference_for
 
+CLAIM_COLUMNS = (
+    "reference",
+    "registration_id",
+    "line_kind",
+    "fields_hash",
+    "billed_minutes",
+    "amount",
+    "work_date",
+    "customer_number",
+    "expected_version",
+)
 BATCHES_IN_FLIGHT = 8  # claimed but not yet confirmed batches per run: bounds what a crash leaves open
 
 
@@ -104,6 +115,7 @@ class BatchLoader(Loader):
         """Bind the store, the AFAS client and the run (as ``Loader``), and the batch settings."""
         super().__init__(*args, **kwargs)
         self.settings = settings or LoadSettings()
+        self._all_lines = pd.DataFrame()
 
     async def load(self, plan: LoadPlan) -> list[Outcome]:
         """Claim, post and confirm every planned document, batch by batch, batches concurrently."""
@@ -112,7 +124,9 @@ class BatchLoader(Loader):
         total, done = len(plan.documents), 0
         self.on_progress(0, total)
         documents = plan.documents.set_index(plan.documents["reference"].astype(str), drop=False)
-        by_reference = dict(iter(plan.lines.groupby("reference", sort=False)))
+        # Only the columns a claim reads: a 69-column sub-frame per document was the load's CPU hot spot.
+        by_reference = dict(iter(plan.lines[list(CLAIM_COLUMNS)].groupby("reference", sort=False)))
+        self._all_lines = plan.lines
         slots = asyncio.Semaphore(BATCHES_IN_FLIGHT)
 
         async def one(batch: Batch) -> list[Outcome]:
@@ -141,7 +155,8 @@ class BatchLoader(Loader):
         outcomes = [*settled]
         for document in conflicted:  # rare: re-planned and claimed one by one, as without batching
             reference = document["reference"]
-            outcomes += await self._claim_and_post(document, by_reference[reference], payloads[reference])
+            lines = self._all_lines[self._all_lines["reference"] == reference]
+            outcomes += await self._claim_and_post(document, lines, payloads[reference])
         posted = await self._post_batch(batch.connector, claimed)
         confirmations = [confirmation(outcome) for outcome in posted]
         await anyio.to_thread.run_sync(ledger.confirm_batch, self.engine, confirmations)
