@@ -20,7 +20,9 @@ keeps the AFAS request slots full. Batch size: ``KOPPEL_LOAD_BATCH_DOCUMENTS`` d
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -116,6 +118,9 @@ class BatchLoader(Loader):
         super().__init__(*args, **kwargs)
         self.settings = settings or LoadSettings()
         self._all_lines = pd.DataFrame()
+        # SQLite has one writer: threads queue on a lock instead of SQLite's coarse busy-wait sleeps.
+        sqlite = self.engine.dialect.name == "sqlite"
+        self._writer: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
 
     async def load(self, plan: LoadPlan) -> list[Outcome]:
         """Claim, post and confirm every planned document, batch by batch, batches concurrently."""
@@ -159,7 +164,7 @@ class BatchLoader(Loader):
             outcomes += await self._claim_and_post(document, lines, payloads[reference])
         posted = await self._post_batch(batch.connector, claimed)
         confirmations = [confirmation(outcome) for outcome in posted]
-        await anyio.to_thread.run_sync(ledger.confirm_batch, self.engine, confirmations)
+        await anyio.to_thread.run_sync(self._confirm, confirmations)
         return outcomes + posted
 
     def _claim_batch(
@@ -170,7 +175,8 @@ class BatchLoader(Loader):
     ) -> tuple[list[_Claimed], list[dict[str, Any]], list[Outcome]]:
         """In a worker thread: build the claims and claim them in one transaction."""
         claims = [document_claim(r, by_reference[r["reference"]], payloads[r["reference"]]) for r in rows]
-        results = ledger.claim_batch(self.engine, self.run_id, claims)
+        with self._writer:
+            results = ledger.claim_batch(self.engine, self.run_id, claims)
         claimed, conflicted, settled = [], [], []
         for document, result in zip(rows, results, strict=True):
             if isinstance(result, ledger.ClaimConflict):
@@ -185,6 +191,10 @@ class BatchLoader(Loader):
                 payload = fill_invoice_number(payload, result.invoice_number)
             claimed.append(_Claimed(outcome, payload))
         return claimed, conflicted, settled
+
+    def _confirm(self, confirmations: list[ledger.Confirmation]) -> None:
+        with self._writer:
+            ledger.confirm_batch(self.engine, confirmations)
 
     async def _post_batch(self, connector: str, items: list[_Claimed]) -> list[Outcome]:
         """Post ``items`` as one body; bisect on a business error until the refused document is alone."""
