@@ -261,7 +261,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 50], help="documents per AFAS body")
     parser.add_argument("--no-flow", action="store_true", help="skip counting the real flow's task runs")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive sequential client")
+    parser.add_argument("--plan-only", type=int, metavar="N", help="only plan N registrations (e.g. 1000000)")
+    parser.add_argument("--from-size", type=int, default=20_000, help="--plan-only: month extracted first")
     args = parser.parse_args(argv)
+    if args.plan_only:
+        from bench.plan_only import run
+
+        with sandbox_process(args.from_size) as info:
+            run(info, Window(*WINDOW), args.plan_only)
+        return 0
     sys.stdout.write(
         f"invoice-hours benchmark: AFAS {AFAS_LATENCY_MS} ms/call, TOPdesk "
         f"{TOPDESK_LATENCY_MS} ms/call, concurrency {CONCURRENCY}\n"
