@@ -123,9 +123,11 @@ class BatchLoader(Loader):
         self._writer: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
 
     async def load(self, plan: LoadPlan) -> list[Outcome]:
-        """Claim, post and confirm every planned document, batch by batch, batches concurrently."""
-        if self.settings.batch_documents == 1:
-            return await super().load(plan)
+        """Claim, post and confirm every planned document, batch by batch, batches concurrently.
+
+        With ``batch_documents=1`` every batch is one document: one body, one claim and one confirm
+        transaction per document, as without batching, with the ledger work still off the event loop.
+        """
         total, done = len(plan.documents), 0
         self.on_progress(0, total)
         documents = plan.documents.set_index(plan.documents["reference"].astype(str), drop=False)
