@@ -24,6 +24,7 @@ import threading
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 import anyio.to_thread
@@ -168,6 +169,47 @@ class BatchLoader(Loader):
         confirmations = [confirmation(outcome) for outcome in posted]
         await anyio.to_thread.run_sync(self._confirm, confirmations)
         return outcomes + posted
+
+    async def recover(self, stale_after: timedelta) -> list[Outcome]:
+        """Finish documents of dead runs: look them all up at once, confirm what AFAS has, post the rest.
+
+        The look-up reads the references in chunks within AFAS's URL limit (``find_by_references``)
+        instead of one read per document; what AFAS lacks is posted in batches like a fresh load.
+        """
+        records = await anyio.to_thread.run_sync(self._adopt_unfinished, stale_after)
+        if not records:
+            return []
+        references = [reference_for(r.kind, r.reference, r.payload) for r in records]
+        found = await self.client.find_by_references(references)
+        outcomes, missing = [], {}
+        for record, keys in zip(records, found, strict=True):
+            outcome = Outcome(record.reference, record.kind, "claimed", record.minutes, record.amount)
+            if keys is not None:
+                outcomes.append(replace(outcome, status="recovered", afas_keys=dict(keys)))
+                continue
+            payload = record.payload
+            if record.invoice_number:
+                payload = fill_invoice_number(payload, record.invoice_number)
+            group = missing.setdefault((CONNECTORS[record.kind], record.administration), [])
+            group.append(_Claimed(outcome, payload))
+        for (connector, _), items in missing.items():
+            size = self.settings.batch_documents
+            for start in range(0, len(items), size):
+                outcomes += await self._post_batch(connector, items[start : start + size])
+        await anyio.to_thread.run_sync(self._confirm, [confirmation(o) for o in outcomes])
+        return outcomes
+
+    def _adopt_unfinished(self, stale_after: timedelta) -> list[ledger.DocumentRecord]:
+        adopted = []
+        for record in ledger.unfinished(self.engine, stale_after=stale_after):
+            mine = record.claimed_by_run == self.run_id
+            with self._writer:
+                taken = mine or ledger.adopt(
+                    self.engine, record.reference, self.run_id, previous_run_id=record.claimed_by_run
+                )
+            if taken:  # else another worker adopted it first
+                adopted.append(record)
+        return adopted
 
     def _claim_batch(
         self,
