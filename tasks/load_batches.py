@@ -12,6 +12,9 @@ which stays the same for each document of a batch):
    stands alone, so the others still post.
 3. **Confirm** every outcome in ONE ledger transaction (``ledger.confirm_batch``).
 
+**Recovery** of documents a dead run left claimed or uncertain looks all their references up at once, in
+chunks within AFAS's URL limit, confirms what AFAS holds and posts the rest in batches.
+
 Ledger work (claims built from the frames, both transactions) runs in worker threads, so the event loop
 keeps the AFAS request slots full. Batch size: ``KOPPEL_LOAD_BATCH_DOCUMENTS`` documents and
 ``KOPPEL_LOAD_BATCH_LINES`` lines at most; ``1`` document turns batching off (one body per document).
