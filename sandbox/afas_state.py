@@ -75,6 +75,7 @@ class AfasOptions:
     profit_version: str = "6.6.9"
     app_name: str = "Koppel"
     default_unit: int = 1  # administration used when a body leaves UnId/Unit out
+    max_body_bytes: int = 75 * 1024 * 1024  # larger bodies → 413 (reference §1: max 75 MB per call)
 
 
 @dataclass

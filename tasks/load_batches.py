@@ -35,7 +35,7 @@ import pandas as pd
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.errors import BusinessError
+from connectors.errors import BusinessError, RequestRejected
 from store import ledger
 from tasks.billing.payloads import fill_invoice_number
 from tasks.load import CONNECTORS, Loader, LoadPlan, Outcome, document_claim, reference_for
@@ -259,7 +259,9 @@ class BatchLoader(Loader):
         if not rest:
             return outcomes
         error = answer.error
-        if isinstance(error, BusinessError) and len(rest) > 1:
+        # Refused before anything was stored (business rule, or a 4xx such as 413 for a too large
+        # body): halves are posted on their own until the refused document stands alone.
+        if isinstance(error, BusinessError | RequestRejected) and len(rest) > 1:
             middle = len(rest) // 2
             halves = await asyncio.gather(
                 self._post_batch(connector, rest[:middle]), self._post_batch(connector, rest[middle:])

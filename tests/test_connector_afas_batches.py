@@ -158,3 +158,35 @@ def test_page_sizes_fill_the_cell_budget_up_to_ten_thousand_rows():
         assert spec.take * (spec.columns or 1) < CELL_BUDGET and spec.take <= MAX_TAKE
     with pytest.raises(ValueError, match="too much"):
         GetConnector("X", ("A",), take=5000, columns=40)
+
+
+async def test_a_body_too_large_for_afas_is_bisected_by_the_loader_until_each_part_fits(sandbox: Sandbox):
+    import json
+
+    from sqlalchemy import create_engine
+
+    from connectors.afas.client import as_body
+    from tasks.load import Outcome
+    from tasks.load_batches import BatchLoader, _Claimed
+
+    sim = sandbox.apps["afas"].state.sim
+    debtors = open_debtors(sandbox)
+    references = refs("KPL-BIG", 8)
+    payloads = [invoice(debtors[i], r.value) for i, r in enumerate(references)]
+    one = len(json.dumps(as_body("FbDirectInvoice", payloads[0]), default=str))
+    limit, sim.options.max_body_bytes = sim.options.max_body_bytes, one * 3  # ≤ 2-3 invoices per body
+    sandbox.reset_counters("afas")
+    try:
+        async with afas(sandbox) as client:
+            loader = BatchLoader(create_engine("sqlite://"), client, "run-big", None)
+            items = [
+                _Claimed(Outcome(r.value, "direct_invoice", "claimed"), p)
+                for r, p in zip(references, payloads, strict=True)
+            ]
+            outcomes = await loader._post_batch("FbDirectInvoice", items)
+    finally:
+        sim.options.max_body_bytes = limit
+    assert [o.status for o in outcomes] == ["posted"] * 8
+    assert stored(sandbox, "KPL-BIG") == Counter({r.value: 1 for r in references})
+    endpoint = sandbox.counters("afas")["endpoints"][f"POST {POST_PATH}"]
+    assert endpoint["statuses"].get("413", 0) > 0  # the first bodies really were too large

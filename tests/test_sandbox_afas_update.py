@@ -678,3 +678,16 @@ def test_an_element_list_is_validated_against_the_schema_element_by_element(clie
     bodies[1]["FbDirectInvoice"]["Element"]["Fields"]["NoSuchField"] = "x"
     refused(client.post(f"{URL}/FbDirectInvoice", json=several("FbDirectInvoice", bodies)))
     assert sim.documents("Koppel_DirectInvoices") == []
+
+
+def test_a_body_over_the_size_limit_is_refused_with_413_and_nothing_stored(world, facts):
+    bodies = [invoice(facts["debtor"], reference=f"KPL-L-{n}") for n in range(40)]
+    big = several("FbDirectInvoice", bodies)
+    app = create_app(world, AfasOptions(max_body_bytes=4_000))
+    with InProcessClient(app, app.state.sim.token) as client:
+        response = client.post(f"{URL}/FbDirectInvoice", json=big)
+        assert response.status_code == 413
+        assert response.json()["externalMessage"] == "Het verzoek is groter dan 4000 bytes."
+        assert app.state.sim.documents("Koppel_DirectInvoices") == []
+        small = several("FbDirectInvoice", bodies[:2])
+        assert client.post(f"{URL}/FbDirectInvoice", json=small).status_code == 201
