@@ -35,7 +35,7 @@ import pandas as pd
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.errors import BusinessError, RequestRejected
+from connectors.errors import AuthError, BusinessError, ConnectorError, RequestRejected
 from store import ledger
 from tasks.billing.payloads import fill_invoice_number
 from tasks.load import CONNECTORS, Loader, LoadPlan, Outcome, document_claim, reference_for
@@ -183,7 +183,18 @@ class BatchLoader(Loader):
         if not records:
             return []
         references = [reference_for(r.kind, r.reference, r.payload) for r in records]
-        found = await self.client.find_by_references(references)
+        try:
+            found = await self.client.find_by_references(references)
+        except AuthError:
+            raise  # a configuration error: stop the run, the claims stay for the next run
+        except ConnectorError as error:  # AFAS unreachable: they stay uncertain for the next run
+            message = f"recovery look-up failed: {error.message}"
+            lost = [
+                Outcome(r.reference, r.kind, "uncertain", r.minutes, r.amount, message=message)
+                for r in records
+            ]
+            await anyio.to_thread.run_sync(self._confirm, [confirmation(o) for o in lost])
+            return lost
         outcomes, missing = [], {}
         for record, keys in zip(records, found, strict=True):
             outcome = Outcome(record.reference, record.kind, "claimed", record.minutes, record.amount)

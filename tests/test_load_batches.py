@@ -79,3 +79,32 @@ def test_every_document_is_in_exactly_one_batch_within_the_limits(specs, most, m
 def test_settings_are_checked():
     with pytest.raises(ValueError):
         LoadSettings(batch_documents=0)
+
+
+def test_recovery_keeps_documents_uncertain_when_afas_cannot_be_reached(tmp_path):
+    import asyncio
+    from datetime import timedelta
+
+    from connectors.afas.client import AfasClient
+    from connectors.afas.settings import AfasSettings
+    from connectors.http import RetryPolicy
+    from store import ledger
+    from store.db import connect
+    from store.settings import StoreSettings
+    from tasks.load_batches import BatchLoader
+    from tests.store_support import charges
+
+    engine = connect(StoreSettings(db_url=f"sqlite:///{tmp_path / 'state.db'}"))
+    ledger.claim(engine, "dead-run", charges("KPL-DEAD-1", ["r1"]))
+    settings = AfasSettings(environment_number="12345", token="A" * 64, base_url="http://127.0.0.1:9/Profit")
+    policy = RetryPolicy(max_attempts=2, base_delay=0.001, max_delay=0.01, max_total_seconds=5)
+
+    async def recover():
+        async with AfasClient.from_settings(settings, policy=policy) as client:
+            return await BatchLoader(engine, client, "run-2", None).recover(timedelta(0))
+
+    outcomes = asyncio.run(recover())
+    assert [(o.reference, o.status) for o in outcomes] == [("KPL-DEAD-1", "uncertain")]
+    assert "recovery look-up failed" in outcomes[0].message
+    record = ledger.document(engine, "KPL-DEAD-1")
+    assert (record.status, record.claimed_by_run) == ("uncertain", "run-2")
