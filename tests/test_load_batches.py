@@ -108,3 +108,30 @@ def test_recovery_keeps_documents_uncertain_when_afas_cannot_be_reached(tmp_path
     assert "recovery look-up failed" in outcomes[0].message
     record = ledger.document(engine, "KPL-DEAD-1")
     assert (record.status, record.claimed_by_run) == ("uncertain", "run-2")
+
+
+def test_line_claims_built_in_one_pass_equal_those_built_per_document():
+    from datetime import date
+    from decimal import Decimal
+
+    from tasks.load import line_claims
+    from tasks.load_batches import line_claims_by_reference
+
+    lines = pd.DataFrame(
+        {
+            "reference": ["A", "B", "A", "B"],
+            "registration_id": ["r1", "r2", "r3", "r2"],
+            "line_kind": ["charge", "credit", "charge", "charge"],
+            "fields_hash": ["h1", "h2", "h3", "h4"],
+            "billed_minutes": pd.array([30, -15, 45, 20], dtype="Int64"),
+            "amount": [Decimal("42.50"), Decimal("-21.25"), Decimal("63.75"), Decimal("28.33")],
+            "work_date": [pd.Timestamp("2026-10-01", tz="Europe/Amsterdam"), date(2026, 10, 2)] * 2,
+            "customer_number": ["C1", None, "C1", "C2"],
+            "expected_version": pd.array([None, 3, None, 3], dtype="Int64"),
+            "wide_column_the_claim_never_reads": ["x"] * 4,
+        }
+    )
+    got = line_claims_by_reference(lines)
+    assert set(got) == {"A", "B"}
+    for reference, own in lines.groupby("reference"):
+        assert got[reference] == line_claims(own)
