@@ -5,8 +5,12 @@ Koppel. Latency per call: AFAS 150 ms, TOPdesk 80 ms (set through the control en
 concurrency 4. The API floor of a stage is requests × latency ÷ concurrency: no client can be faster, so
 ``wall ÷ floor`` shows how much Koppel adds on top of waiting for the APIs.
 
-Usage: ``python -m bench [--sizes 2000 50000 250000] [--no-flow]``. The ``--sizes`` are registrations per
-month of the generated world; the run bills October 2026 of that world.
+Usage: ``python -m bench [--sizes 2000 50000 250000] [--batches 1 50] [--no-flow]``. The ``--sizes`` are
+registrations per month of the generated world; the run bills October 2026 of that world. Each size runs
+once per ``--batches`` value (documents per AFAS body, ``KOPPEL_LOAD_BATCH_DOCUMENTS``; 1 = one post per
+document, as before batching), each on a fresh sandbox and database, so before/after come from one
+invocation. The load stage also shows its **minimum-request floor**: AFAS posts needed with the batch
+limits in force (one per batch of ``tasks.load_batches.batches``) × latency ÷ concurrency.
 """
 
 from __future__ import annotations
@@ -115,7 +119,8 @@ def run_stages(info: dict[str, Any], db_url: str) -> tuple[list[Stage], dict[str
     from tasks.billing.payloads import build_payloads
     from tasks.billing.pipeline import Scope, bill
     from tasks.extract import Window, read_masters, read_registrations
-    from tasks.load import Loader, LoadPlan
+    from tasks.load import LoadPlan
+    from tasks.load_batches import BatchLoader, LoadSettings, batches
     from tasks.report import settle_buckets
 
     os.environ.update(info["env"])
@@ -150,16 +155,24 @@ def run_stages(info: dict[str, Any], db_url: str) -> tuple[list[Stage], dict[str
 
     async def post() -> list:
         async with AfasClient.from_settings(load(AfasSettings)) as client:
-            loader = Loader(engine, client, run_id, config)
-            payloads = build_payloads(billing.documents, billing.document_lines, config)
+            loader = BatchLoader(engine, client, run_id, config, settings=settings)
             return await loader.load(LoadPlan(billing.documents, billing.document_lines, payloads))
+
+    settings = LoadSettings()
+    with measured(stages, "build payloads", counters):
+        payloads = build_payloads(billing.documents, billing.document_lines, config)
+    minimum_posts = len(batches(billing.documents, billing.document_lines, settings))
 
     with measured(stages, "load (claim, post, confirm)", counters):
         outcomes = asyncio.run(post())
     with measured(stages, "report", counters):
         result = conservation(read, settle_buckets(billing.buckets, outcomes))
     facts = {
+        "batch_documents": settings.batch_documents,
+        "batch_lines": settings.batch_lines,
+        "minimum_posts": minimum_posts,
         "registrations": len(read),
+        "tickets": int(read["ticket_id"].nunique()),
         "documents": len(billing.documents),
         "posted": sum(o.status == "posted" for o in outcomes),
         "holds": result["holds"],
@@ -174,6 +187,7 @@ def count_task_runs(info: dict[str, Any], db_url: str) -> tuple[int, float]:
 
     from flows.invoice_hours import invoice_hours
 
+    os.environ.update(info["env"])
     os.environ["KOPPEL_STATE_DB_URL"] = db_url
     started = time.perf_counter()
     result = invoice_hours(start_date=WINDOW[0], end_date=WINDOW[1], dry_run=True)
@@ -190,7 +204,8 @@ def report(scale: int, stages: list[Stage], facts: dict[str, Any]) -> None:
     out(
         f"\n## {scale:,} registrations per month: {facts['registrations']:,} read, "
         f"{facts['documents']:,} documents, {facts['posted']:,} posted, conservation "
-        f"{'holds' if facts['holds'] else 'BROKEN'}\n\n"
+        f"{'holds' if facts['holds'] else 'BROKEN'}; batches of at most {facts['batch_documents']} documents "
+        f"/ {facts['batch_lines']} lines; load-1m {os.getloadavg()[0]:.2f}\n\n"
     )
     out("| stage | wall s | CPU s | peak RSS MB | requests | API floor s | wall ÷ floor |\n")
     out("|---|---:|---:|---:|---|---:|---:|\n")
@@ -199,6 +214,31 @@ def report(scale: int, stages: list[Stage], facts: dict[str, Any]) -> None:
         ratio = f"{s.wall / floor:.2f}" if floor else "–"
         reqs = ", ".join(f"{k} {v:,}" for k, v in s.requests.items()) or "–"
         out(f"| {s.name} | {s.wall:.2f} | {s.cpu:.2f} | {s.peak_mb:.0f} | {reqs} | {floor:.2f} | {ratio} |\n")
+    load = next(s for s in stages if s.name.startswith("load"))
+    minimum = facts["minimum_posts"] * AFAS_LATENCY_MS / 1000 / CONCURRENCY
+    out(
+        f"\nLoad: {facts['minimum_posts']:,} AFAS posts are the minimum with these batch limits "
+        f"(floor {minimum:.2f} s); measured {load.wall:.2f} s = {load.wall / minimum:.2f} × that floor.\n"
+    )
+    floor, parts = minimum_request_floor(facts)
+    whole = total(stages)
+    out(
+        f"Minimum-request floor of the whole run (what the APIs allow: {parts}): {floor:.2f} s; "
+        f"measured {whole.wall:.2f} s = {whole.wall / floor:.2f} × that floor.\n"
+    )
+
+
+def minimum_request_floor(facts: dict[str, Any]) -> tuple[float, str]:
+    """A lower bound on the wall time of any client (issue #15's table), and how it was counted.
+
+    TOPdesk: every registration read at least once in pages of 10,000, every ticket looked up at least
+    once in lists of 200 ids; AFAS: 4 reads (masters at take up to 10,000, metainfo once) and one post
+    per batch. Requests × latency ÷ concurrency.
+    """
+    topdesk = -(-facts["registrations"] // 10_000) + -(-facts["tickets"] // 200)
+    afas = 4 + facts["minimum_posts"]
+    seconds = (topdesk * TOPDESK_LATENCY_MS + afas * AFAS_LATENCY_MS) / 1000 / CONCURRENCY
+    return seconds, f"TOPdesk ≥ {topdesk:,} requests, AFAS ≥ {afas:,}"
 
 
 def total(stages: list[Stage]) -> Stage:
@@ -216,23 +256,53 @@ def total(stages: list[Stage]) -> Stage:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark sizes (see the module doc)."""
+    from tasks.extract import Window
+
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2_000, 50_000, 250_000])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 50], help="documents per AFAS body")
     parser.add_argument("--no-flow", action="store_true", help="skip counting the real flow's task runs")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive sequential client")
+    parser.add_argument("--plan-only", type=int, metavar="N", help="only plan N registrations (e.g. 1000000)")
+    parser.add_argument("--from-size", type=int, default=20_000, help="--plan-only: month extracted first")
     args = parser.parse_args(argv)
+    if args.plan_only:
+        from bench.plan_only import run
+
+        with sandbox_process(args.from_size) as info:
+            run(info, Window(*WINDOW), args.plan_only)
+        return 0
     sys.stdout.write(
         f"invoice-hours benchmark: AFAS {AFAS_LATENCY_MS} ms/call, TOPdesk "
         f"{TOPDESK_LATENCY_MS} ms/call, concurrency {CONCURRENCY}\n"
     )
     for scale in args.sizes:
+        for size in args.batches:
+            os.environ["KOPPEL_LOAD_BATCH_DOCUMENTS"] = str(size)
+            with tempfile.TemporaryDirectory() as folder, sandbox_process(scale) as info:
+                set_latency(info)
+                stages, facts = run_stages(info, f"sqlite:///{Path(folder) / 'bench.db'}")
+                report(scale, stages, facts)
+                last_wall = total(stages).wall
+        if scale == min(args.sizes) and not args.no_naive:
+            from bench.naive import run_naive
+
+            with tempfile.TemporaryDirectory() as folder, sandbox_process(scale) as info:
+                set_latency(info)
+                naive = run_naive(info, f"sqlite:///{Path(folder) / 'naive.db'}", Window(*WINDOW))
+            sys.stdout.write(
+                f"\nNaive sequential client, same world, same invocation: {naive['wall']:.2f} s for "
+                f"{naive['posted']:,} documents; Koppel (last batch setting above) "
+                f"{last_wall:.2f} s: **{naive['wall'] / last_wall:.1f} × faster**.\n"
+            )
+        if args.no_flow or scale != min(args.sizes):
+            continue
         with tempfile.TemporaryDirectory() as folder, sandbox_process(scale) as info:
             set_latency(info)
-            stages, facts = run_stages(info, f"sqlite:///{Path(folder) / 'bench.db'}")
-            report(scale, stages, facts)
-            if not args.no_flow and scale == min(args.sizes):
-                runs, wall = count_task_runs(info, f"sqlite:///{Path(folder) / 'flow.db'}")
-                sys.stdout.write(
-                    f"\nThe real flow (dry run, same world): {runs} task runs, {wall:.1f} s wall "
-                    "including Prefect's ephemeral API start.\n"
-                )
+            runs, wall = count_task_runs(info, f"sqlite:///{Path(folder) / 'flow.db'}")
+            sys.stdout.write(
+                f"\nThe real flow (dry run, same world): {runs} task runs, {wall:.1f} s wall "
+                "including Prefect's ephemeral API start.\n"
+            )
     return 0

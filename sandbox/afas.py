@@ -156,7 +156,7 @@ async def _connector(request: Request, sim: AfasSim, method: str, rest: list[str
         return Response(status_code=200, headers=_HEADERS)
     if len(rest) != 1:
         return _not_found()
-    body = await _body(request)
+    body = await _body(request, sim)
     result = afas_update.execute(sim, connector, method, body)
     if method == "PUT":
         return Response(status_code=200, headers=_HEADERS)
@@ -173,8 +173,11 @@ def _get_rows(request: Request, sim: AfasSim, connector: Any) -> Response:
     return Response(text.encode("utf-8"), 200, headers=_HEADERS, media_type="application/json; charset=utf-8")
 
 
-async def _body(request: Request) -> Any:
+async def _body(request: Request, sim: AfasSim) -> Any:
     raw = await request.body()
+    limit = sim.options.max_body_bytes
+    if len(raw) > limit:
+        raise AfasError("payload_too_large", {"limit": limit}, status=413, number=UNEXPECTED)
     try:
         return json.loads(raw.decode("utf-8"), parse_float=Decimal)
     except (UnicodeDecodeError, ValueError):

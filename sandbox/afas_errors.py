@@ -40,6 +40,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "General message: This UpdateConnector is not supported or the user is not authorised.",
     ),
     "invalid_json": ("Ongeldige JSON in de body van het verzoek.", "Invalid json"),
+    "payload_too_large": (
+        "Het verzoek is groter dan {limit} bytes.",
+        "The request is larger than {limit} bytes.",
+    ),
     "unknown_root": (
         "Het object '{name}' is onbekend in UpdateConnector '{connector}'; verwacht '{expected}'.",
         "Object '{name}' is unknown in UpdateConnector '{connector}'; expected '{expected}'.",

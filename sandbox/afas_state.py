@@ -84,6 +84,7 @@ class AfasOptions:
     oauth_client: OAuthClient | None = None  # client id, secret, certificate; default derived from the seed
     secret_expired: bool = False  # the client secret is past its expiry date (Profit 9 default 180 days)
     token_lifetime: int = 3600  # expires_in of issued access tokens, seconds
+    max_body_bytes: int = 75 * 1024 * 1024  # larger bodies → 413 (reference §1: max 75 MB per call)
 
 
 @dataclass

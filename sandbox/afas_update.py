@@ -1,9 +1,12 @@
 """UpdateConnectors of the AFAS sandbox: dispatch, DELETE paths, and the financial connectors.
 
 Every body is parsed against AFAS's schema first (``sandbox/afas_schemas.py``), then checked against the
-world (``AfasSim.require_*``), and only then stored: one body is one transaction, so a refused element
-leaves nothing behind. POST answers ``{"results": {"<Connector>": keys}}`` (201); PUT and DELETE answer
-200 with an empty body. Financial data is never deleted through the API (decision §11.12).
+world (``AfasSim.require_*``), and only then stored: one body is one transaction (reference §5.1), so a
+refused element leaves nothing behind, whichever element of an ``Element`` list it is, and no element of
+the body is stored. POST answers ``{"results": {"<Connector>": keys}}`` (201) for one element and
+``{"results": {"<Connector>": [keys, ...]}}`` for several, one entry per element in the order posted
+(docs/sandbox.md; for ``PtRealization`` one per line, all with the call's ``Sessieguid``); PUT and DELETE
+answer 200 with an empty body. Financial data is never deleted through the API (decision §11.12).
 
 - ``FbDirectInvoice`` (reference §6): debtor exists and is not blocked, project (header ``PrId``) exists,
   is the debtor's and is open, items exist; ``OrNu`` assigned when omitted. Read back via
@@ -36,9 +39,33 @@ def execute(sim: AfasSim, connector: str, verb: str, body: Any) -> Any:
     if (connector, verb) not in HANDLERS:  # FiEntries has no PUT (corrections are counter-entries)
         raise AfasError("verb_not_supported", {"connector": connector, "verb": verb})
     elements = parse_body(connector, verb, body)
-    result = HANDLERS[(connector, verb)](sim, elements)
+    pending = dict(sim.rejections)
+    try:
+        result = HANDLERS[(connector, verb)](sim, elements)
+    except AfasError:
+        _keep_rejections(sim, pending, elements)
+        raise
     sim.posted.append(Posted(connector, verb, body, result))
     return result if verb == "POST" else None
+
+
+def _keep_rejections(sim: AfasSim, pending: dict[str, str | None], elements: list[Element]) -> None:
+    """A test rejection (``reject_next_post``) stands like a real refusal while the body holds other debtors.
+
+    Profit refuses a blocked debtor every time; the one-shot test helper would otherwise be used up by the
+    first batch holding it, and the same document would land when the caller bisects the batch.
+    """
+    for debtor in set(pending) - set(sim.rejections):
+        if any(fold(debtor) not in _debtors_of(element) for element in elements):
+            sim.rejections[debtor] = pending[debtor]
+
+
+def _debtors_of(element: Element) -> set[str]:
+    found = {fold(element.get("DbId"))} if element.get("DbId") is not None else set()
+    for line in element.children("FiEntries"):
+        if str(line.fields.get("VaAs")) == "2" and line.fields.get("AcNr") is not None:
+            found.add(fold(line.fields["AcNr"]))
+    return found
 
 
 def one_or_many(results: list[dict[str, str]]) -> dict[str, str] | list[dict[str, str]]:
@@ -55,6 +82,9 @@ def post_direct_invoice(sim: AfasSim, elements: list[Element]) -> Any:
     given = [p[0]["OrNu"] for p in plans if p[0]["OrNu"]]
     if len({fold(n) for n in given}) != len(given):
         raise AfasError("already_exists", {"label": "Nummer", "value": given[-1]})
+    guids = [fold(line["GuLi"]) for _, lines in plans for line in lines]
+    if len(set(guids)) != len(guids):  # two elements of one body cannot carry the same line GUID
+        raise AfasError("already_exists", {"label": "Regel-GUID", "value": guids[-1]})
     results = []
     for header, lines in plans:
         number = header["OrNu"] or sim.next_id("invoices", 70000001)

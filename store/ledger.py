@@ -509,24 +509,28 @@ def mark_posted(engine: Engine, reference: str, afas_keys: Mapping[str, Any]) ->
     Marking an already posted document again changes nothing.
     """
     with write_transaction(engine) as connection:
-        status = connection.execute(
-            select(documents_table.c.status).where(documents_table.c.reference == reference)
-        )
-        if status.scalar_one_or_none() == "posted":
-            return
-        values = {
-            "afas_keys": dict(afas_keys),
-            "posted_at": utcnow(),
-            "attempts": documents_table.c.attempts + 1,
-        }
-        _transition(connection, reference, "posted", values)
+        _posted_in(connection, reference, afas_keys)
+
+
+def _posted_in(connection: Connection, reference: str, afas_keys: Mapping[str, Any]) -> None:
+    status = connection.execute(
+        select(documents_table.c.status).where(documents_table.c.reference == reference)
+    )
+    if status.scalar_one_or_none() == "posted":
+        return
+    values = {"afas_keys": dict(afas_keys), "posted_at": utcnow(), "attempts": documents_table.c.attempts + 1}
+    _transition(connection, reference, "posted", values)
 
 
 def mark_uncertain(engine: Engine, reference: str, message: str) -> None:
     """Record that a post may have landed or not (time-out, lost response): look it up before reposting."""
     with write_transaction(engine) as connection:
-        values = {"error_message": message, "attempts": documents_table.c.attempts + 1}
-        _transition(connection, reference, "uncertain", values)
+        _uncertain_in(connection, reference, message)
+
+
+def _uncertain_in(connection: Connection, reference: str, message: str) -> None:
+    values = {"error_message": message, "attempts": documents_table.c.attempts + 1}
+    _transition(connection, reference, "uncertain", values)
 
 
 def mark_failed(
@@ -534,12 +538,82 @@ def mark_failed(
 ) -> None:
     """Record that AFAS rejected the document (its registrations stay claimed until ``release``)."""
     with write_transaction(engine) as connection:
-        values = {
-            "error_message": message,
-            "profit_log_reference": profit_log_reference,
-            "attempts": documents_table.c.attempts + 1,
-        }
-        _transition(connection, reference, "failed", values)
+        _failed_in(connection, reference, message, profit_log_reference)
+
+
+def _failed_in(
+    connection: Connection, reference: str, message: str, profit_log_reference: str | None
+) -> None:
+    values = {
+        "error_message": message,
+        "profit_log_reference": profit_log_reference,
+        "attempts": documents_table.c.attempts + 1,
+    }
+    _transition(connection, reference, "failed", values)
+
+
+# ---------------------------------------------------------------------------- batches
+# A batch is the unit of claim, post and confirm when documents go to AFAS as one Element list: ONE
+# transaction claims all its documents and ONE records all their outcomes. The rows stay per document
+# (documents, ledger_lines, registration_state), so everything that reads the ledger is unchanged.
+
+
+def claim_batch(
+    engine: Engine, run_id: str, documents: Sequence[DocumentClaim]
+) -> list[ClaimResult | ClaimConflict]:
+    """Claim several documents in one transaction; each document's claim is all or nothing on its own.
+
+    Every document is claimed exactly as ``claim`` would, inside its own savepoint: a document whose
+    registrations were claimed elsewhere rolls back alone and its ``ClaimConflict`` is returned in its
+    place (not raised), the others commit together. Invoice numbers are taken in the documents' order.
+    """
+    for attempt in range(1, CLAIM_ATTEMPTS + 1):
+        try:
+            with write_transaction(engine) as connection:
+                return [_claim_in_savepoint(connection, run_id, document) for document in documents]
+        except DBAPIError as error:
+            if attempt == CLAIM_ATTEMPTS or not _retryable(error):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _claim_in_savepoint(
+    connection: Connection, run_id: str, document: DocumentClaim
+) -> ClaimResult | ClaimConflict:
+    try:
+        with connection.begin_nested():
+            return _claim_in(connection, run_id, document)
+    except ClaimConflict as conflict:
+        return conflict
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The outcome of one posted document: ``posted`` (with AFAS's keys), ``failed`` or ``uncertain``."""
+
+    reference: str
+    status: str
+    afas_keys: Mapping[str, Any] | None = None
+    message: str = ""
+    profit_log_reference: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in ("posted", "failed", "uncertain"):
+            raise ValueError(f"confirmation of {self.reference}: unknown status {self.status!r}")
+
+
+def confirm_batch(engine: Engine, confirmations: Sequence[Confirmation]) -> None:
+    """Record the outcomes of a batch in one transaction (the same transitions as ``mark_*``)."""
+    if not confirmations:
+        return
+    with write_transaction(engine) as connection:
+        for item in confirmations:
+            if item.status == "posted":
+                _posted_in(connection, item.reference, item.afas_keys or {})
+            elif item.status == "failed":
+                _failed_in(connection, item.reference, item.message, item.profit_log_reference)
+            else:
+                _uncertain_in(connection, item.reference, item.message)
 
 
 def release(engine: Engine, reference: str) -> list[str]:

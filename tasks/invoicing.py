@@ -35,7 +35,8 @@ from tasks.billing.payloads import build_payloads, payload_problems
 from tasks.billing.pipeline import BillingRun, bill
 from tasks.billing.reconcile import Scope, open_charges
 from tasks.extract import Window, billing_window
-from tasks.load import Loader, LoadPlan, Outcome, as_date
+from tasks.load import LoadPlan, Outcome, as_date
+from tasks.load_batches import BatchLoader
 from tasks.report import (
     documents_table,
     planned_outcomes,
@@ -200,7 +201,7 @@ async def _load(
     plan_: LoadPlan, config: BillingConfig, run_id: str, recover_after: float, on_progress
 ) -> tuple:
     async with AfasClient.from_settings(load_settings(AfasSettings)) as client:
-        loader = Loader(state_engine(), client, run_id, config, on_progress)
+        loader = BatchLoader(state_engine(), client, run_id, config, on_progress)
         recovered = await loader.recover(timedelta(minutes=recover_after))
         outcomes = await loader.load(plan_)
         return recovered + outcomes, client.stats()

@@ -134,9 +134,11 @@ def as_date(value: Any) -> date:
 
 
 def document_claim(
-    document: Mapping[str, Any], lines: pd.DataFrame, payload: Mapping[str, Any]
+    document: Mapping[str, Any],
+    lines: pd.DataFrame | tuple[ledger.LineClaim, ...],
+    payload: Mapping[str, Any],
 ) -> ledger.DocumentClaim:
-    """The ledger claim for one planned document."""
+    """The ledger claim for one planned document (``lines``: its frame, or its line claims built already)."""
     return ledger.DocumentClaim(
         reference=str(document["reference"]),
         kind=str(document["kind"]),
@@ -148,7 +150,7 @@ def document_claim(
         minutes=int(document["minutes"]),
         amount=document["amount"],
         needs_invoice_number=bool(document["needs_invoice_number"]),
-        lines=line_claims(lines),
+        lines=lines if isinstance(lines, tuple) else line_claims(lines),
     )
 
 

@@ -274,7 +274,8 @@ async def test_default_take_and_registered_sort_key():
     afas = client(fake)
     assert [r async for r in afas.iter_rows("Profit_Debtor")] == [{"DebtorId": "10001"}]
     await afas.aclose()
-    assert fake.requests[0]["take"] == "1000" and fake.requests[0]["orderbyfieldids"] == "DebtorId"
+    # Profit_Debtor has 21 columns: the largest page within 150,000 cells (reference §3.4).
+    assert fake.requests[0]["take"] == "7142" and fake.requests[0]["orderbyfieldids"] == "DebtorId"
 
 
 async def test_unregistered_connector_needs_a_sort_key():

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections import Counter
 
 import pytest
@@ -21,6 +22,16 @@ from store.settings import StoreSettings
 from tests.invoice_support import OCTOBER, small_world, use_sandbox
 
 pytestmark = pytest.mark.prefect
+
+# Batch sizes the exactly-once tests run with: 1 = one body per document (batching off), 7 = Element lists
+# of up to 7 documents (small enough that the small worlds make many batches).
+BATCH_SIZES = [1, 7]
+
+
+@pytest.fixture(params=BATCH_SIZES, ids=lambda n: f"batch{n}")
+def batch_documents(request, monkeypatch) -> int:
+    monkeypatch.setenv("KOPPEL_LOAD_BATCH_DOCUMENTS", str(request.param))
+    return request.param
 
 
 def params(**kwargs) -> dict:
@@ -60,16 +71,16 @@ def plan_of(result) -> tuple[set[str], int]:
 
 @pytest.mark.postgres
 def test_two_runs_of_the_same_range_at_once_on_postgres_post_everything_once(
-    prefect_harness, monkeypatch, tmp_path, postgres_url
+    prefect_harness, monkeypatch, tmp_path, postgres_url, batch_documents
 ) -> None:
     import sqlalchemy as sa
 
+    name = f"concurrent_runs_{uuid.uuid4().hex[:12]}"  # one database per test run: others may run it too
     admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text("drop database if exists concurrent_runs"))
-        conn.execute(sa.text("create database concurrent_runs"))
+        conn.execute(sa.text(f"create database {name}"))
     admin.dispose()
-    url = postgres_url.rsplit("/", 1)[0] + "/concurrent_runs"
+    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
     with running_sandbox(small_world(seed=21)) as sandbox:
         use_sandbox(monkeypatch, sandbox, tmp_path, db_url=url)
         planned = invoice_hours(**params(dry_run=True))
@@ -107,7 +118,7 @@ RUN_IN_CHILD = textwrap.dedent(
 def child_env(sandbox, db_url: str) -> dict[str, str]:
     from prefect.settings import PREFECT_API_URL
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPEL_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPEL_") or k.startswith("KOPPEL_LOAD_")}
     env.update(sandbox.env(), KOPPEL_STATE_DB_URL=db_url, PREFECT_API_URL=str(PREFECT_API_URL.value()))
     return env
 
@@ -124,7 +135,7 @@ def wait_until(predicate, timeout: float) -> bool:
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_after_posts", [0, 2, 9])
 def test_sigkill_during_load_then_rerun_leaves_no_duplicates_and_nothing_missing(
-    prefect_harness, monkeypatch, tmp_path, kill_after_posts: int
+    prefect_harness, monkeypatch, tmp_path, kill_after_posts: int, batch_documents: int
 ) -> None:
     with running_sandbox(small_world(seed=31)) as sandbox:
         db_url = use_sandbox(monkeypatch, sandbox, tmp_path)
@@ -159,13 +170,15 @@ def test_sigkill_during_load_then_rerun_leaves_no_duplicates_and_nothing_missing
 
 @pytest.mark.slow
 def test_faults_and_lost_responses_still_post_every_document_exactly_once(
-    prefect_harness, monkeypatch, tmp_path
+    prefect_harness, monkeypatch, tmp_path, batch_documents: int
 ) -> None:
     with running_sandbox(small_world(seed=41)) as sandbox:
         use_sandbox(monkeypatch, sandbox, tmp_path)
         planned = invoice_hours(**params(dry_run=True))
+        # Batches make few posts: lose more of their answers so that some are surely lost.
+        lost = 0.3 if batch_documents == 1 else 0.6
         sandbox.set_knobs(
-            "afas", fault_rate=0.2, fault_kinds=["throttle", "unavailable"], lost_response_rate=0.3
+            "afas", fault_rate=0.2, fault_kinds=["throttle", "unavailable"], lost_response_rate=lost
         )
         sandbox.set_knobs("topdesk", fault_rate=0.2, fault_kinds=["throttle", "unavailable", "reset"])
         result = invoice_hours(**params())

@@ -615,3 +615,79 @@ def test_bad_enum_and_invalid_json(client, facts):
         response.status_code == 400
         and response.json()["externalMessage"] == "Ongeldige JSON in de body van het verzoek."
     )
+
+
+# ---------------------------------------------------------------------------- Element lists (batches)
+
+
+def several(connector_root, bodies):
+    """One body holding the elements of several one-element bodies, in order."""
+    return {connector_root: {"Element": [b[connector_root]["Element"] for b in bodies]}}
+
+
+def test_several_invoices_in_one_body_answer_keys_per_element_in_order(client, sim, facts):
+    bodies = [invoice(facts["debtor"], facts["project"], reference=f"KPL-B-{n}") for n in range(3)]
+    response = client.post(f"{URL}/FbDirectInvoice", json=several("FbDirectInvoice", bodies))
+    assert response.status_code == 201, response.text
+    keys = response.json()["results"]["FbDirectInvoice"]
+    stored = {row["RfCs"]: row["OrNu"] for row in sim.documents("Koppel_DirectInvoices")}
+    assert [k["OrNu"] for k in keys] == [stored[f"KPL-B-{n}"] for n in range(3)]
+    assert len(set(stored.values())) == 3
+
+
+@pytest.mark.parametrize("bad", [0, 1, 2])
+def test_one_refused_invoice_of_a_list_leaves_nothing_of_the_body(client, sim, facts, bad):
+    bodies = [invoice(facts["debtor"], facts["project"], reference=f"KPL-X-{n}") for n in range(3)]
+    bodies[bad] = invoice(facts["blocked"], reference=f"KPL-X-{bad}")
+    refused(client.post(f"{URL}/FbDirectInvoice", json=several("FbDirectInvoice", bodies)))
+    assert sim.documents("Koppel_DirectInvoices") == []
+    assert sim.documents("Koppel_DirectInvoiceLines") == []
+    assert sim.posted == []
+
+
+def test_a_line_guid_may_appear_once_in_a_body(client, sim, facts):
+    bodies = [invoice(facts["debtor"], reference=f"KPL-G-{n}") for n in range(2)]
+    for b in bodies:
+        b["FbDirectInvoice"]["Element"]["Objects"][0]["FbDirectInvoiceLines"]["Element"][0]["Fields"][
+            "GuLi"
+        ] = "{11111111-2222-3333-4444-555555555555}"
+    refused(client.post(f"{URL}/FbDirectInvoice", json=several("FbDirectInvoice", bodies)))
+    assert sim.documents("Koppel_DirectInvoices") == []
+
+
+def test_several_entries_in_one_body_get_numbers_in_order_or_none_at_all(client, sim, facts):
+    def balanced(ref, amount="10.00"):
+        return entry(
+            [line("1", "4300", debit=amount, reference=ref), line("1", "8900", credit="10.00", reference=ref)]
+        )
+
+    good = [balanced(f"KPL-E-{n}") for n in range(3)]
+    response = client.post(f"{URL}/FiEntries", json=several("FiEntryPar", good))
+    assert response.status_code == 201, response.text
+    numbers = [int(k["EnNo"]) for k in response.json()["results"]["FiEntries"]]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 3
+    by_ref = {row["BpNr"]: row["EnNo"] for row in sim.documents("Koppel_Entries")}
+    assert [by_ref[f"KPL-E-{n}"] for n in range(3)] == numbers
+    mixed = [balanced("KPL-F-0"), balanced("KPL-F-1", amount="9.99"), balanced("KPL-F-2")]
+    refused(client.post(f"{URL}/FiEntries", json=several("FiEntryPar", mixed)))
+    assert {row["BpNr"] for row in sim.documents("Koppel_Entries")} == {f"KPL-E-{n}" for n in range(3)}
+
+
+def test_an_element_list_is_validated_against_the_schema_element_by_element(client, sim, facts):
+    bodies = [invoice(facts["debtor"], reference=f"KPL-S-{n}") for n in range(2)]
+    bodies[1]["FbDirectInvoice"]["Element"]["Fields"]["NoSuchField"] = "x"
+    refused(client.post(f"{URL}/FbDirectInvoice", json=several("FbDirectInvoice", bodies)))
+    assert sim.documents("Koppel_DirectInvoices") == []
+
+
+def test_a_body_over_the_size_limit_is_refused_with_413_and_nothing_stored(world, facts):
+    bodies = [invoice(facts["debtor"], reference=f"KPL-L-{n}") for n in range(40)]
+    big = several("FbDirectInvoice", bodies)
+    app = create_app(world, AfasOptions(max_body_bytes=4_000))
+    with InProcessClient(app, app.state.sim.token) as client:
+        response = client.post(f"{URL}/FbDirectInvoice", json=big)
+        assert response.status_code == 413
+        assert response.json()["externalMessage"] == "Het verzoek is groter dan 4000 bytes."
+        assert app.state.sim.documents("Koppel_DirectInvoices") == []
+        small = several("FbDirectInvoice", bodies[:2])
+        assert client.post(f"{URL}/FbDirectInvoice", json=small).status_code == 201

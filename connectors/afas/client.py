@@ -13,6 +13,7 @@ Transport, retries, limits and redaction live in ``connectors.http``; error clas
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -25,7 +26,13 @@ from connectors.afas.frames import to_frame
 from connectors.afas.getconnectors import REGISTRY, GetConnector, lookup
 from connectors.afas.payloads import Element, Keys, Reference, body, delete_path, parse_keys, root_name
 from connectors.afas.settings import AfasSettings
-from connectors.errors import ConnectorError, ProtocolError, QueryTooLong, UncertainOutcome
+from connectors.errors import (
+    AuthError,
+    ConnectorError,
+    ProtocolError,
+    QueryTooLong,
+    UncertainOutcome,
+)
 from connectors.http import ClientLifecycle, HttpConfig, HttpLayer, RetryPolicy, Sleep, Where, decode_json
 from connectors.paging import KeysetPaginator, OffsetPaginator, Page, PageRequest, Paginator, paginate
 from connectors.redaction import get_logger
@@ -34,6 +41,7 @@ log = get_logger(__name__)
 
 SYSTEM = "AFAS"
 MAX_QUERY_CHARS = 2049  # from "?" on, including it; longer → 404 (reference §1)
+PAGE_PARAMS_WORST = {"skip": "9999999999", "take": "99999"}  # room kept for paging when chunking filters
 AFAS_POLICY = RetryPolicy(max_attempts=5, base_delay=2.0, max_delay=120.0, max_total_seconds=900.0)
 
 
@@ -192,6 +200,97 @@ class AfasClient(ClientLifecycle):
         response = await self._http.request(method, path, body=as_body(connector, payload), endpoint=path)
         return parse_keys(decode_json(response, Where(SYSTEM, method, path)))
 
+    async def insert_batch(
+        self,
+        connector: str,
+        payloads: Sequence[Mapping[str, Any]],
+        references: Sequence[Reference],
+        *,
+        attempts: int = 3,
+    ) -> BatchAnswer:
+        """POST several documents of ``connector`` as ONE body: one AFAS transaction, all or nothing.
+
+        ``payloads[i]`` is the full body of document ``i`` (its elements are concatenated in order) and
+        ``references[i]`` where AFAS shows it. After an uncertain outcome every reference is looked up
+        (chunked within the URL limit) and only what AFAS does not hold is posted again, at most
+        ``attempts`` posts in all. Business and other errors are returned in the answer, not raised
+        (except ``AuthError``): the caller decides to bisect, fail or mark uncertain.
+        """
+        if len(payloads) != len(references) or not payloads:
+            raise ValueError("insert_batch needs one reference per payload, and at least one payload")
+        found: list[Keys | None] = [None] * len(payloads)
+        error: ConnectorError | None = None
+        for _ in range(attempts):
+            todo = [i for i, keys in enumerate(found) if keys is None]
+            if not todo:
+                break
+            try:
+                keys = await self._post_batch(
+                    connector, [payloads[i] for i in todo], [references[i] for i in todo]
+                )
+            except UncertainOutcome as exc:
+                error = exc
+                log.warning("AFAS %s: %s; looking %d references up", connector, exc.message, len(todo))
+                try:
+                    recovered = await self.find_by_references([references[i] for i in todo])
+                except ConnectorError as lookup:
+                    message = f"{exc.message}; and the look-up of the batch failed: {lookup.message}"
+                    return BatchAnswer(found, UncertainOutcome(message, system=SYSTEM, method="POST"))
+                for i, value in zip(todo, recovered, strict=True):
+                    found[i] = value
+                continue
+            except AuthError:
+                raise  # a configuration error: the caller stops the run
+            except ConnectorError as exc:  # BusinessError: the body was refused, nothing of it landed
+                return BatchAnswer(found, exc)
+            for i, value in zip(todo, keys, strict=True):
+                found[i] = value
+            error = None
+        return BatchAnswer(found, error if any(k is None for k in found) else None)
+
+    async def _post_batch(
+        self, connector: str, payloads: Sequence[Mapping[str, Any]], references: Sequence[Reference]
+    ) -> list[Keys]:
+        """One POST of the concatenated elements; keys per document (from the answer or by reference)."""
+        counts, elements = [], []
+        for payload in payloads:
+            items = elements_of(connector, payload)
+            counts.append(len(items))
+            elements.extend(items)
+        path = f"connectors/{connector}"
+        response = await self._http.request("POST", path, body=body(connector, elements), endpoint=path)
+        answer = decode_json(response, Where(SYSTEM, "POST", path))
+        per_document = keys_per_document(answer, counts)
+        if per_document is not None:
+            return per_document
+        looked_up = await self.find_by_references(references)  # the answer has no key set per element
+        return [keys if keys is not None else Keys() for keys in looked_up]
+
+    async def find_by_references(self, references: Sequence[Reference]) -> list[Keys | None]:
+        """The keys of the document carrying each reference (``None``: AFAS has none), in order.
+
+        References of one connector and field are read together: OR-ed ``=`` filters, as many per
+        request as the 2049-character query string allows.
+        """
+        answers: list[Keys | None] = [None] * len(references)
+        groups: dict[tuple[str, str, tuple[str, ...]], list[int]] = {}
+        for i, reference in enumerate(references):
+            groups.setdefault((reference.connector, reference.field, reference.key_fields), []).append(i)
+        for (connector, field_id, key_fields), indexes in groups.items():
+            spec = self.describe(connector)
+            fields = key_fields or spec.key_fields or spec.sort_key
+            values = [references[i].value for i in indexes]
+            rows_by_value: dict[str, dict[str, Any]] = {}
+            for chunk in reference_chunks(spec, field_id, values):
+                filters = [[Filter(field_id, "=", value)] for value in chunk]
+                async for row in self.iter_rows(spec, filters=filters, order_by=spec.order_by):
+                    rows_by_value.setdefault(str(row.get(field_id, "")).casefold(), row)
+            for i in indexes:
+                row = rows_by_value.get(references[i].value.casefold())
+                if row is not None:
+                    answers[i] = Keys({k: row.get(k) for k in fields}, object_name=spec.id, recovered=True)
+        return answers
+
     async def find_by_reference(self, reference: Reference) -> Keys | None:
         """The keys of the document carrying ``reference``, or ``None`` when AFAS has none."""
         spec = self.describe(reference.connector)
@@ -266,3 +365,72 @@ def check_query_length(params: Mapping[str, Any], where: Where) -> None:
         raise QueryTooLong(
             f"query string of {length} characters exceeds AFAS's {MAX_QUERY_CHARS}", **where.kwargs()
         )
+
+
+@dataclass(frozen=True)
+class BatchAnswer:
+    """What ``insert_batch`` achieved: keys per document (``None``: not in AFAS) and what stopped the rest.
+
+    ``error`` is ``None`` when every document is in AFAS; a ``BusinessError`` means AFAS refused the body
+    of the documents without keys (nothing of it landed); anything else leaves them uncertain.
+    """
+
+    keys: list[Keys | None]
+    error: ConnectorError | None = None
+
+
+def elements_of(connector: str, payload: Mapping[str, Any]) -> list[Element]:
+    """The elements of one document's body (``{"<Root>": {"Element": one | [several]}}``)."""
+    inner = as_body(connector, payload)[root_name(connector)]["Element"]
+    return [dict(e) for e in inner] if isinstance(inner, list) else [dict(inner)]
+
+
+def keys_per_document(answer: Any, counts: Sequence[int]) -> list[Keys] | None:
+    """Each document's keys (those of its first element) when the answer holds one key set per element.
+
+    ``None`` when it does not (AFAS documents one key set for one element only, reference §5.2): the
+    caller then looks the documents up by reference.
+    """
+    if sum(counts) == 1:
+        return [parse_keys(answer)]
+    inner = answer.get("results") if isinstance(answer, Mapping) else None
+    if not isinstance(inner, Mapping) or len(inner) != 1:
+        return None
+    ((name, listed),) = inner.items()
+    if not isinstance(listed, list) or len(listed) != sum(counts):
+        return None
+    if not all(isinstance(item, Mapping) for item in listed):
+        return None
+    out, start = [], 0
+    for count in counts:
+        out.append(
+            Keys(
+                {k: v for k, v in listed[start].items() if not isinstance(v, Mapping | list)},
+                object_name=name,
+            )
+        )
+        start += count
+    return out
+
+
+def reference_chunks(spec: GetConnector, field_id: str, values: Sequence[str]) -> list[list[str]]:
+    """``values`` in chunks whose OR-ed ``=`` filters keep the query string within AFAS's limit."""
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    for value in values:
+        trial = [*current, value]
+        if current and _query_length(spec, field_id, trial) > MAX_QUERY_CHARS:
+            chunks.append(current)
+            trial = [value]
+        if _query_length(spec, field_id, trial) > MAX_QUERY_CHARS:
+            raise ValueError(f"reference {value[:40]!r} alone is too long for an AFAS filter")
+        current = trial
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _query_length(spec: GetConnector, field_id: str, values: Sequence[str]) -> int:
+    params = filter_params([[Filter(field_id, "=", v)] for v in values])
+    full = {**params, "orderbyfieldids": spec.order_by, **PAGE_PARAMS_WORST}
+    return len("?" + str(httpx.QueryParams(full)))

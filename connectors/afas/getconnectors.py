@@ -2,15 +2,25 @@
 
 Each entry names the unique sort key the client always sends (reference §3.4: paging without
 ``orderbyfieldids`` loses and duplicates rows), whether keyset paging (``key > last`` sorted by key) is
-possible — it needs one unique, never-empty key — and the page size (rule: columns × rows < 150,000).
+possible — it needs one unique, never-empty key — and the page size. Without an explicit ``take`` a
+connector with a known column count reads the largest page within AFAS's cell guidance (columns × rows
+< 150,000, reference §3.4), at most ``MAX_TAKE`` rows; without a column count it reads ``DEFAULT_TAKE``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEFAULT_TAKE = 1000
+DEFAULT_TAKE = 1000  # when the column count is unknown (decision §11.5)
+MAX_TAKE = 10_000  # never more rows per page, however narrow the connector
 CELL_BUDGET = 150_000  # columns × rows per page above which AFAS risks "Out of memory" (reference §3.4)
+
+
+def take_for(columns: int | None) -> int:
+    """The largest page within the cell budget for ``columns`` columns (``DEFAULT_TAKE`` when unknown)."""
+    if not columns:
+        return DEFAULT_TAKE
+    return max(1, min(MAX_TAKE, (CELL_BUDGET - 1) // columns))
 
 
 @dataclass(frozen=True)
@@ -20,11 +30,13 @@ class GetConnector:
     id: str
     sort_key: tuple[str, ...]
     keyset: bool = False
-    take: int = DEFAULT_TAKE
+    take: int = 0  # 0: ``take_for(columns)``
     columns: int | None = None  # expected column count, to check the page size against the budget
     key_fields: tuple[str, ...] = ()  # the document key(s) a read-back returns (``find_by_reference``)
 
     def __post_init__(self) -> None:
+        if self.take == 0:
+            object.__setattr__(self, "take", take_for(self.columns))
         if not self.sort_key:
             raise ValueError(f"GetConnector {self.id} needs a unique sort key")
         if self.keyset and len(self.sort_key) != 1:
