@@ -167,7 +167,10 @@ def invoice_hours(
     phases.reached("reading TOPdesk registrations")
     topdesk = extract_topdesk(window, config.topdesk)
     read, topdesk_stats = topdesk.frame, topdesk.stats
-    read = create_missing_customers(read, p.config_path, p.dry_run)  # off unless companies.toml says so
+    relinked = create_missing_customers(read, p.config_path, p.dry_run)  # off unless companies.toml says so
+    if not relinked["customer_number"].equals(read["customer_number"]):
+        masters, _ = extract_masters()  # debtors were just created or linked: plan against AFAS as it is now
+    read = relinked
     logger.info("read %s", read_summary(read, window.label()))
     phases.reached("planning documents")
     bundles_before = sync_bundles(config)
