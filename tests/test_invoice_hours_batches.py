@@ -55,7 +55,7 @@ def test_a_registration_claimed_elsewhere_meanwhile_leaves_only_its_document_to_
     with running_sandbox(small_world(seed=17)) as sandbox:
         use_sandbox(monkeypatch, sandbox, tmp_path)
         params = InvoiceHoursParameters(start_date=OCTOBER[0], end_date=OCTOBER[1])
-        result = invoice_hours(params)
+        result = invoice_hours(**params.model_dump())
         sim = sandbox.apps["afas"].state.sim
         refs = Counter(row["RfCs"] for row in sim.documents("Koppel_DirectInvoices"))
         refs.update({row["BpNr"] for row in sim.documents("Koppel_Entries")})
