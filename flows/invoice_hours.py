@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from koppel.notifications import notify_failure
 from tasks.approval import approval_gate, end_unposted
 from tasks.artifacts import Phases
+from tasks.billing.buckets import POSSIBLY_DELETED
 from tasks.billing.config import BillingConfig, load_billing_config
 from tasks.billing.join import Masters
 from tasks.billing.pipeline import BillingRun
@@ -167,7 +168,10 @@ def invoice_hours(
     phases.reached("reading TOPdesk registrations")
     topdesk = extract_topdesk(window, config.topdesk)
     read, topdesk_stats = topdesk.frame, topdesk.stats
-    read = create_missing_customers(read, p.config_path, p.dry_run)  # off unless companies.toml says so
+    relinked = create_missing_customers(read, p.config_path, p.dry_run)  # off unless companies.toml says so
+    if not relinked["customer_number"].equals(read["customer_number"]):
+        masters, _ = extract_masters()  # debtors were just created or linked: plan against AFAS as it is now
+    read = relinked
     logger.info("read %s", read_summary(read, window.label()))
     phases.reached("planning documents")
     bundles_before = sync_bundles(config)
@@ -206,7 +210,11 @@ def invoice_hours(
     close_run(run_id, "failed" if topdesk.failed else "completed", result["statistics"])
     result = {**result, "context": context, "run_id": run_id, "served": served}
     failed = [f"{s.kind} ({s.source}): {s.error}" for s in topdesk.failed]  # the other sources were billed
-    verdict = run_verdict(len(read), result["documents"].get("status", []), failed)
+    buckets = result["buckets"]
+    possibly_deleted = int(buckets["bucket"].eq(POSSIBLY_DELETED).sum()) if "bucket" in buckets else 0
+    verdict = run_verdict(
+        len(read), result["documents"].get("status", []), failed, possibly_deleted=possibly_deleted
+    )
     if not verdict.ok:
         logger.error("invoice-hours %s not clean: %s", window.label(), verdict.message)
         return Failed(message=verdict.message, data=RunNotClean(verdict.message, result))

@@ -76,6 +76,26 @@ def build_tables(
     return tables
 
 
+def with_current_branches(table: Table, branches: dict[str, dict[str, Any]]) -> Table:
+    """A ticket set with each branch's name and customer number as the branch holds them now.
+
+    TOPdesk's reporting feed shows the branch's current fields: a branch whose ``clientReferenceNumber`` was
+    just written (create-missing-debtors) appears with its new number, as in the REST API.
+    """
+    if "BranchId" not in table.columns:
+        return table
+    ids = table.columns["BranchId"][1].tolist()
+    records = [branches.get(key or "") or {} for key in ids]
+    current = {
+        "BranchName": [r.get("name") or None for r in records],
+        "BranchCustomerNumber": [r.get("clientReferenceNumber") or None for r in records],
+    }
+    columns = dict(table.columns)
+    for name, values in current.items():
+        columns[name] = (TEXT, np.asarray(values, dtype=object))
+    return Table(columns)
+
+
 def _nullable(values: pd.Series | np.ndarray) -> np.ndarray:
     array = np.asarray(values, dtype=object)
     return np.where(array == "", None, array)
@@ -318,7 +338,7 @@ async def entity_set(request: Request) -> Response:
     try:
         if table is None:
             raise ODataError(f"Resource not found for the segment '{name}'.", 404)
-        body = query(table, request, sim.options.odata_page_size)
+        body = query(with_current_branches(table, sim.branches.by_id), request, sim.options.odata_page_size)
     except ODataError as error:
         return odata_error(error)
     if sim.options.malformed_copies and "@odata.nextLink" not in body and "TicketId" in table.columns:

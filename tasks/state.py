@@ -102,11 +102,14 @@ def run_verdict(
     statuses: Iterable[str],
     failed_sources: Iterable[str] = (),
     what: str = "registrations",
+    possibly_deleted: int = 0,
 ) -> Verdict:
     """Green only when something was read, every source answered and no document is refused or uncertain.
 
     ``statuses`` are the document statuses of the run (``tasks.load.Outcome.status``); dry runs' "dry-run"
-    and every posted/recovered/elsewhere status are fine.
+    and every posted/recovered/elsewhere status are fine. ``possibly_deleted`` counts registrations billed
+    earlier that this run did not read and could not confirm gone (bucket "possibly deleted"): they are not
+    credited, so the run is not green.
     """
     problems = [f"source {name} failed" for name in failed_sources]
     if read_count == 0:
@@ -117,4 +120,9 @@ def run_verdict(
     for status, meaning in NOT_GREEN_STATUSES.items():
         if counts.get(status):
             problems.append(f"{counts[status]} document{'s' if counts[status] != 1 else ''} {meaning}")
+    if possibly_deleted:
+        problems.append(
+            f"{possibly_deleted} {what if possibly_deleted != 1 else what.removesuffix('s')} possibly deleted"
+            " in TOPdesk, not credited: checked again next run"
+        )
     return Verdict(ok=not problems, problems=tuple(problems))

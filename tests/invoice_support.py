@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -27,6 +28,15 @@ def use_sandbox(monkeypatch, sandbox, tmp_path, db_url: str | None = None) -> st
     url = db_url or f"sqlite:///{tmp_path / 'state.db'}"
     monkeypatch.setenv("KOPPEL_STATE_DB_URL", url)
     return url
+
+
+def child_env(sandbox, db_url: str) -> dict[str, str]:
+    """Environment for a child process running a flow against the sandbox, state DB and our Prefect API."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPEL_") or k.startswith("KOPPEL_LOAD_")}
+    env.update(sandbox.env(), KOPPEL_STATE_DB_URL=db_url, PREFECT_API_URL=str(PREFECT_API_URL.value()))
+    return env
 
 
 def decimal(value: Any) -> Decimal:

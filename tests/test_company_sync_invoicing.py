@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import textwrap
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +18,7 @@ from sandbox.server import running_sandbox
 from tasks.company_sync import debtors as debtor_module
 from tasks.company_sync.config import CompaniesConfigError, parse_companies_config
 from tasks.company_sync.invoicing import relink
-from tests.invoice_support import OCTOBER, small_world, use_sandbox
+from tests.invoice_support import OCTOBER, child_env, decimal, small_world, use_sandbox
 
 pytestmark = pytest.mark.prefect
 
@@ -140,3 +145,108 @@ def test_a_crash_between_create_and_write_back_creates_no_second_debtor(
     assert numbers and max(numbers.values()) == 1  # one debtor per organisation number
     for debtor in created:
         assert invoices_of(sandbox, debtor["DebtorId"])
+
+
+# The child: invoice-hours with the given config, dying by SIGKILL right after AFAS answered the first
+# KnSalesRelationOrg insert with its debtor number, before that number is written back to the TOPdesk branch.
+KILLED_AFTER_INSERT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from datetime import date
+    from flows.invoice_hours import invoice_hours
+    from tasks.company_sync import debtors
+
+    real_insert = debtors.insert_debtor
+
+    async def insert_then_die(*args, **kwargs):
+        number = await real_insert(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+        return number
+
+    if sys.argv[2] == "kill":
+        debtors.insert_debtor = insert_then_die
+    invoice_hours(start_date=date(2026, 10, 1), end_date=date(2026, 10, 31), config_path=sys.argv[1])
+    """
+)
+
+
+def run_in_child(sandbox, db_url: str, config_path: str, mode: str) -> tuple[int, str]:
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_INSERT, config_path, mode],
+        env=child_env(sandbox, db_url),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    return child.returncode, child.stderr[-3000:]
+
+
+def branches_numbered(sandbox, number: str) -> list[dict]:
+    topdesk = sandbox.apps["topdesk"].state.sim
+    return [b for b in topdesk.branches.by_id.values() if b.get("clientReferenceNumber") == number]
+
+
+def invoiced_amount(sandbox, debtor: str) -> Decimal:
+    """Net hours amount AFAS holds on the debtor's direct invoices (quantity × price per line)."""
+    own = {h["OrNu"] for h in invoices_of(sandbox, debtor)}
+    lines = [
+        x for x in sandbox.apps["afas"].state.sim.documents("Koppel_DirectInvoiceLines") if x["OrNu"] in own
+    ]
+    return sum((decimal(decimal(x["QuUn"]) * decimal(x["Upri"])) for x in lines), Decimal("0.00"))
+
+
+def charged_per_debtor(result) -> dict[str, Decimal]:
+    """What one clean (dry) run over today's TOPdesk and AFAS charges each debtor on direct invoices."""
+    documents = result["documents"].set_index("reference")
+    buckets = result["buckets"]
+    direct = buckets["reference"].map(documents["kind"]).eq("direct_invoice")
+    charged = buckets[buckets["bucket"].eq("invoiced") & direct]
+    totals: dict[str, Decimal] = {}
+    for reference, amount in zip(charged["reference"], charged["amount"], strict=True):
+        debtor = str(documents.loc[reference, "debtor"])
+        totals[debtor] = totals.get(debtor, Decimal("0.00")) + Decimal(amount)
+    return totals
+
+
+@pytest.mark.slow
+def test_a_sigkill_between_the_afas_insert_and_the_topdesk_write_back_creates_no_second_debtor(
+    prefect_harness, monkeypatch, tmp_path
+) -> None:
+    with running_sandbox(small_world()) as sandbox:
+        db_url = use_sandbox(monkeypatch, sandbox, tmp_path)
+        path = configs(tmp_path)
+        afas = sandbox.apps["afas"].state.sim
+
+        code, log = run_in_child(sandbox, db_url, path, "kill")
+        assert code == -signal.SIGKILL, log
+        first = created_debtors(sandbox)
+        assert len(first) == 1  # AFAS stored the sales relation ...
+        orphan = first[0]
+        assert not branches_numbered(sandbox, orphan["DebtorId"])  # ... its number never reached TOPdesk
+        assert not afas.documents("Koppel_DirectInvoices")  # killed before planning: nothing billed yet
+
+        code, log = run_in_child(sandbox, db_url, path, "run")  # a new process, same state DB
+        assert code == 0, log
+        created = created_debtors(sandbox)
+        numbers = Counter(d["BcCo"] for d in created)
+        assert max(numbers.values()) == 1  # one debtor per organisation number
+        assert [d["DebtorId"] for d in created if d["BcCo"] == orphan["BcCo"]] == [orphan["DebtorId"]]
+        for debtor in created:
+            assert len(branches_numbered(sandbox, debtor["DebtorId"])) == 1  # written back to its branch
+            headers = invoices_of(sandbox, debtor["DebtorId"])
+            assert headers, f"hours of new debtor {debtor['DebtorId']} not billed"
+            assert len({h["RfCs"] for h in headers}) == len(headers)  # no document posted twice
+
+        # Billed exactly once: what AFAS holds per new debtor is what one dry run on a fresh ledger charges.
+        monkeypatch.setenv("KOPPEL_STATE_DB_URL", f"sqlite:///{tmp_path / 'oracle.db'}")
+        desired = charged_per_debtor(run(path, dry_run=True))
+        monkeypatch.setenv("KOPPEL_STATE_DB_URL", db_url)
+        for debtor in created:
+            assert invoiced_amount(sandbox, debtor["DebtorId"]) == desired[debtor["DebtorId"]] > 0
+
+        posted = len(afas.documents("Koppel_DirectInvoices"))
+        code, log = run_in_child(sandbox, db_url, path, "run")  # and once more: nothing billed twice
+        assert code == 0, log
+        assert len(afas.documents("Koppel_DirectInvoices")) == posted
+        assert len(created_debtors(sandbox)) == len(created)

@@ -247,11 +247,16 @@ def test_7_rows_skipped_by_offset_paging_are_never_credited(prefect_harness, san
     skipped = second["buckets"][second["buckets"]["bucket"].eq("possibly deleted")]
     assert len(deleted) > 3 and len(skipped) > 0  # pages shifted: live rows went unread
     assert not set(skipped["registration_id"]) & deleted  # the live ones the read skipped
+    assert first["not_clean"] is None
+    assert second["not_clean"] == (  # not credited, so not green: the run says why
+        f"{len(skipped)} registrations possibly deleted in TOPdesk, not credited: checked again next run"
+    )
     credits = invoice_lines(afas(sandbox))["amount"]
     assert not (credits < 0).any(), "live registrations the read skipped were credited as vanished"
 
     third = regular()  # the deleted ones (read on page 1, deleted after) are now confirmed gone: credited
     assert third["conservation"]["holds"]
+    assert third["not_clean"] is None and not third["buckets"]["bucket"].eq("possibly deleted").any()
     documents = first["documents"].set_index("reference")
     billed = first["buckets"][first["buckets"]["reference"].map(documents["kind"]).eq("direct_invoice")]
     gone = billed[billed["registration_id"].isin(deleted)]

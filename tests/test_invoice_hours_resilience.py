@@ -19,7 +19,7 @@ from sandbox.server import running_sandbox
 from store import ledger
 from store.db import connect
 from store.settings import StoreSettings
-from tests.invoice_support import OCTOBER, small_world, use_sandbox
+from tests.invoice_support import OCTOBER, child_env, small_world, use_sandbox
 
 pytestmark = pytest.mark.prefect
 
@@ -113,14 +113,6 @@ RUN_IN_CHILD = textwrap.dedent(
     invoice_hours(start_date=date(2026, 10, 1), end_date=date(2026, 10, 31))
     """
 )
-
-
-def child_env(sandbox, db_url: str) -> dict[str, str]:
-    from prefect.settings import PREFECT_API_URL
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPEL_") or k.startswith("KOPPEL_LOAD_")}
-    env.update(sandbox.env(), KOPPEL_STATE_DB_URL=db_url, PREFECT_API_URL=str(PREFECT_API_URL.value()))
-    return env
 
 
 def wait_until(predicate, timeout: float) -> bool:

@@ -98,6 +98,20 @@ def test_a_run_is_green_only_when_something_was_read_and_nothing_refused_or_unce
     assert run_verdict(5, [], failed_sources=["TOPdesk hours"]).message == "source TOPdesk hours failed"
 
 
+def test_registrations_possibly_deleted_make_a_run_not_green_and_are_named() -> None:
+    assert run_verdict(10, ["posted"], possibly_deleted=0).ok
+    three = run_verdict(10, ["posted"], possibly_deleted=3)
+    assert not three.ok
+    assert three.message == (
+        "3 registrations possibly deleted in TOPdesk, not credited: checked again next run"
+    )
+    one = run_verdict(10, ["failed"], failed_sources=["TOPdesk hours"], possibly_deleted=1)
+    assert one.message == (
+        "source TOPdesk hours failed; 1 document refused by AFAS; "
+        "1 registration possibly deleted in TOPdesk, not credited: checked again next run"
+    )
+
+
 def test_business_events_read_as_sentences() -> None:
     read = pd.DataFrame({"kind": ["incident", "change", "incident", "operations", "change", "problem", "x"]})
     assert read_summary(read, "2026-10-01..2026-10-31") == (

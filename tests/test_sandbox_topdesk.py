@@ -1084,6 +1084,15 @@ def test_odata_time_registrations_in_minutes_with_filter_select_and_paging(
     assert {v["Id"] for v in one} == set(kind.loc[kind["ticket.id"] == ticket, "id"])
 
 
+def test_odata_tickets_show_the_branch_as_it_is_now(fresh: Api, world: World) -> None:
+    problem = world.extra["td_problems"].iloc[0]
+    url = f"{API}/branches/id/{problem['branch.id']}"
+    patched = fresh.patch(url, json={"clientReferenceNumber": "70123", "name": "Hernoemd B.V."})
+    assert patched.status_code == 200
+    entity = fresh.get(f"{ODATA}/Problems", params={"$filter": f"Id eq {problem['id']}"}).json()["value"][0]
+    assert (entity["BranchCustomerNumber"], entity["BranchName"]) == ("70123", "Hernoemd B.V.")
+
+
 def test_odata_top_skip_orderby_and_ticket_context(api: Api, world: World) -> None:
     problems, branches = world.extra["td_problems"], world.extra["td_branches"].set_index("id")
     body = api.get(f"{ODATA}/Problems", params={"$top": 2, "$skip": 1, "$orderby": "Number desc"}).json()

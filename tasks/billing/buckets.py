@@ -32,7 +32,8 @@ EQUATION = (
 )
 ALWAYS = ("invoiced", "internal", "excluded", "rejected", "billed before", "failed")
 # Registrations the ledger billed that this run did not read: reported beside the equation.
-BESIDE = ("reversed (deleted)", "possibly deleted")
+POSSIBLY_DELETED = "possibly deleted"  # billed earlier, not read now, not confirmed gone: not credited
+BESIDE = ("reversed (deleted)", POSSIBLY_DELETED)
 GUARDED = ("outside window",)  # in the equation when a run has them (tasks/billing/window.py)
 BUCKET_COLUMNS = ["registration_id", "bucket", "reason", "minutes", "billed_minutes", "amount", "reference"]
 SHOWN_IDS = 20
