@@ -1,8 +1,9 @@
 """Property: any sequence of TOPdesk edits and runs leaves every registration billed as desired, or pending.
 
-Hypothesis generates edits (add, change minutes, change customer, delete, exclude, un-exclude, refuse the
-next document, resend) interleaved with regular runs (the whole of October) and backfills (halves and
-overlapping ranges). Each run is the real pipeline (``bill``), the production load as
+Hypothesis generates edits (add, change minutes, change reason (so the item), change customer, delete,
+exclude, un-exclude, refuse the next document, resend) interleaved with regular runs (the whole of
+October) and backfills (halves and overlapping ranges). Each run is the real pipeline (``bill``), the
+production load as
 ``tasks.invoicing._load`` runs it (``BatchLoader.recover`` then ``load``, the real ``AfasClient``, batches of
 1, 2 or 50 documents as hypothesis chooses), the real ledger (SQLite) and the AFAS simulator served on
 loopback; a refusal is the simulator's own (``reject_next_post`` on the debtor).
@@ -71,6 +72,7 @@ PENDING = {
 BASE = (
     CONFIG_TOML.replace('grouping = "per_ticket_item"', 'grouping = "per_registration"', 1)
     + "[rounding]\nunit_minutes = 15\nminimum_minutes_per_ticket = 30\n"
+    + '[items.by_reason]\n"Spoed" = "SPOED"\n'  # a change of reason changes the item (and the price)
 )
 ZERO = Decimal("0.00")
 CUSTOMERS = ("10001", "10002")
@@ -280,8 +282,9 @@ RUN = st.tuples(st.just("run"), st.sampled_from([None, (1, 31), (1, 15), (16, 31
 REFUSE = st.tuples(st.just("refuse"), st.sampled_from(CUSTOMERS))
 MOVE = st.tuples(st.just("customer"), st.integers(0, 20))
 EDITS = st.one_of(  # runs, refusals and moves twice as likely: a refused reversal needs all three
-    st.tuples(st.just("add"), st.integers(1, 31), st.integers(1, 90), st.integers(0, 2)),
+    st.tuples(st.just("add"), st.integers(1, 31), st.integers(1, 90), st.integers(0, 2), st.booleans()),
     st.tuples(st.just("minutes"), st.integers(0, 20), st.integers(1, 120)),
+    st.tuples(st.just("reason"), st.integers(0, 20)),
     MOVE,
     MOVE,
     st.tuples(st.just("delete"), st.integers(0, 20)),
@@ -302,7 +305,7 @@ def apply(edit: tuple, world: World, afas: Afas, engine) -> bool:
     kind = edit[0]
     if kind == "add":
         rid = f"r{len(world.rows):02d}"
-        _, day, minutes, ticket = edit
+        _, day, minutes, ticket, urgent = edit
         world.rows[rid] = {
             "day": day,
             "row": registration(
@@ -314,11 +317,15 @@ def apply(edit: tuple, world: World, afas: Afas, engine) -> bool:
                 ticket_number=f"I {ticket}",
                 billed_ticket_number=f"I {ticket}",
                 notes=f"regid={rid}",
+                reason_name="Spoed" if urgent else "Normaal tarief",
             ),
         }
     elif kind == "minutes" and pick:
         row = world.rows[pick(edit[1])]["row"]
         row.update(minutes=edit[2], time_spent_raw=float(edit[2] * 60))
+    elif kind == "reason" and pick:
+        row = world.rows[pick(edit[1])]["row"]
+        row["reason_name"] = "Normaal tarief" if row["reason_name"] == "Spoed" else "Spoed"
     elif kind == "customer" and pick:
         row = world.rows[pick(edit[1])]["row"]
         row["customer_number"] = "10002" if row["customer_number"] == "10001" else "10001"
@@ -344,7 +351,7 @@ def test_every_registration_nets_its_desired_amount_or_is_pending_after_every_ru
         env = {k.removeprefix("KOPPEL_AFAS_").lower(): v for k, v in sandbox.afas_env().items()}
         afas = Afas(sandbox, AfasSettings(**env))
 
-        @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
         @given(edits=st.lists(EDITS, min_size=3, max_size=14), batch=st.sampled_from([1, 2, 50]))
         def sequences(edits: list[tuple], batch: int) -> None:
             with engine.begin() as connection:  # one migrated database, emptied for every example
