@@ -106,7 +106,6 @@ def test_any_served_sequence_is_accounted_for_row_by_row(served):
         excluded=empty.assign(reason=pd.Series(dtype="str")),
         billed_before=empty.assign(reason=pd.Series(dtype="str"), document_reference=pd.Series(dtype="str")),
         to_bill=pd.DataFrame(),
-        moved=None,
         outside=valid.assign(reason="kept aside in this test"),
     )
     result = served_conservation(frame, buckets)
