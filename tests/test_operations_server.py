@@ -67,16 +67,23 @@ def test_first_working_days_skip_weekends_and_new_years_day() -> None:
     assert {(d.hour, d.minute) for d in days} == {(7, 0)}
 
 
+def read_all(api: str, path: str, body: dict) -> list[dict]:
+    """Every row a Prefect ``…/filter`` endpoint holds, page by page (a page holds at most 200)."""
+    rows: list[dict] = []
+    while True:
+        page = httpx.post(f"{api}/{path}", json={**body, "limit": 200, "offset": len(rows)}, timeout=30)
+        page.raise_for_status()
+        rows.extend(page.json())
+        if len(page.json()) < 200:
+            return rows
+
+
 def scheduled_runs(api: str) -> dict[str, list[datetime]]:
     """Scheduled flow runs per ``flow/deployment``, their start times in Amsterdam, sorted."""
     from koppel.ui import deployments
 
     names = {d["id"]: d["name"] for d in deployments(api)}
-    runs = httpx.post(
-        f"{api}/flow_runs/filter",
-        json={"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}, "limit": 200},
-        timeout=30,
-    ).json()
+    runs = read_all(api, "flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}})
     found: dict[str, list[datetime]] = {name: [] for name in names.values()}
     for run in runs:
         if run.get("deployment_id") in names and run.get("auto_scheduled"):
@@ -105,29 +112,28 @@ def switch_schedules_off(api: str) -> None:
                 json={"active": False},
                 timeout=30,
             ).raise_for_status()
-    runs = httpx.post(
-        f"{api}/flow_runs/filter",
-        json={"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}},
-        timeout=30,
-    ).json()
+    runs = read_all(api, "flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}})
     for run in runs:
         httpx.delete(f"{api}/flow_runs/{run['id']}", timeout=30)
 
 
-def run_logs(
-    api: str, flow_run_id: str, last_line: str = "Finished in state", timeout: float = 60
-) -> list[dict]:
-    """The run's log lines, once the flow process has sent them all (they are shipped in the background)."""
+def run_logs(api: str, flow_run_id: str, quiet_seconds: float = 6, timeout: float = 90) -> list[dict]:
+    """All the run's log lines, once the flow process has sent them.
+
+    They are shipped in the background, in batches, and may still arrive after the run's final state: wait
+    until no new line has come for ``quiet_seconds`` (a batch goes every two seconds). Read page by page: a
+    run with throttled answers logs hundreds of retry warnings, more than one page.
+    """
     deadline = time.monotonic() + timeout
-    while True:
-        logs = httpx.post(
-            f"{api}/logs/filter",
-            json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200},
-            timeout=30,
-        ).json()
-        if any(last_line in entry["message"] for entry in logs) or time.monotonic() > deadline:
-            return logs
+    body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"}
+    logs = read_all(api, "logs/filter", body)
+    unchanged_since = time.monotonic()
+    while time.monotonic() - unchanged_since < quiet_seconds and time.monotonic() < deadline:
         time.sleep(1)
+        latest = read_all(api, "logs/filter", body)
+        if len(latest) != len(logs):
+            logs, unchanged_since = latest, time.monotonic()
+    return logs
 
 
 def test_schedules_fire_and_an_adhoc_preview_with_dates_stays_a_dry_run(
