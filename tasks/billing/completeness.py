@@ -59,8 +59,20 @@ def mismatches(totals: pd.DataFrame) -> pd.DataFrame:
 def completeness_summary(totals: pd.DataFrame, found: pd.DataFrame) -> dict[str, Any]:
     """Counts and the summary line."""
     unaccounted = int(found["unaccounted_minutes"].fillna(0).abs().sum()) if not found.empty else 0
+    odd = int((pd.to_numeric(found["unreadable_rows"]) > 0).sum()) if not found.empty else 0
     line = (
         f"{len(found):,} tickets whose registrations do not add up to TOPdesk's total: "
         f"{unaccounted:,} minutes unaccounted (of {len(totals):,} incidents checked)"
     )
-    return {"checked": len(totals), "tickets": len(found), "unaccounted_minutes": unaccounted, "line": line}
+    if odd:  # their minutes are read and rejected (not lost); the difference is what TOPdesk counted for them
+        line += (
+            f"; {odd:,} of them hold registrations not in whole minutes, rejected as a unit mismatch "
+            "(see the rejects)"
+        )
+    return {
+        "checked": len(totals),
+        "tickets": len(found),
+        "unaccounted_minutes": unaccounted,
+        "tickets_with_unreadable_rows": odd,
+        "line": line,
+    }
