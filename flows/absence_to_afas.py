@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, runtime
+from prefect.states import State
 from pydantic import BaseModel, Field
 
 from koppel.notifications import notify_failure
@@ -25,7 +26,7 @@ from tasks.hr import (
 )
 from tasks.hr_sync.config import load_hr_config
 from tasks.preflight import preflight
-from tasks.state import close_run, mark_run_ended, open_run
+from tasks.state import close_run, finish, mark_run_ended, open_run, writes_verdict
 
 DISABLED = "absence-to-afas is disabled: set `enabled = true` under `[absence_to_afas]` in {path}."
 
@@ -43,7 +44,7 @@ class AbsenceToAfasParameters(BaseModel):
     on_failure=[mark_run_ended, notify_failure],
     on_crashed=[mark_run_ended, notify_failure],
 )
-def absence_to_afas(dry_run: bool = False, config_path: str = "config/hr.toml") -> dict[str, Any]:
+def absence_to_afas(dry_run: bool = False, config_path: str = "config/hr.toml") -> dict[str, Any] | State:
     """Insert or update in AFAS the absences users registered in the OH system, each exactly once.
 
     Args:
@@ -69,4 +70,5 @@ def absence_to_afas(dry_run: bool = False, config_path: str = "config/hr.toml") 
     result = report_absences(context, outcomes)
     statistics = {name: {"count": count} for name, count in result["counts"].items()}
     close_run(run_id, "completed", statistics)
-    return {"enabled": True, **result, "context": context, "run_id": run_id}
+    verdict = writes_verdict(outcomes["outcome"], "AFAS", noun="absence")
+    return finish(ABSENCE_TO_AFAS, {"enabled": True, **result, "context": context, "run_id": run_id}, verdict)

@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from prefect import flow, runtime
+from prefect.states import State
 from pydantic import BaseModel, Field
 
 from koppel.notifications import notify_failure
@@ -27,7 +28,7 @@ from tasks.company_sync.config import load_companies_config
 from tasks.extract import billing_window
 from tasks.history import OptionalDate
 from tasks.preflight import preflight
-from tasks.state import close_run, mark_run_ended, open_run
+from tasks.state import close_run, finish, mark_run_ended, open_run, writes_verdict
 
 FLOW = "create-missing-debtors"
 
@@ -56,7 +57,7 @@ def create_missing_debtors(
     dry_run: bool = False,
     config_path: str = "config/companies.toml",
     billing_config_path: str = "config/billing.toml",
-) -> dict[str, Any]:
+) -> dict[str, Any] | State:
     """Create an AFAS debtor for every billable TOPdesk branch that has none, exactly once, and link it.
 
     Args:
@@ -97,4 +98,5 @@ def create_missing_debtors(
     }
     result = report_missing_debtors(context, plan, outcomes)
     close_run(run_id, "completed", result["statistics"])
-    return {**result, "run_id": run_id}
+    verdict = writes_verdict(outcomes["status"], "AFAS or TOPdesk", noun="debtor")
+    return finish(FLOW, {**result, "run_id": run_id}, verdict)

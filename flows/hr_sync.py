@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from prefect import flow, runtime
+from prefect.states import State
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from koppel.notifications import notify_failure
@@ -31,7 +32,7 @@ from tasks.hr_sync.config import absence_window_start, load_hr_config, parse_fro
 from tasks.hr_sync.mirror import Mode
 from tasks.hr_sync.report import planned_outcomes
 from tasks.preflight import preflight
-from tasks.state import close_run, mark_run_ended, open_run
+from tasks.state import close_run, finish, mark_run_ended, open_run, writes_verdict
 
 
 def _from_date(value: str | None) -> str | None:
@@ -78,7 +79,7 @@ def hr_sync(
     from_date: FromDate = None,
     dry_run: bool = False,
     config_path: str = "config/hr.toml",
-) -> dict[str, Any]:
+) -> dict[str, Any] | State:
     """Send AFAS's departments, employees, employments, absences and manager accounts to the OH system.
 
     Args:
@@ -119,4 +120,5 @@ def hr_sync(
     }
     result = report_sync(context, sync_plan, outcomes)
     close_run(run_id, "completed", sync_statistics(outcomes, result["rejects"]))
-    return {**result, "context": context, "run_id": run_id}
+    verdict = writes_verdict(outcomes["outcome"], "the occupational-health system")
+    return finish(HR_SYNC, {**result, "context": context, "run_id": run_id}, verdict)

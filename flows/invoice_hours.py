@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, runtime
-from prefect.states import Failed, State
+from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
@@ -56,7 +56,7 @@ from tasks.invoicing import (
 from tasks.masterdata import check_master_data
 from tasks.preflight import preflight
 from tasks.specifications import write_specifications
-from tasks.state import RunNotClean, close_run, mark_run_ended, open_run, run_verdict
+from tasks.state import close_run, finish, mark_run_ended, open_run, run_verdict
 
 FLOW = "invoice-hours"
 PHASES = [
@@ -215,10 +215,7 @@ def invoice_hours(
     verdict = run_verdict(
         len(read), result["documents"].get("status", []), failed, possibly_deleted=possibly_deleted
     )
-    if not verdict.ok:
-        logger.error("invoice-hours %s not clean: %s", window.label(), verdict.message)
-        return Failed(message=verdict.message, data=RunNotClean(verdict.message, result))
-    return result
+    return finish(f"{FLOW} {window.label()}", result, verdict)
 
 
 def replan(

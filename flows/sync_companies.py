@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, runtime
+from prefect.states import State
 from pydantic import BaseModel, Field
 
 from koppel.notifications import notify_failure
@@ -25,7 +26,7 @@ from tasks.companies import (
 from tasks.company_sync.config import load_companies_config
 from tasks.company_sync.report import planned_outcomes
 from tasks.preflight import preflight
-from tasks.state import close_run, mark_run_ended, open_run
+from tasks.state import close_run, finish, mark_run_ended, open_run, writes_verdict
 
 FLOW = "sync-companies"
 
@@ -43,7 +44,9 @@ class SyncCompaniesParameters(BaseModel):
     on_failure=[mark_run_ended, notify_failure],
     on_crashed=[mark_run_ended, notify_failure],
 )
-def sync_companies(dry_run: bool = False, config_path: str = "config/companies.toml") -> dict[str, Any]:
+def sync_companies(
+    dry_run: bool = False, config_path: str = "config/companies.toml"
+) -> dict[str, Any] | State:
     """Keep TOPdesk's branches and persons in line with AFAS's debtors and contacts.
 
     Args:
@@ -71,4 +74,4 @@ def sync_companies(dry_run: bool = False, config_path: str = "config/companies.t
     }
     result = report_company_sync(context, plan, outcomes, imported)
     close_run(run_id, "completed", result["statistics"])
-    return {**result, "run_id": run_id}
+    return finish(FLOW, {**result, "run_id": run_id}, writes_verdict(outcomes["status"], "TOPdesk"))

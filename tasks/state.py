@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed, State
 from sqlalchemy.engine import Engine
 
 from store import runs
@@ -126,3 +128,36 @@ def run_verdict(
             " in TOPdesk, not credited: checked again next run"
         )
     return Verdict(ok=not problems, problems=tuple(problems))
+
+
+WRITE_PROBLEMS = {
+    "failed": "failed in {system}",
+    "uncertain": "uncertain ({system} did not answer; looked up again by the next run)",
+    "rejected": "refused by {system}",
+    "skipped": "not sent (too many failures in a row: the run stopped writing to {system})",
+}
+
+
+def writes_verdict(outcomes: Iterable[str], system: str, noun: str = "change") -> Verdict:
+    """Green only when every write this run attempted went through (a dry run's "planned" is fine).
+
+    ``outcomes`` are the per-write outcomes (the HR, company and debtor flows' ``outcome``/``status``).
+    """
+    counts = Counter(str(outcome) for outcome in outcomes)
+    problems = [
+        f"{counts[status]} {noun}{'s' if counts[status] != 1 else ''} {meaning.format(system=system)}"
+        for status, meaning in WRITE_PROBLEMS.items()
+        if counts.get(status)
+    ]
+    return Verdict(ok=not problems, problems=tuple(problems))
+
+
+def finish(flow_name: str, result: dict[str, Any], verdict: Verdict) -> dict[str, Any] | State:
+    """What a flow returns: ``result`` when green, else a Failed state that carries it (``RunNotClean``).
+
+    Call after ``close_run``: the run's figures are kept, the run is Failed in the UI and notifies.
+    """
+    if verdict.ok:
+        return result
+    get_run_logger().error("%s not clean: %s", flow_name, verdict.message)
+    return Failed(message=verdict.message, data=RunNotClean(verdict.message, result))

@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 
 from flows.invoice_hours import InvoiceHoursParameters, invoice_hours
-from tasks.state import RunNotClean
 from tests.invoice_support import decimal
+from tests.run_support import finished as finished_run
 
 TODAY = date(2026, 11, 5)  # the regular run's horizon is then September and October 2026
 
@@ -24,13 +24,7 @@ def pin_today(monkeypatch) -> None:
 
 def finished(parameters: InvoiceHoursParameters) -> dict[str, Any]:
     """The run's result; a run that did its work but ends Failed (refusals) says why in ``not_clean``."""
-    state = invoice_hours(**parameters.model_dump(), return_state=True)
-    if state.is_completed():
-        return {**state.result(), "not_clean": None}
-    error = state.result(raise_on_failure=False)
-    if not isinstance(error, RunNotClean):
-        raise error if isinstance(error, BaseException) else AssertionError(state)
-    return {**error.result, "not_clean": state.message}
+    return finished_run(invoice_hours, **parameters.model_dump())
 
 
 def regular(**kwargs: Any) -> dict[str, Any]:

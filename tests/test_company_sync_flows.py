@@ -21,6 +21,7 @@ from store.settings import StoreSettings
 from tasks.company_sync import debtors as debtor_module
 from tasks.company_sync.debtors import organisation_number
 from tasks.names import join_name, split_dutch_name
+from tests.run_support import finished
 
 pytestmark = pytest.mark.prefect
 
@@ -77,8 +78,11 @@ def branch_by_number(sandbox, number: str) -> list[dict]:
     return [b for b in td(sandbox).branches.by_id.values() if b.get("clientReferenceNumber") == number]
 
 
-def sync(**kwargs):
-    return sync_companies(**SyncCompaniesParameters(**kwargs).model_dump())
+def sync(clean: bool = True, **kwargs):
+    """A sync-companies run's result; ``clean``: it must end green (every TOPdesk write went through)."""
+    result = finished(sync_companies, **SyncCompaniesParameters(**kwargs).model_dump())
+    assert (result["not_clean"] is None) == clean, result["not_clean"]
+    return result
 
 
 def missing(config_path: str, **kwargs):
@@ -151,6 +155,27 @@ def test_blocked_debtor_archives_its_branch_and_persons_and_gone_ones_too(prefec
     persons = result["changes"].query("action == 'archive' and entity == 'person'")
     contacts = afas(sandbox).tables["contacts"].where(OrgNumber=active[0]["BcCo"])
     assert set(persons["key"]) >= {c["PerNumber"] for c in contacts}
+
+
+def test_a_run_whose_topdesk_writes_fail_ends_failed_and_keeps_its_figures(
+    prefect_harness, sandbox, tmp_path
+) -> None:
+    sync()
+    active = [d for d in afas(sandbox).tables["debtors"] if not d["Blocked"]]
+    afas(sandbox).block_debtor(active[0]["DebtorId"])
+    afas(sandbox).rename_organisation(active[1]["DebtorId"], "Hernoemd B.V.")
+    text = Path("config/companies.toml").read_text(encoding="utf-8")
+    config = tmp_path / "companies.toml"  # an archiving reason TOPdesk does not know: archiving cannot work
+    config.write_text(text.replace('"Niet meer actief in AFAS"', '"Bestaat niet"'), encoding="utf-8")
+
+    result = sync(clean=False, config_path=str(config))
+    counts = result["counts"].set_index(["entity", "action"])
+    archives = int(counts.loc[[("branch", "archive"), ("person", "archive")], "failed"].sum())
+    assert archives >= 1 and counts["failed"].sum() == archives
+    assert result["not_clean"] == f"{archives} change{'s' if archives != 1 else ''} failed in TOPdesk"
+    (renamed,) = branch_by_number(sandbox, active[1]["DebtorId"])  # the other writes went through
+    assert renamed["name"] == "Hernoemd B.V."
+    assert [b["archived"] for b in branch_by_number(sandbox, active[0]["DebtorId"])] == [False]
 
 
 def test_bad_afas_rows_are_reported_per_row_and_the_rest_goes_through(prefect_harness, sandbox) -> None:

@@ -19,6 +19,7 @@ from flows.hr_sync import HrSyncParameters, hr_sync
 from sandbox.occupational_health import AbsenceIn, EmployeeIn, OhOptions
 from sandbox.server import running_sandbox
 from sandbox.world import generate_world
+from tests.run_support import finished
 
 pytestmark = pytest.mark.prefect
 
@@ -57,8 +58,11 @@ def received(sandbox, start: int = 0) -> list[tuple[str, str, str]]:
     return [(r.method, r.resource, r.external_id) for r in oh(sandbox).received[start:]]
 
 
-def sync(**kwargs):
-    return hr_sync(**HrSyncParameters(from_date="2024-11-21", **kwargs).model_dump())
+def sync(clean: bool = True, **kwargs):
+    """An hr-sync run's result; ``clean``: it must end green (every change the OH system was sent, taken)."""
+    result = finished(hr_sync, **HrSyncParameters(from_date="2024-11-21", **kwargs).model_dump())
+    assert (result["not_clean"] is None) == clean, result["not_clean"]
+    return result
 
 
 def afas_update(sandbox, fields: dict) -> None:
@@ -177,18 +181,21 @@ def test_absence_registered_in_oh_appears_once_in_afas_also_after_a_rerun(prefec
             expected_end=date(2026, 11, 23),
         )
     )
-    first = absence_to_afas(config_path=path)
+    first = finished(absence_to_afas, config_path=path)
     outcomes = first["absences"].set_index("external_id")
     assert outcomes.loc[mine.external_id, "outcome"] == "inserted"
+    refused = outcomes[outcomes["outcome"] == "rejected"]  # the world's bad absences: not green
+    assert mine.external_id not in refused.index
+    assert first["not_clean"] == f"{len(refused)} absence{'s' if len(refused) != 1 else ''} refused by AFAS"
     rows = afas(sandbox).tables["illness"].where(EmployeeId="1002")
     assert [(r["StartDate"].date(), r["DvId"], r["EndDate"]) for r in rows] == [(date(2026, 11, 16), 1, None)]
 
-    again = absence_to_afas(config_path=path)
+    again = finished(absence_to_afas, config_path=path)
     # the overlap window reads it again; AFAS already has it, so nothing is posted
     assert again["absences"].set_index("external_id").loc[mine.external_id, "outcome"] == "unchanged"
     assert len(afas(sandbox).tables["illness"].where(EmployeeId="1002")) == 1
     oh(sandbox).update_registered_absence(mine.external_id, end_date=date(2026, 11, 19))
-    closed = absence_to_afas(config_path=path)
+    closed = finished(absence_to_afas, config_path=path)
     assert closed["absences"].set_index("external_id").loc[mine.external_id, "outcome"] == "updated"
     rows = afas(sandbox).tables["illness"].where(EmployeeId="1002")
     assert len(rows) == 1 and rows[0]["EndDate"].date() == date(2026, 11, 19)
@@ -319,8 +326,9 @@ def test_two_employers_records_arrive_with_their_employer_key(prefect_harness, m
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("KOPPEL_STATE_DB_URL", f"sqlite:///{tmp_path / 'state.db'}")
         state = oh(strict)
-        single = sync(config_path=config_file(tmp_path, ""))
+        single = sync(clean=False, config_path=config_file(tmp_path, ""))
         refused = single["changes"][single["changes"]["outcome"] == "rejected"]
+        assert single["not_clean"] == f"{len(refused)} changes refused by the occupational-health system"
         assert set(refused["entity"]) == {"employees", "employments", "absences", "users"}
         assert "employer_external_id" in refused["message"].iloc[0]  # the account insists on the key
 
