@@ -19,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from koppel.config_files import ConfigFileError, load_toml, parse_toml
 from tasks.billing.sources import PriceChecks, TopdeskSources
+from tasks.billing.writeback import Writeback
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -279,6 +280,8 @@ class BillingConfig(_Strict):
     reconciliation: Reconciliation = Field(default_factory=Reconciliation)
     topdesk: TopdeskSources = Field(default_factory=TopdeskSources)  # tasks/billing/sources.py
     price_checks: PriceChecks = Field(default_factory=PriceChecks)
+    # Notes on billed TOPdesk tickets after AFAS confirmed (tasks/billing/writeback.py); off by default.
+    writeback: Writeback = Field(default_factory=Writeback)
     # A run parameter rather than a file setting: bill only this administration (``for_administration``).
     only_administration: int | None = None
 
