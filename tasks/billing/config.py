@@ -292,6 +292,7 @@ class BillingConfig(_Strict):
             *self._reference_problems(),
             *self._department_problems(),
             *self._bundle_problems(),
+            *self._writeback_problems(),
         ]
         if problems:
             raise ValueError("; ".join(problems))
@@ -335,6 +336,16 @@ class BillingConfig(_Strict):
             f"bundles: name {name!r} is used twice"
             for name in sorted({n for n in names if names.count(n) > 1})
         ]
+
+    def _writeback_problems(self) -> list[str]:
+        """Koppel must not overwrite the incident field it reads the AFAS project from."""
+        field = self.writeback.incident.optional_field
+        if field and "incident_field" in self.projects.sources and field == self.topdesk.project_field:
+            return [
+                f"writeback.incident.optional_field {field!r} is where incidents keep their AFAS project "
+                "(topdesk.project_field): writing the billed status there would move the hours; pick another"
+            ]
+        return []
 
     def approval_required(self) -> list[int]:
         """The administrations of this run whose documents wait for approval before posting."""
