@@ -242,7 +242,9 @@ def test_a_sigkill_between_the_topdesk_write_and_the_ledger_confirm_writes_no_se
         actions = koppel_actions(sandbox)
         assert sum(len(rows) for rows in actions.values()) == 1  # TOPdesk holds the first note ...
         rows = store.state(connect(StoreSettings(db_url=db_url)))
-        assert rows["status"].value_counts().to_dict().get("claimed") == 1  # ... the ledger does not know
+        counts = rows["status"].value_counts().to_dict()
+        assert counts.get("claimed", 0) >= 1 and "written" not in counts  # ... the ledger does not know
+        # (the other claimed rows were in flight: their read-back finds nothing and they are written)
 
         code, log = run_in_child(sandbox, db_url, path, "run")  # a new process, same state DB
         assert code == 0, log
