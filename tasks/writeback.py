@@ -37,7 +37,7 @@ from store import ledger
 from store import writeback as store
 from tasks.artifacts import publish_table
 from tasks.billing.config import BillingConfig
-from tasks.billing.writeback import notes
+from tasks.billing.writeback import KINDS, notes
 from tasks.extract import Window
 from tasks.secrets import load_settings
 from tasks.state import state_engine
@@ -61,10 +61,7 @@ class Result:
 def write_back(config: BillingConfig, window: Window, run_id: str, prefix: str, stale_minutes: float) -> str:
     """Write the notes owed to TOPdesk tickets; publish the table and return the summary line."""
     engine = state_engine()
-    end = window.last + timedelta(days=1)
-    lines = ledger.posted_lines(engine, entry_date_range=(window.first, end))
-    numbers = store.invoice_numbers(engine, lines["document_reference"].astype(str).unique().tolist())
-    store.enqueue(engine, notes(lines, numbers, config.writeback))
+    store.enqueue(engine, window_notes(engine, config, window))
     items = store.due(engine, run_id, stale_after=timedelta(minutes=stale_minutes))
     logger = get_run_logger()
     try:
@@ -85,6 +82,23 @@ def write_back(config: BillingConfig, window: Window, run_id: str, prefix: str, 
     line = summary_line(table)
     logger.info("%s", line)
     return line
+
+
+def window_notes(engine: Engine, config: BillingConfig, window: Window) -> list[store.Note]:
+    """The notes of every posted document with lines in ``window`` on a ticket of an enabled kind.
+
+    The lines are read per ticket, not per date, so a note counts ALL of its document's minutes on the
+    ticket, also those dated outside the window.
+    """
+    end = window.last + timedelta(days=1)
+    dated = ledger.posted_lines(engine, entry_date_range=(window.first, end))
+    enabled = [kind for kind in KINDS if config.writeback.for_kind(kind).enabled]
+    tickets = dated.loc[dated["registration_kind"].isin(enabled), "ticket_id"].dropna().astype(str)
+    if tickets.empty:
+        return []
+    lines = ledger.posted_lines(engine, ticket_ids=sorted(set(tickets)))
+    numbers = store.invoice_numbers(engine, lines["document_reference"].astype(str).unique().tolist())
+    return notes(lines, numbers, config.writeback)
 
 
 async def write_all(engine: Engine, items: list[store.Due], run_id: str) -> list[Result]:
@@ -112,24 +126,34 @@ async def write_one(client: TopdeskClient, engine: Engine, item: store.Due, run_
 async def _write(client: TopdeskClient, note: store.Note, read_back: bool) -> tuple[str, str]:
     """``(status, message)``; a later attempt reads back first, so "failed" after a memo went in is safe."""
     kind, ticket = note.registration_kind, note.ticket_id
+    field = (note.field_path, note.field_value) if note.field_path and note.field_value is not None else None
+    together = field if kind in topdesk.WITH_FIELD else None  # one request sets both, atomically
     try:
-        if note.memo and not (read_back and await _landed(client, note)):
+        if note.memo:
+            if not (read_back and await _landed(client, note)):
+                await _add_memo_once(client, note, together)
+            field = None if together else field  # the memo's request carried it
+        if field is not None:
             try:
-                await topdesk.add_memo(client, kind, ticket, note.memo)
-            except UncertainOutcome:
-                if not await _landed(client, note):  # TOPdesk did not apply it: write it once more
-                    await topdesk.add_memo(client, kind, ticket, note.memo)
-        if note.field_path and note.field_value is not None:
-            try:
-                await topdesk.set_text_field(client, kind, ticket, note.field_path, note.field_value)
+                await topdesk.set_text_field(client, kind, ticket, *field)
             except UncertainOutcome:  # setting a field twice is harmless
-                await topdesk.set_text_field(client, kind, ticket, note.field_path, note.field_value)
+                await topdesk.set_text_field(client, kind, ticket, *field)
     except UncertainOutcome as error:
         return "uncertain", error.message
     except ConnectorError as error:
         status = f"{error.status}: " if error.status else ""
         return "failed", f"{status}{error.message}"
     return "written", ""
+
+
+async def _add_memo_once(client: TopdeskClient, note: store.Note, field: tuple[str, str] | None) -> None:
+    """Add the memo; after a lost answer, only again when the read-back does not find it."""
+    assert note.memo is not None  # noqa: S101
+    try:
+        await topdesk.add_memo(client, note.registration_kind, note.ticket_id, note.memo, field=field)
+    except UncertainOutcome:
+        if not await _landed(client, note):  # TOPdesk did not apply it: write it once more
+            await topdesk.add_memo(client, note.registration_kind, note.ticket_id, note.memo, field=field)
 
 
 async def _landed(client: TopdeskClient, note: store.Note) -> bool:

@@ -138,3 +138,17 @@ async def test_a_retry_reads_back_first_and_an_unknown_ticket_fails_with_404(app
     rows = store.state(engine).set_index("ticket_id")
     assert rows.loc[gone.ticket_id, "status"] == "failed"
     assert "not found" in rows.loc[gone.ticket_id, "error_message"]
+
+
+@pytest.mark.anyio
+async def test_an_incident_gets_its_memo_and_field_in_one_request(app, client, engine) -> None:
+    sim, ticket = app.state.sim, str(app.state.sim.incidents.ids[3])
+    marker = f"[Koppel {REFERENCE}]"
+    mine = store.Note(
+        REFERENCE, ticket, "incident", "I 1", marker, f"{marker} z", "optionalFields1.text2", "v"
+    )
+    before = knobs(sim).writes
+    result = await write_one(client, engine, due(engine, mine), "run-1")
+    assert result.status == "written" and knobs(sim).writes == before + 1
+    assert knobs(sim).incident_fields[ticket]["optionalFields1"]["text2"] == "v"
+    assert [a["memoText"] for a in actions_of(sim, "incident", ticket)] == [f"{marker} z"]

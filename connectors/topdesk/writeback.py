@@ -46,6 +46,7 @@ PATCH_PATHS = {
     "operational_activity": f"{API}/operationalActivities/{{id}}",
 }
 MEMO_KINDS = ("incident", *TRAILS)
+WITH_FIELD = ("incident",)  # the memo's request can set an optional field too
 FIELD_KINDS = tuple(PATCH_PATHS)
 
 
@@ -53,14 +54,22 @@ def _path(template: str, ticket_id: str) -> str:
     return Endpoint("", template, Family.UNPAGED).url(id=ticket_id)
 
 
-async def add_memo(client: TopdeskClient, kind: str, ticket_id: str, text: str) -> None:
-    """Add ``text`` to the ticket as an action invisible for the caller."""
+async def add_memo(
+    client: TopdeskClient, kind: str, ticket_id: str, text: str, *, field: tuple[str, str] | None = None
+) -> None:
+    """Add ``text`` to the ticket as an action invisible for the caller.
+
+    ``field`` (``("optionalFields1.text2", value)``, incidents only) is set by the same request.
+    """
     if kind == "incident":
-        body = {"action": text, "actionInvisibleForCaller": True}
+        body: dict[str, Any] = {"action": text, "actionInvisibleForCaller": True}
+        if field is not None:
+            block, name = field[0].split(".", 1)
+            body[block] = {name: field[1]}
         await client.send("PATCH", _path(PATCH_PATHS[kind], ticket_id), body)
         return
-    if kind not in TRAILS:
-        raise ValueError(f"TOPdesk has no memo route for {kind!r}")
+    if kind not in TRAILS or field is not None:
+        raise ValueError(f"TOPdesk has no memo route for {kind!r} (or none that sets a field)")
     body = {"memoText": text, "invisibleForCaller": True}
     await client.send("POST", TRAILS[kind].url(id=ticket_id), body)
 
