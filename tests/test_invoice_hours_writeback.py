@@ -24,6 +24,7 @@ from store import writeback as store
 from store.db import connect
 from store.settings import StoreSettings
 from tasks.billing.config import BillingConfigError, parse_billing_config
+from tasks.writeback import CONCURRENT_TICKETS
 from tests.invoice_support import OCTOBER, afas_invoices, child_env, small_world, use_sandbox
 from tests.reconcile_support import backfill, pick, pin_today, regular
 
@@ -240,11 +241,12 @@ def test_a_sigkill_between_the_topdesk_write_and_the_ledger_confirm_writes_no_se
         code, log = run_in_child(sandbox, db_url, path, "kill")
         assert code == -signal.SIGKILL, log
         actions = koppel_actions(sandbox)
-        assert sum(len(rows) for rows in actions.values()) == 1  # TOPdesk holds the first note ...
+        # TOPdesk holds the first note (and any other that was in flight when the process died) ...
+        assert 1 <= sum(len(rows) for rows in actions.values()) <= CONCURRENT_TICKETS
         rows = store.state(connect(StoreSettings(db_url=db_url)))
         counts = rows["status"].value_counts().to_dict()
         assert counts.get("claimed", 0) >= 1 and "written" not in counts  # ... the ledger does not know
-        # (the other claimed rows were in flight: their read-back finds nothing and they are written)
+        # (the next run reads every claimed row back: what TOPdesk holds is confirmed, the rest written)
 
         code, log = run_in_child(sandbox, db_url, path, "run")  # a new process, same state DB
         assert code == 0, log
