@@ -62,7 +62,7 @@ def write_back(config: BillingConfig, window: Window, run_id: str, prefix: str, 
     """Write the notes owed to TOPdesk tickets; publish the table and return the summary line."""
     engine = state_engine()
     store.enqueue(engine, window_notes(engine, config, window))
-    items = store.due(engine, run_id, stale_after=timedelta(minutes=stale_minutes))
+    items = enabled(store.due(engine, run_id, stale_after=timedelta(minutes=stale_minutes)), config)
     logger = get_run_logger()
     try:
         results = asyncio.run(write_all(engine, items, run_id)) if items else []
@@ -82,6 +82,11 @@ def write_back(config: BillingConfig, window: Window, run_id: str, prefix: str, 
     line = summary_line(table)
     logger.info("%s", line)
     return line
+
+
+def enabled(items: list[store.Due], config: BillingConfig) -> list[store.Due]:
+    """The rows of kinds enabled now; those of a kind turned off since they were enqueued wait."""
+    return [item for item in items if config.writeback.for_kind(item.note.registration_kind).enabled]
 
 
 def window_notes(engine: Engine, config: BillingConfig, window: Window) -> list[store.Note]:

@@ -4,6 +4,7 @@ TOPdesk simulator (httpx over ASGI) with a SQLite ledger: read-back, 404, lost a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -22,8 +23,9 @@ from store import ledger
 from store import writeback as store
 from store.db import connect
 from store.settings import StoreSettings
+from tasks.billing.config import parse_billing_config
 from tasks.billing.writeback import KindWriteback, Writeback, notes
-from tasks.writeback import write_one
+from tasks.writeback import enabled, write_one
 from tests.store_support import charges
 
 REFERENCE = "KPL-1-202610-aaaa"
@@ -152,3 +154,13 @@ async def test_an_incident_gets_its_memo_and_field_in_one_request(app, client, e
     assert result.status == "written" and knobs(sim).writes == before + 1
     assert knobs(sim).incident_fields[ticket]["optionalFields1"]["text2"] == "v"
     assert [a["memoText"] for a in actions_of(sim, "incident", ticket)] == [f"{marker} z"]
+
+
+def test_rows_of_a_kind_turned_off_wait() -> None:
+    base = (Path(__file__).resolve().parents[1] / "config" / "billing.toml").read_text()
+    config = parse_billing_config(base + "[writeback.change]\nmemo = true\n")
+    rows = [
+        store.Due(note("t1"), "failed", 1),
+        store.Due(replace(note("t2"), registration_kind="change"), "pending", 0),
+    ]
+    assert [item.note.ticket_id for item in enabled(rows, config)] == ["t2"]
