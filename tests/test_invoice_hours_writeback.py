@@ -127,6 +127,9 @@ def test_every_billed_ticket_gets_one_note_and_a_reversal_writes_its_own(
     first = regular(config_path=path)
     assert first["not_clean"] is None
     expected = assert_one_note_per_document_and_ticket(sandbox)
+    rows = store.state(connect(StoreSettings()))
+    assert set(rows["status"]) == {"written"}
+    assert knobs(topdesk(sandbox)).writes == len(rows)  # one TOPdesk write per note, memo and field together
     held = afas_invoices(sandbox.apps["afas"].state.sim)
     direct = {ref for (ref, _, _) in expected if ref in set(first["documents"]["reference"])}
     assert direct & set(held)  # the notes name documents AFAS holds
