@@ -57,6 +57,7 @@ from tasks.masterdata import check_master_data
 from tasks.preflight import preflight
 from tasks.specifications import write_specifications
 from tasks.state import close_run, finish, mark_run_ended, open_run, run_verdict
+from tasks.writeback import write_back
 
 FLOW = "invoice-hours"
 PHASES = [
@@ -182,7 +183,7 @@ def invoice_hours(
     read, billing = gate.read, gate.billing
     logger.info("planned %s", documents_summary(billing.documents))
     logger.info("hours: %s", hours_change(billing.priced))
-    outcomes, load_stats = None, {}
+    outcomes, load_stats, writeback = None, {}, ""
     if not p.dry_run:
         phases.reached("posting documents in AFAS")
         outcomes, load_stats = load(billing, config, run_id, p.recover_after_minutes)
@@ -190,6 +191,8 @@ def invoice_hours(
         for line in refusal_lines(outcomes):
             logger.warning("%s", line)
         report_bundles(bundles_before, config)
+        if config.writeback.enabled:  # never changes the verdict: a failure is reported and retried
+            writeback = write_back(config, window, run_id, prefix, p.recover_after_minutes)
     specification_files = write_specifications(billing, config, run_id)
     context = {
         "window": window.label() + ("" if regular else " (backfill: new charges only)"),
@@ -200,6 +203,7 @@ def invoice_hours(
         "customer_names": customer_names(masters.debtors),
         "requests": {"topdesk": topdesk_stats, "afas": afas_stats, "afas_load": load_stats},
         "approval": gate.summary_markdown(),
+        "writeback": writeback,
         "specifications": specification_files,
         "notes": source_notes(topdesk, price_rejects),
     }

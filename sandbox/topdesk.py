@@ -27,6 +27,7 @@ from sandbox import topdesk_incidents as incidents
 from sandbox import topdesk_masterdata as masterdata
 from sandbox import topdesk_odata as odata
 from sandbox import topdesk_operations as operations
+from sandbox import topdesk_ticket_writes as ticket_writes
 from sandbox.topdesk_http import ApiError, error_response, json_response, read_object
 from sandbox.topdesk_state import TopdeskOptions, TopdeskSim
 from sandbox.world import World
@@ -180,7 +181,7 @@ def _api(path: str, handler: Handler, methods: list[str] | None = None, persons:
 
 
 def _routes() -> list[Any]:
-    m, o, i = masterdata, operations, incidents
+    m, o, i, w = masterdata, operations, incidents, ticket_writes
     return [
         _api("/version", _version, persons=True),
         _api("/productVersion", _product_version, persons=True),
@@ -190,6 +191,8 @@ def _routes() -> list[Any]:
         _api("/incidents/categories", m.list_categories),
         _api("/incidents/subcategories", m.list_subcategories),
         _api("/incidents/id/{id}", i.get_incident),
+        _api("/incidents/id/{id}", w.patch_incident, ["PATCH"]),
+        _api("/incidents/id/{id}/actions", w.list_incident_actions),
         _api("/incidents/number/{number}", i.get_incident),
         _api("/incidents/id/{id}/timespent", i.list_timespent),
         _api("/incidents/number/{number}/timespent", i.list_timespent),
@@ -217,15 +220,23 @@ def _routes() -> list[Any]:
         _api("/operatorgroups/id/{id}", m.get_operator_group),
         _api("/operationalActivities", o.list_activities),
         _api("/operationalActivities/{id}", o.get_activity),
+        _api("/operationalActivities/{id}", w.patch_record, ["PATCH"]),
         _api("/operationalActivities/{id}/timeRegistrations", o.list_activity_registrations),
         _api("/operationalActivities/{id}/timeRegistrations", o.create_activity_registration, ["POST"]),
         _api("/operatorChanges", o.list_changes),
         _api("/operatorChanges/{id}", o.get_change),
+        _api("/operatorChanges/{id}", w.patch_record, ["PATCH"]),
+        _api("/operatorChanges/{id}/progresstrail", w.list_progress),
+        _api("/operatorChanges/{id}/progresstrail", w.post_progress, ["POST"]),
         _api("/operatorChangeActivities", o.list_change_activities),
+        _api("/operatorChangeActivities/{id}", w.patch_record, ["PATCH"]),
+        _api("/operatorChangeActivities/{id}/progresstrail", w.list_progress),
+        _api("/operatorChangeActivities/{id}/progresstrail", w.post_progress, ["POST"]),
         Route(ODATA, _guarded(odata.service_document, feed=True)),
         Route(ODATA + "/", _guarded(odata.service_document, feed=True)),
         Route(ODATA + "/{entity_set}", _guarded(odata.entity_set, feed=True)),
         Route(CONTROL + "/registrations", _control(_control_add), methods=["POST"]),
         Route(CONTROL + "/registrations/{id}", _control(_control_change), methods=["PATCH", "DELETE"]),
         Route(CONTROL + "/state", _control(_control_state)),
+        Route(CONTROL + "/ticket-writes", _control(w.control), methods=["GET", "POST"]),
     ]

@@ -43,6 +43,7 @@ REGISTRATION_STATUSES = ("billed", "credited")
 EXCLUSION_KINDS = ("registration", "ticket", "operator", "operator_group", "branch", "customer")
 SNAPSHOT_CHANGES = ("added", "changed", "removed")
 RUN_STATUSES = ("running", "completed", "failed", "crashed", "cancelled")
+WRITEBACK_STATUSES = ("pending", "claimed", "uncertain", "written", "failed")
 
 # Stable constraint names, so that later migrations can address them on both dialects.
 metadata = MetaData(
@@ -294,4 +295,28 @@ snapshot_changes = Table(
     Column("seen_at", UtcDateTime(), nullable=False),
     CheckConstraint(_one_of("change", SNAPSHOT_CHANGES), name="change"),
     Index("ix_snapshot_changes_entity_seen_at", "entity", "seen_at"),
+)
+
+# Revision 0003: the note Koppel writes onto a billed TOPdesk ticket per posted document (store/writeback.py).
+# ``claimed`` = a write may be under way; ``uncertain`` = sent without an answer: both are read back from
+# TOPdesk (the ``marker`` in the ticket's actions) before anything is written again.
+writebacks = Table(
+    "writebacks",
+    metadata,
+    Column("document_reference", ForeignKey("documents.reference"), primary_key=True),
+    Column("ticket_id", String(64), primary_key=True),
+    Column("registration_kind", String(24), nullable=False),
+    Column("ticket_number", String(64)),
+    Column("marker", String(64), nullable=False),
+    Column("memo", Text()),  # None: no memo for this kind
+    Column("field_path", String(40)),  # e.g. optionalFields1.text1; None: no optional field
+    Column("field_value", String(100)),
+    Column("status", String(10), nullable=False, index=True),
+    Column("attempts", Integer(), nullable=False),
+    Column("claimed_by_run", String(36)),
+    Column("error_message", Text()),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("written_at", UtcDateTime()),
+    CheckConstraint(_one_of("status", WRITEBACK_STATUSES), name="status"),
 )

@@ -159,6 +159,8 @@ def summary_markdown(context: dict[str, Any], result: dict[str, Any], table: pd.
     ]
     if context.get("approval"):
         lines += ["", context["approval"]]
+    if context.get("writeback"):  # tasks/writeback.py
+        lines += ["", context["writeback"]]
     if context.get("notes"):  # sources, completeness (tasks/extract.py)
         lines += ["", *context["notes"]]
     if not failures.empty:

@@ -48,12 +48,13 @@ TABLES = {
     "runs",
     "snapshot_changes",
     "snapshots",
+    "writebacks",
 }
 
 
 def test_migration_creates_exactly_the_model_schema(engine: Engine) -> None:
     assert set(inspect(engine).get_table_names()) == TABLES
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, metadata) == []
@@ -61,7 +62,7 @@ def test_migration_creates_exactly_the_model_schema(engine: Engine) -> None:
 
 def test_migrate_twice_is_a_no_op(engine: Engine) -> None:
     migrate(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
 
 
 def test_downgrade_removes_every_table(db_url: str) -> None:
@@ -80,7 +81,7 @@ def test_connect_works_from_another_working_directory(
     monkeypatch.chdir(tmp_path)
     engine = connect(StoreSettings(db_url="sqlite:///nested/state.db"))
     assert (tmp_path / "nested" / "state.db").exists()
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     engine.dispose()
 
 
@@ -101,7 +102,7 @@ def test_migrate_from_a_fresh_interpreter_outside_the_project(tmp_path: Path) ->
         check=True,
         timeout=60,
     )
-    assert out.stdout.strip() == "0002"
+    assert out.stdout.strip() == "0003"
 
 
 def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
@@ -194,5 +195,5 @@ def test_alembic_commands_work_on_the_configured_url(tmp_path: Path, monkeypatch
     command.upgrade(alembic_config(), "head")
     command.check(alembic_config())  # raises if the models and the migrations disagree
     engine = create_engine_for(StoreSettings())
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     engine.dispose()

@@ -19,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from koppel.config_files import ConfigFileError, load_toml, parse_toml
 from tasks.billing.sources import PriceChecks, TopdeskSources
+from tasks.billing.writeback import Writeback
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -279,6 +280,8 @@ class BillingConfig(_Strict):
     reconciliation: Reconciliation = Field(default_factory=Reconciliation)
     topdesk: TopdeskSources = Field(default_factory=TopdeskSources)  # tasks/billing/sources.py
     price_checks: PriceChecks = Field(default_factory=PriceChecks)
+    # Notes on billed TOPdesk tickets after AFAS confirmed (tasks/billing/writeback.py); off by default.
+    writeback: Writeback = Field(default_factory=Writeback)
     # A run parameter rather than a file setting: bill only this administration (``for_administration``).
     only_administration: int | None = None
 
@@ -289,6 +292,7 @@ class BillingConfig(_Strict):
             *self._reference_problems(),
             *self._department_problems(),
             *self._bundle_problems(),
+            *self._writeback_problems(),
         ]
         if problems:
             raise ValueError("; ".join(problems))
@@ -332,6 +336,16 @@ class BillingConfig(_Strict):
             f"bundles: name {name!r} is used twice"
             for name in sorted({n for n in names if names.count(n) > 1})
         ]
+
+    def _writeback_problems(self) -> list[str]:
+        """Koppel must not overwrite the incident field it reads the AFAS project from."""
+        field = self.writeback.incident.optional_field
+        if field and "incident_field" in self.projects.sources and field == self.topdesk.project_field:
+            return [
+                f"writeback.incident.optional_field {field!r} is where incidents keep their AFAS project "
+                "(topdesk.project_field): writing the billed status there would move the hours; pick another"
+            ]
+        return []
 
     def approval_required(self) -> list[int]:
         """The administrations of this run whose documents wait for approval before posting."""
