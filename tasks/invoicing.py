@@ -35,7 +35,7 @@ from tasks.billing.payloads import build_payloads, payload_problems
 from tasks.billing.pipeline import BillingRun, bill
 from tasks.billing.reconcile import Scope, open_charges
 from tasks.extract import Window, billing_window
-from tasks.load import LoadPlan, Outcome, as_date
+from tasks.load import LoadPlan, Outcome
 from tasks.load_batches import BatchLoader
 from tasks.report import (
     documents_table,
@@ -110,8 +110,8 @@ def read_state(read: pd.DataFrame, window: Window) -> LedgerState:
         billed=billed,
         posted=posted,
         ignore=exclusions.as_frame(engine),
-        balances=bundles.balances(engine, window.last),
-        prior_draws=bundles.draws(engine, ids),
+        balances=bundles.pools(engine, window.first, window.last),  # allowance months and bundles
+        prior_draws=bundles.draw_rows(engine, sorted(set(ids) | set(posted["registration_id"]))),
     )
 
 
@@ -208,17 +208,26 @@ async def _load(
 
 
 def _record_draws(billing: BillingRun, outcomes: list[Outcome]) -> None:
-    """Record bundle draws of registrations whose documents are now in AFAS (idempotent per registration)."""
-    if billing.draws.empty:
-        return
+    """Record the allowance and bundle draws of what is now in AFAS; give back those of reversed charges.
+
+    Per posted charge its planned draws replace what the registration held; a posted reversal without a
+    posted charge of the same registration gives all its draws back (``store.bundles.settle_draws``).
+    """
     done = {o.reference for o in outcomes if o.status in ("posted", "recovered")}
     lines = billing.document_lines
-    posted_ids = set(lines.loc[lines["reference"].isin(done), "registration_id"])
+    posted = lines[lines["reference"].isin(done)] if not lines.empty else lines
+    if posted.empty:
+        return
+    charged = set(posted.loc[posted["line_kind"].eq("charge"), "registration_id"])
+    credited = set(posted.loc[posted["line_kind"].eq("credit"), "registration_id"]) - charged
+    draws = billing.draws[billing.draws["registration_id"].isin(charged) & billing.draws["bundle_id"].ge(0)]
     engine = state_engine()
-    for draw in billing.draws[billing.draws["registration_id"].isin(posted_ids)].itertuples(index=False):
-        bundles.draw(
-            engine, draw.registration_id, draw.customer_number, int(draw.minutes), as_date(draw.work_date)
-        )
+    held = set(bundles.draw_rows(engine, sorted(charged))["registration_id"])
+    wanted = {rid: [] for rid in held}
+    for draw in draws.itertuples(index=False):
+        wanted.setdefault(draw.registration_id, []).append((int(draw.bundle_id), int(draw.minutes)))
+    if wanted or credited:
+        bundles.settle_draws(engine, wanted, sorted(credited))
 
 
 @task(name="report", cache_policy=NO_CACHE)
