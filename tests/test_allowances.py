@@ -279,3 +279,50 @@ def test_allowance_billed_at_zero_overage_charged_remembered_and_given_back(
     left = bundles.bundle_status(engine, customer, allowances=True)
     assert list(left["minutes_left"]) == [int(victim.minutes)]  # given back to the allowance
     assert bundles.draw_rows(engine, [victim.registration_id]).empty
+
+
+@pytest.mark.prefect
+def test_bundle_minutes_come_back_when_a_registration_is_changed_or_deleted(
+    prefect_harness, sandbox, tmp_path
+) -> None:
+    engine = connect(StoreSettings())
+    dry = regular(dry_run=True)
+    docs = dry["documents"].set_index("reference")
+    alone = single_registration_tickets(sandbox.world).set_index("id")
+    invoiced = dry["buckets"][dry["buckets"]["bucket"].eq("invoiced")]
+    invoiced = invoiced[invoiced["reference"].map(docs["kind"]).eq("direct_invoice")]
+    invoiced = invoiced.assign(debtor=invoiced["reference"].map(docs["debtor"]))
+    candidates = invoiced[invoiced["registration_id"].isin(alone.index) & invoiced["minutes"].ge(60)]
+    customer = candidates["debtor"].value_counts().index[0]
+    changed, deleted = sorted(candidates.loc[candidates["debtor"].eq(customer), "registration_id"])[:2]
+    bundle = f'[[bundles]]\nname = "big"\ncustomer_number = "{customer}"\nhours = "1000"\n'
+    bundle += "valid_from = 2026-01-01\n"
+    path = write_config(tmp_path, bundle)
+
+    first = regular(config_path=path)
+    assert first["not_clean"] is None
+    assert customer_net(sandbox, first["documents"], customer) == Decimal("0.00")  # all prepaid
+    drawn = bundles.draw_rows(engine, [changed, deleted]).set_index("registration_id")["minutes"]
+    size = bundles.bundle_status(engine, customer).iloc[0]
+    assert size["minutes_drawn"] == int(invoiced.loc[invoiced["debtor"].eq(customer), "billed_minutes"].sum())
+
+    topdesk = sandbox.apps["topdesk"].state.sim
+    topdesk.set_registration_minutes(changed, 10)  # billed 30 now (rounding up, ticket minimum)
+    topdesk.delete_registration(deleted)
+    second = regular(config_path=path)
+    buckets = second["buckets"].set_index("registration_id")["bucket"]
+    assert (buckets[changed], buckets[deleted]) == ("re-charged", "reversed (deleted)")
+    after = bundles.bundle_status(engine, customer).iloc[0]
+    now_changed = int(bundles.draw_rows(engine, [changed])["minutes"].sum())
+    assert bundles.draw_rows(engine, [deleted]).empty
+    assert after["minutes_drawn"] == size["minutes_drawn"] - drawn[deleted] - (drawn[changed] - now_changed)
+    assert 0 < now_changed < drawn[changed]
+    documents = pd.concat([first["documents"], second["documents"]])
+    assert customer_net(sandbox, documents, customer) == Decimal("0.00")  # credits mirror the prepaid lines
+    new = second["documents"][second["documents"]["status"].eq("posted")]
+    lines = [x for found in afas_of(sandbox, set(new["reference"])).values() for x in found]
+    prepaid = [x for x in lines if "(strippenkaart)" in str(x["Ds"])]
+    assert all(decimal(x["Upri"]) == 0 for x in prepaid)
+    net_hours = sum((decimal(x["QuUn"]) for x in prepaid), Decimal("0.00"))
+    expected = -Decimal(int(drawn[deleted]) + int(drawn[changed]) - now_changed) / 60
+    assert abs(net_hours - expected) <= Decimal("0.02")  # per-line rounding to 0.01 h
