@@ -35,15 +35,23 @@ DEMO_CONFIG = Path(".koppel/demo-billing.toml")
 SPECIFICATIONS = Path(".koppel/specifications")
 BILLING = Path(__file__).resolve().parents[1] / "config" / "billing.toml"
 APPROVAL_TIMEOUT_MINUTES = 30
+ALLOWANCE_CUSTOMER = "10001"  # the demo gives this customer 4 contract hours a month (shown as included)
+ALLOWANCE = f"""
+[[allowances]]
+name = "demo-contract"
+customer_number = "{ALLOWANCE_CUSTOMER}"
+hours_per_month = "4"
+valid_from = 2026-01-01
+"""
 
 
 def demo_config(approval: bool) -> Path:
-    """``config/billing.toml`` plus a specification folder (and approval for administration 1)."""
+    """``config/billing.toml`` + a specification folder, an allowance (and approval for administration 1)."""
     text = BILLING.read_text()
     if approval:
         text = text.replace("[administrations.1]\n", '[administrations.1]\napproval = "required"\n', 1)
         text = f"approval_timeout_minutes = {APPROVAL_TIMEOUT_MINUTES}\n" + text
-    DEMO_CONFIG.write_text(text + f'\n[specifications]\nfolder = "{SPECIFICATIONS}"\n')
+    DEMO_CONFIG.write_text(text + f'\n[specifications]\nfolder = "{SPECIFICATIONS}"\n' + ALLOWANCE)
     return DEMO_CONFIG
 
 
@@ -106,9 +114,13 @@ def print_specifications(result: dict) -> None:
         return
     folder = Path(next(iter(files.values()))).parent
     say(f"\nHours specifications: {len(files)} documents, CSV + XLSX each, in {folder}/")
-    xlsx = sorted(files.items())[0][1]
+    documents = result["documents"]
+    theirs = documents.loc[documents["debtor"].astype(str).eq(ALLOWANCE_CUSTOMER), "reference"]
+    reference = next((r for r in sorted(theirs) if r in files), sorted(files)[0])
+    xlsx = files[reference]
     csv = Path(xlsx).with_suffix(".csv")
-    say(f"  {csv} (first lines; the XLSX has the same rows under a header with the document):")
+    say(f"  {csv} (debtor {documents.set_index('reference').loc[reference, 'debtor']}; first lines, the XLSX")
+    say("  has the same rows under a header with the document; included_minutes: the contract hours):")
     lines = csv.read_text(encoding="utf-8").splitlines()
     for line in [*lines[:5], *(["  ..."] if len(lines) > 6 else []), lines[-1]]:
         say("    " + line[:150])
