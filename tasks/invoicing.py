@@ -192,6 +192,7 @@ def load(
     problems = {ref: found for ref, found in problems.items() if found}
     payloads = {ref: payload for ref, payload in payloads.items() if ref not in problems}
     plan_ = LoadPlan(billing.documents, billing.document_lines, payloads, problems)
+    _reserve_new_draws(billing)
     outcomes, stats = asyncio.run(_load(plan_, config, run_id, recover_after_minutes, progress.update))
     _record_draws(billing, outcomes)
     return outcomes, stats
@@ -207,6 +208,32 @@ async def _load(
         return recovered + outcomes, client.stats()
 
 
+def _wanted_draws(draws: pd.DataFrame, ids: set[str]) -> dict[str, list[tuple[int, int]]]:
+    wanted: dict[str, list[tuple[int, int]]] = {}
+    mine = draws[draws["registration_id"].isin(ids) & draws["bundle_id"].ge(0)]
+    for draw in mine.itertuples(index=False):
+        wanted.setdefault(draw.registration_id, []).append((int(draw.bundle_id), int(draw.minutes)))
+    return wanted
+
+
+def _reserve_new_draws(billing: BillingRun) -> None:
+    """Before posting: record the draws of first charges, so a crash after AFAS accepted them loses nothing.
+
+    A registration without an open charge keeps a recorded draw in the next plan, so the recovered or
+    re-planned document is the same; its draw is given back if it turns out not billable (``_record_draws``).
+    Re-charges are recorded after posting: their old draws must stay until the reversal is in AFAS.
+    """
+    lines = billing.document_lines
+    if lines.empty or billing.draws.empty:
+        return
+    opened = billing.reconciled.open_charges
+    billed = set(opened["registration_id"]) if not opened.empty else set()
+    first = set(lines.loc[lines["line_kind"].eq("charge"), "registration_id"]) - billed
+    wanted = _wanted_draws(billing.draws, first)
+    if wanted:
+        bundles.settle_draws(state_engine(), wanted)
+
+
 def _record_draws(billing: BillingRun, outcomes: list[Outcome]) -> None:
     """Record the allowance and bundle draws of what is now in AFAS; give back those of reversed charges.
 
@@ -216,18 +243,30 @@ def _record_draws(billing: BillingRun, outcomes: list[Outcome]) -> None:
     done = {o.reference for o in outcomes if o.status in ("posted", "recovered")}
     lines = billing.document_lines
     posted = lines[lines["reference"].isin(done)] if not lines.empty else lines
-    if posted.empty:
-        return
+    engine = state_engine()
     charged = set(posted.loc[posted["line_kind"].eq("charge"), "registration_id"])
     credited = set(posted.loc[posted["line_kind"].eq("credit"), "registration_id"]) - charged
-    draws = billing.draws[billing.draws["registration_id"].isin(charged) & billing.draws["bundle_id"].ge(0)]
-    engine = state_engine()
     held = set(bundles.draw_rows(engine, sorted(charged))["registration_id"])
-    wanted = {rid: [] for rid in held}
-    for draw in draws.itertuples(index=False):
-        wanted.setdefault(draw.registration_id, []).append((int(draw.bundle_id), int(draw.minutes)))
-    if wanted or credited:
-        bundles.settle_draws(engine, wanted, sorted(credited))
+    wanted = {rid: [] for rid in held} | _wanted_draws(billing.draws, charged)
+    released = _unbacked_draws(engine, billing)
+    if wanted or credited or released:
+        bundles.settle_draws(engine, wanted, sorted(credited | released))
+
+
+def _unbacked_draws(engine, billing: BillingRun) -> set[str]:
+    """Excluded or rejected registrations holding draws without a charge in AFAS or on the way there.
+
+    Their draws were reserved for a charge that never got posted (``_reserve_new_draws``): given back.
+    """
+    ids = set(billing.rejects["registration_id"].dropna()) | set(billing.excluded["registration_id"].dropna())
+    holding = set(bundles.draw_rows(engine, sorted(ids))["registration_id"]) if ids else set()
+    opened = billing.reconciled.open_charges
+    holding -= set(opened["registration_id"]) if not opened.empty else set()
+    if not holding:
+        return set()
+    state = ledger.billed_state(engine, sorted(holding))
+    in_flight = state.loc[state["document_status"].isin(["claimed", "uncertain"]), "registration_id"]
+    return holding - set(in_flight)
 
 
 @task(name="report", cache_policy=NO_CACHE)

@@ -72,7 +72,9 @@ def lines_of(world: dict[str, dict]) -> pd.DataFrame:
     return frame.assign(work_date=frame["entry_date"].dt.tz_convert("Europe/Amsterdam"))
 
 
-def run_cycle(engine, world: dict[str, dict], afas: dict[str, tuple[str, int, int]]) -> None:
+def run_cycle(
+    engine, world: dict[str, dict], afas: dict[str, tuple[str, int, int]], crash: bool = False
+) -> None:
     """Plan against the store, 'post' to ``afas`` (open charges: customer, billed, drawn), settle draws."""
     lines = lines_of(world)
     prior = bundles.draw_rows(engine, sorted(set(world) | set(afas)))
@@ -84,6 +86,8 @@ def run_cycle(engine, world: dict[str, dict], afas: dict[str, tuple[str, int, in
             lines["registration_id"], lines["customer_number"], lines["billed_minutes"], drawn, strict=True
         )
     }
+    first = {rid for rid in desired if rid not in afas}  # tasks.invoicing._reserve_new_draws before posting
+    bundles.settle_draws(engine, wanted_of(draws, first))
     charged, credited = set(), set()
     for rid in sorted(set(afas) | set(desired)):
         if rid in afas and desired.get(rid) == afas[rid]:
@@ -103,12 +107,18 @@ def run_cycle(engine, world: dict[str, dict], afas: dict[str, tuple[str, int, in
         if rid in desired:
             afas[rid] = desired[rid]
             charged.add(rid)
-    mine = draws[draws["registration_id"].isin(charged)]
-    wanted = {rid: [] for rid in charged}
-    for draw in mine.itertuples(index=False):
-        wanted[draw.registration_id].append((int(draw.bundle_id), int(draw.minutes)))
+    if crash:  # killed after AFAS accepted everything, before the draws were settled
+        return
+    wanted = {rid: [] for rid in charged} | wanted_of(draws, charged)
     held = bundles.settle_draws(engine, wanted, sorted(credited - charged))
     assert all(held[rid] == afas[rid][2] for rid in charged)  # the plan never promised more than was left
+
+
+def wanted_of(draws: pd.DataFrame, ids: set[str]) -> dict[str, list[tuple[int, int]]]:
+    wanted: dict[str, list[tuple[int, int]]] = {}
+    for draw in draws[draws["registration_id"].isin(ids)].itertuples(index=False):
+        wanted.setdefault(draw.registration_id, []).append((int(draw.bundle_id), int(draw.minutes)))
+    return wanted
 
 
 def check_conserved(engine, world: dict[str, dict], afas: dict[str, tuple[str, int, int]]) -> None:
@@ -146,3 +156,15 @@ def test_allowance_and_bundle_minutes_are_conserved_over_any_sequence(tmp_path_f
         run_cycle(engine, world, afas)
         check_conserved(engine, world, afas)
     engine.dispose()
+
+
+def test_a_crash_after_posting_first_charges_loses_no_draw(tmp_path) -> None:
+    engine = fresh_store(tmp_path / "state.db")
+    world = {rid: {"customer": CUSTOMERS[i % 2], "minutes": 30 + 10 * i} for i, rid in enumerate(IDS)}
+    afas: dict[str, tuple[str, int, int]] = {}
+    run_cycle(engine, world, afas, crash=True)
+    check_conserved(engine, world, afas)  # the draws were recorded before posting
+    posted = dict(afas)
+    run_cycle(engine, world, afas)
+    assert afas == posted  # the next run finds everything billed before: nothing re-charged
+    check_conserved(engine, world, afas)
