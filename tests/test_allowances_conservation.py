@@ -168,3 +168,32 @@ def test_a_crash_after_posting_first_charges_loses_no_draw(tmp_path) -> None:
     run_cycle(engine, world, afas)
     assert afas == posted  # the next run finds everything billed before: nothing re-charged
     check_conserved(engine, world, afas)
+
+
+def test_a_reserved_draw_of_a_registration_excluded_before_posting_is_given_back(
+    tmp_path, monkeypatch
+) -> None:
+    from types import SimpleNamespace
+
+    from tasks import invoicing
+
+    engine = fresh_store(tmp_path / "state.db")
+    pool = int(
+        bundles.pools(engine, date(2026, 10, 1), date(2026, 10, 31))
+        .query("allowance == 'a1'")["bundle_id"]
+        .iloc[0]
+    )
+    bundles.settle_draws(engine, {"r0": [(pool, 40)], "r1": [(pool, 20)]})  # reserved, never posted
+    monkeypatch.setattr(invoicing, "state_engine", lambda: engine)
+    empty = pd.DataFrame({"registration_id": pd.Series(dtype="str")})
+    billing = SimpleNamespace(
+        rejects=pd.DataFrame({"registration_id": ["r0"]}),
+        excluded=empty,
+        reconciled=SimpleNamespace(open_charges=empty),
+        document_lines=pd.DataFrame({"registration_id": [], "reference": [], "line_kind": []}),
+        draws=pd.DataFrame(columns=["registration_id", "bundle_id", "minutes"]),
+    )
+    invoicing._record_draws(billing, [])
+    assert list(bundles.draw_rows(engine, IDS)["registration_id"]) == ["r1"]  # r0 rejected now: given back
+    left = bundles.pools(engine, date(2026, 10, 1), date(2026, 10, 31)).query("allowance == 'a1'")
+    assert int(left["minutes_available"].iloc[0]) == 40
