@@ -2,7 +2,13 @@
 
 Starts the simulated AFAS Profit and TOPdesk on loopback (seeded world, previous month full of work),
 runs the real flow twice — the second run must post nothing — and prints what really happened, read back
-from the flow's result, the state database and the simulators' own records and counters.
+from the flow's result, the state database and the simulators' own records and counters, and where the
+hours specifications of the documents are (with the first lines of one).
+
+``make demo DEMO_ARGS=--approval`` (or ``KOPPEL_DEMO_APPROVAL=1``) shows the approval step instead: it
+starts a Prefect server with its UI, runs the flow once with ``approval = "required"`` for administration 1,
+prints the link to the paused run and waits until someone approves or rejects it in the UI
+(docs/invoice-hours.md, "Approval before posting").
 """
 
 from __future__ import annotations
@@ -25,6 +31,28 @@ import pandas as pd
 from koppel.settings import SettingsError
 
 DEMO_DB = Path(".koppel/demo.db")
+DEMO_CONFIG = Path(".koppel/demo-billing.toml")
+SPECIFICATIONS = Path(".koppel/specifications")
+BILLING = Path(__file__).resolve().parents[1] / "config" / "billing.toml"
+APPROVAL_TIMEOUT_MINUTES = 30
+ALLOWANCE_CUSTOMER = "10001"  # the demo gives this customer 4 contract hours a month (shown as included)
+ALLOWANCE = f"""
+[[allowances]]
+name = "demo-contract"
+customer_number = "{ALLOWANCE_CUSTOMER}"
+hours_per_month = "4"
+valid_from = 2026-01-01
+"""
+
+
+def demo_config(approval: bool) -> Path:
+    """``config/billing.toml`` + a specification folder, an allowance (and approval for administration 1)."""
+    text = BILLING.read_text()
+    if approval:
+        text = text.replace("[administrations.1]\n", '[administrations.1]\napproval = "required"\n', 1)
+        text = f"approval_timeout_minutes = {APPROVAL_TIMEOUT_MINUTES}\n" + text
+    DEMO_CONFIG.write_text(text + f'\n[specifications]\nfolder = "{SPECIFICATIONS}"\n' + ALLOWANCE)
+    return DEMO_CONFIG
 
 
 def say(text: str = "") -> None:
@@ -50,7 +78,7 @@ def run_flow(label: str) -> dict:
     from tasks.state import RunNotClean
 
     started = time.perf_counter()
-    state = invoice_hours(return_state=True)
+    state = invoice_hours(config_path=str(DEMO_CONFIG), return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, RunNotClean):  # refused documents: the run is Failed, its figures still count
         say(f"\n!! invoice-hours ended {state.name}: {state.message}")
@@ -78,8 +106,32 @@ def print_details(result: dict) -> None:
         show_frame(reasons.value_counts().rename_axis("reason").reset_index(name="registrations"))
 
 
+def print_specifications(result: dict) -> None:
+    """Where the hours specifications are, and the first lines of one."""
+    files = result["context"].get("specifications") or {}
+    if not files:
+        say("\nNo hours specifications were written.")
+        return
+    folder = Path(next(iter(files.values()))).parent
+    say(f"\nHours specifications: {len(files)} documents, CSV + XLSX each, in {folder}/")
+    documents = result["documents"]
+    theirs = documents.loc[documents["debtor"].astype(str).eq(ALLOWANCE_CUSTOMER), "reference"]
+    reference = next((r for r in sorted(theirs) if r in files), sorted(files)[0])
+    xlsx = files[reference]
+    csv = Path(xlsx).with_suffix(".csv")
+    say(f"  {csv} (debtor {documents.set_index('reference').loc[reference, 'debtor']}; first lines, the XLSX")
+    say("  has the same rows under a header with the document; included_minutes: the contract hours):")
+    lines = csv.read_text(encoding="utf-8").splitlines()
+    for line in [*lines[:5], *(["  ..."] if len(lines) > 6 else []), lines[-1]]:
+        say("    " + line[:150])
+
+
 def main() -> int:
     """Start the sandbox, run the flow twice, print the results; 0 when all went as it should."""
+    if "--approval" in sys.argv[1:] or os.environ.get("KOPPEL_DEMO_APPROVAL") == "1":
+        from flows.demo_approval import approval_demo
+
+        return approval_demo()
     # Prefect creates its home without parents: on a fresh clone `.koppel` does not exist yet.
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -90,6 +142,7 @@ def main() -> int:
     anchor = datetime.now(tz=ZoneInfo("Europe/Amsterdam")).date().replace(day=1)
     DEMO_DB.parent.mkdir(exist_ok=True)
     DEMO_DB.unlink(missing_ok=True)
+    demo_config(approval=False)
     say("Koppel demo: generating the sandbox world and starting AFAS + TOPdesk simulators on loopback ...")
     world = generate_world(seed=42, scale=2_000, anchor=anchor, months=2)
     with running_sandbox(world) as sandbox, temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
@@ -98,6 +151,7 @@ def main() -> int:
         say(f"  AFAS {sandbox.afas_url}\n  TOPdesk {sandbox.topdesk_url}\n  state {DEMO_DB}")
         first = run_flow("first run")
         print_details(first)
+        print_specifications(first)
         second = run_flow("second run (same month again)")
         posted_twice = int(second["documents"]["status"].isin(["posted", "recovered"]).sum())
         say(f"\nSecond run posted {posted_twice} documents (must be 0).")

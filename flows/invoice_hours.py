@@ -175,7 +175,7 @@ def invoice_hours(
     read = relinked
     logger.info("read %s", read_summary(read, window.label()))
     phases.reached("planning documents")
-    bundles_before = sync_bundles(config)
+    bundles_before = sync_bundles(config, window)
     read, billing = replan(window, regular, config, masters, read)
     gate = approval_gate(read, billing, config, p.dry_run, partial(replan, window, regular, config), run_id)
     if gate.stop is not None:  # rejected or not approved in time: nothing is posted

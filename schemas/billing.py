@@ -75,6 +75,12 @@ class BillableLines(pa.DataFrameModel):
     def _money(cls, value: object) -> bool:
         return _two_places(value)
 
+    @pa.dataframe_check(name="included within drawn")
+    def _included_within_drawn(cls, frame: pd.DataFrame) -> pd.Series:
+        if "included_minutes" not in frame:
+            return pd.Series(True, index=frame.index)
+        return frame["included_minutes"].between(0, frame["drawn_minutes"])
+
     @pa.dataframe_check(name="drawn + chargeable = billed")
     def _minutes_add_up(cls, frame: pd.DataFrame) -> pd.Series:
         return frame["drawn_minutes"] + frame["chargeable_minutes"] == frame["billed_minutes"]
@@ -181,11 +187,17 @@ class Exclusions(pa.DataFrameModel):
 
 
 class BundleDraws(pa.DataFrameModel):
-    """Minutes drawn from prepaid bundles in this run, for the load step to record."""
+    """Minutes the charged registrations draw from allowances and bundles, for the load step to record."""
 
-    registration_id: Series[str] = pa.Field(unique=True)
+    registration_id: Series[str]
+    bundle_id: Series[int]
     customer_number: Series[str]
+    source: Series[str] = pa.Field(isin=["allowance", "bundle"])
     minutes: Series[int] = pa.Field(gt=0)
+
+    @pa.dataframe_check(name="one draw per registration and pool")
+    def _unique(cls, frame: pd.DataFrame) -> bool:
+        return not frame.duplicated(["registration_id", "bundle_id"]).any()
 
     class Config:
         """``work_date`` rides along."""

@@ -1,4 +1,9 @@
-"""Prepaid hour bundles per customer and the minutes registrations draw from them.
+"""Prepaid hour bundles and monthly allowances per customer, and the minutes registrations draw from them.
+
+A monthly allowance ("contract hours") is kept as a row of the same ``bundles`` table, one per allowance and
+month, marked by its description ``allowance:<name> <YYYY-MM>``; its draws are ``bundle_draws`` rows like a
+bundle's. Prepaid-bundle functions (``balance``, ``balances``, ``draw``, ``bundle_status``) never see those
+rows; ``pools``, ``draw_rows``, ``set_draws`` and ``give_back`` handle both kinds.
 
 A draw is idempotent per registration (asking again returns what was drawn the first time), takes from
 the oldest bundle valid on the registration's date first (spilling into the next one), and never takes a
@@ -8,9 +13,10 @@ PostgreSQL cannot overdraw; on SQLite write transactions run one at a time anywa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, Row, and_, false, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
@@ -50,9 +56,18 @@ def add_bundle(
         return int(connection.execute(bundles.insert().values(**row)).inserted_primary_key[0])
 
 
+ALLOWANCE_PREFIX = "allowance:"  # description of an allowance month: "allowance:<name> <YYYY-MM> …"
+
+
+def _prepaid() -> ColumnElement[bool]:
+    return ~bundles.c.description.startswith(ALLOWANCE_PREFIX)
+
+
 def _valid_on(on_date: date) -> ColumnElement[bool]:
     return and_(
-        bundles.c.valid_from <= on_date, or_(bundles.c.valid_to.is_(None), bundles.c.valid_to >= on_date)
+        bundles.c.valid_from <= on_date,
+        or_(bundles.c.valid_to.is_(None), bundles.c.valid_to >= on_date),
+        _prepaid(),
     )
 
 
@@ -177,9 +192,15 @@ STATUS_DTYPES = {
 
 
 def bundle_status(
-    engine: Engine, customer_number: str | None = None, since: datetime | None = None
+    engine: Engine,
+    customer_number: str | None = None,
+    since: datetime | None = None,
+    allowances: bool = False,
 ) -> pd.DataFrame:
-    """Every bundle (of one customer if given), oldest first: total, drawn, left and drawn since ``since``."""
+    """Every bundle (of one customer if given), oldest first: total, drawn, left and drawn since ``since``.
+
+    ``allowances``: the allowance months instead of the prepaid bundles.
+    """
     recent = bundle_draws.c.drawn_at >= since if since is not None else false()
     drawn = (
         select(
@@ -210,6 +231,7 @@ def bundle_status(
         .outerjoin(drawn, drawn.c.bundle_id == bundles.c.id)
         .order_by(bundles.c.customer_number, bundles.c.valid_from, bundles.c.id)
     )
+    statement = statement.where(_prepaid() if not allowances else ~_prepaid())
     if customer_number is not None:
         statement = statement.where(bundles.c.customer_number == customer_number)
     with engine.connect() as connection:
@@ -313,3 +335,189 @@ def _sync_one(connection: Connection, spec: dict) -> list[str]:
         )
     connection.execute(update(bundles).where(bundles.c.id == existing.id).values(**values))
     return [f"updated bundle {spec['name']} (id {existing.id}) from the config"]
+
+
+# --- monthly allowances and draws of both kinds (tasks/billing/allowances.py plans them) ----------------
+
+
+def allowance_marker(name: str, month: date) -> str:
+    """The description that finds an allowance month again: ``allowance:<name> <YYYY-MM>``."""
+    return f"{ALLOWANCE_PREFIX}{name} {month:%Y-%m}"
+
+
+def sync_allowance_months(engine: Engine, months: Sequence[dict]) -> list[str]:
+    """Make sure each allowance month exists with its size and validity; return what changed.
+
+    ``months``: dicts with ``name``, ``customer_number``, ``month`` (its first day), ``minutes``,
+    ``valid_to`` (last day it may be used: the month's end plus the carry-over). One row per allowance and
+    month, found again by ``allowance_marker``; the table is locked while checking, so two runs cannot
+    create the same month twice (the allowance is never granted twice).
+    """
+    changes: list[str] = []
+    with write_transaction(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("LOCK TABLE bundles IN SHARE ROW EXCLUSIVE MODE")
+        for spec in months:
+            changes += _sync_month(connection, spec)
+    return changes
+
+
+def _sync_month(connection: Connection, spec: dict) -> list[str]:
+    marker = allowance_marker(spec["name"], spec["month"])
+    existing = connection.execute(
+        select(bundles).where(bundles.c.description == marker).order_by(bundles.c.id)
+    ).first()
+    values = {
+        "customer_number": spec["customer_number"],
+        "minutes_total": spec["minutes"],
+        "valid_from": spec["month"],
+        "valid_to": spec["valid_to"],
+    }
+    if existing is None:
+        connection.execute(bundles.insert().values(**values, description=marker, created_at=utcnow()))
+        return [f"allowance {spec['name']} {spec['month']:%Y-%m}: {spec['minutes']} min"]
+    if all(getattr(existing, key) == value for key, value in values.items()):
+        return []
+    drawn = _drawn(connection, existing.id)
+    if spec["minutes"] < drawn:
+        raise BundleError(
+            f"allowances.{spec['name']}: {drawn} minutes of {spec['month']:%Y-%m} are already used, "
+            f"more than {spec['minutes']}"
+        )
+    connection.execute(update(bundles).where(bundles.c.id == existing.id).values(**values))
+    return [f"allowance {spec['name']} {spec['month']:%Y-%m} updated from the config"]
+
+
+POOL_DTYPES = {
+    "bundle_id": "int64",
+    "customer_number": "str",
+    "valid_from": "object",
+    "valid_to": "object",
+    "minutes_available": "int64",
+    "source": "str",
+    "allowance": "str",
+}
+
+
+def _source_columns(frame: pd.DataFrame, descriptions: pd.Series) -> pd.DataFrame:
+    allowance = descriptions.str.startswith(ALLOWANCE_PREFIX)
+    name = descriptions.str.slice(len(ALLOWANCE_PREFIX)).str.split(" ").str[0]
+    frame["source"] = np.where(allowance, "allowance", "bundle")
+    frame["allowance"] = name.where(allowance, "").astype("str")
+    return frame
+
+
+def pools(engine: Engine, first: date, last: date) -> pd.DataFrame:
+    """Every bundle and allowance month valid on some day of ``first``..``last``, with minutes left."""
+    drawn = (
+        select(bundle_draws.c.bundle_id, func.sum(bundle_draws.c.minutes).label("drawn"))
+        .group_by(bundle_draws.c.bundle_id)
+        .subquery()
+    )
+    statement = (
+        select(
+            bundles.c.id.label("bundle_id"),
+            bundles.c.customer_number,
+            bundles.c.valid_from,
+            bundles.c.valid_to,
+            (bundles.c.minutes_total - func.coalesce(drawn.c.drawn, 0)).label("minutes_available"),
+            bundles.c.description,
+        )
+        .outerjoin(drawn, drawn.c.bundle_id == bundles.c.id)
+        .where(bundles.c.valid_from <= last, or_(bundles.c.valid_to.is_(None), bundles.c.valid_to >= first))
+        .order_by(bundles.c.customer_number, bundles.c.valid_from, bundles.c.id)
+    )
+    with engine.connect() as connection:
+        rows = [dict(row) for row in connection.execute(statement).mappings()]
+    descriptions = pd.Series([row.pop("description") for row in rows], dtype="str")
+    frame = to_frame(rows, {k: v for k, v in POOL_DTYPES.items() if k not in ("source", "allowance")})
+    return _source_columns(frame, descriptions)[list(POOL_DTYPES)]
+
+
+DRAW_ROW_DTYPES = {"registration_id": "str", **POOL_DTYPES, "minutes": "int64"}
+
+
+def draw_rows(engine: Engine, registration_ids: Sequence[str]) -> pd.DataFrame:
+    """The draws recorded for these registrations, one row per registration and bundle/allowance month."""
+    rows: list[dict[str, object]] = []
+    with engine.connect() as connection:
+        for chunk in chunked(sorted(set(registration_ids))):
+            statement = (
+                select(
+                    bundle_draws.c.registration_id,
+                    bundle_draws.c.bundle_id,
+                    bundle_draws.c.minutes,
+                    bundles.c.customer_number,
+                    bundles.c.valid_from,
+                    bundles.c.valid_to,
+                    bundles.c.description,
+                )
+                .join(bundles, bundles.c.id == bundle_draws.c.bundle_id)
+                .where(bundle_draws.c.registration_id.in_(chunk))
+                .order_by(bundle_draws.c.registration_id, bundles.c.valid_from, bundles.c.id)
+            )
+            rows += [dict(row) for row in connection.execute(statement).mappings()]
+    descriptions = pd.Series([row.pop("description") for row in rows], dtype="str")
+    for row in rows:
+        row["minutes_available"] = 0
+    frame = to_frame(rows, {k: v for k, v in DRAW_ROW_DTYPES.items() if k not in ("source", "allowance")})
+    return _source_columns(frame, descriptions)[list(DRAW_ROW_DTYPES)].drop(columns="minutes_available")
+
+
+def set_draws(engine: Engine, registration_id: str, wanted: Sequence[tuple[int, int]]) -> int:
+    """Make one registration's draws exactly ``wanted`` (``(bundle_id, minutes)``); see ``settle_draws``."""
+    return settle_draws(engine, {registration_id: wanted})[registration_id]
+
+
+def settle_draws(
+    engine: Engine, wanted: Mapping[str, Sequence[tuple[int, int]]], give_back_ids: Sequence[str] = ()
+) -> dict[str, int]:
+    """Record what posted documents did, in one transaction; return the minutes each registration holds.
+
+    ``wanted``: per charged registration its draws (``(bundle_id, minutes)``); what it drew before and does
+    not draw now is given back. ``give_back_ids``: registrations whose charge was reversed: all their draws
+    are given back. A bundle never goes below zero (a draw is cut to what is left); settling the same
+    draws again changes nothing.
+    """
+    ids = sorted({bundle_id for rows in wanted.values() for bundle_id, _ in rows})
+    held: dict[str, int] = {}
+    with write_transaction(engine) as connection:
+        for chunk in chunked(ids):  # lock the bundles in a fixed order: concurrent runs cannot overdraw
+            connection.execute(
+                select(bundles.c.id).where(bundles.c.id.in_(chunk)).order_by(bundles.c.id).with_for_update()
+            ).all()
+        for chunk in chunked(sorted(set(give_back_ids) | set(wanted))):
+            connection.execute(bundle_draws.delete().where(bundle_draws.c.registration_id.in_(chunk)))
+        left = {bundle_id: _left(connection, bundle_id) for bundle_id in ids}
+        rows, now = [], utcnow()
+        for registration_id, draws_of in sorted(wanted.items()):
+            held[registration_id] = 0
+            for bundle_id, minutes in draws_of:
+                take = min(int(minutes), left[bundle_id])
+                if take > 0:
+                    rows.append({"registration_id": registration_id, "bundle_id": bundle_id, "minutes": take})
+                    left[bundle_id] -= take
+                    held[registration_id] += take
+        if rows:
+            connection.execute(bundle_draws.insert(), [{**row, "drawn_at": now} for row in rows])
+    return held
+
+
+def _left(connection: Connection, bundle_id: int) -> int:
+    size = connection.execute(select(bundles.c.minutes_total).where(bundles.c.id == bundle_id)).scalar_one()
+    return int(size) - _drawn(connection, bundle_id)
+
+
+def give_back(engine: Engine, registration_ids: Sequence[str]) -> int:
+    """Delete the draws of these registrations (their charges were reversed); return the minutes freed."""
+    given = 0
+    with write_transaction(engine) as connection:
+        for chunk in chunked(sorted(set(registration_ids))):
+            where = bundle_draws.c.registration_id.in_(chunk)
+            given += int(
+                connection.execute(
+                    select(func.coalesce(func.sum(bundle_draws.c.minutes), 0)).where(where)
+                ).scalar_one()
+            )
+            connection.execute(bundle_draws.delete().where(where))
+    return given

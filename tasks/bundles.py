@@ -1,9 +1,10 @@
 """Prepaid bundles in invoice-hours: copy the config's bundles into the store, show balances, warn when low.
 
-``sync_bundles`` runs before planning (so the plan draws from the config's bundles too) and returns every
-bundle's status before the run; ``report_bundles`` runs after posting: it publishes the balance artifact
-``invoice-hours-bundles`` and notifies (``KOPPEL_NOTIFY_BLOCK``) when a bundle fell below
-``bundle_alert_below_minutes`` or was used up in this run. ``bundle_alerts`` is the plain rule.
+``sync_bundles`` runs before planning (so the plan draws from the config's bundles and the allowance
+months of the window too) and returns every bundle's status before the run; ``report_bundles`` runs after
+posting: it publishes the balance artifacts ``invoice-hours-bundles`` and ``invoice-hours-allowances`` and
+notifies (``KOPPEL_NOTIFY_BLOCK``) when a bundle fell below ``bundle_alert_below_minutes`` or was used up
+in this run. ``bundle_alerts`` is the plain rule.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from prefect.cache_policies import NO_CACHE
 
 from store import bundles
 from tasks.artifacts import publish_table
+from tasks.billing.allowances import allowance_months
 from tasks.billing.config import BillingConfig
+from tasks.extract import Window
 from tasks.state import state_engine
 
 FLOW = "invoice-hours"
@@ -24,13 +27,20 @@ log = logging.getLogger(__name__)
 
 
 @task(name="sync-bundles", cache_policy=NO_CACHE)
-def sync_bundles(config: BillingConfig) -> pd.DataFrame:
-    """Copy the config's ``[[bundles]]`` into the store; return every bundle's status before the run."""
+def sync_bundles(config: BillingConfig, window: Window | None = None) -> pd.DataFrame:
+    """Copy the config's ``[[bundles]]`` and the allowance months of ``window`` into the store.
+
+    Returns every bundle's status before the run.
+    """
     engine = state_engine()
     fields = {"name", "customer_number", "valid_from", "valid_to", "description"}
     wanted = [{**bundle.model_dump(include=fields), "minutes": bundle.minutes} for bundle in config.bundles]
     for change in bundles.sync_config_bundles(engine, wanted):
         log.info("%s", change)
+    if window is not None and config.allowances:
+        months = allowance_months(config, window.first, window.last)
+        for change in bundles.sync_allowance_months(engine, months):
+            log.info("%s", change)
     return bundles.bundle_status(engine)
 
 
@@ -66,6 +76,20 @@ def report_bundles(before: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
     shown = table[[*columns, "minutes_drawn", "drawn_in_run", "minutes_left", "alert"]]
     if not table.empty:
         publish_table(f"{FLOW}-bundles", shown, "Prepaid bundles: balance after this run")
+    allowances = bundles.bundle_status(state_engine(), allowances=True)
+    if not allowances.empty:
+        shown_allowances = allowances.rename(columns={"description": "allowance"})[
+            [
+                "customer_number",
+                "allowance",
+                "valid_from",
+                "valid_to",
+                "minutes_total",
+                "minutes_drawn",
+                "minutes_left",
+            ]
+        ]
+        publish_table(f"{FLOW}-allowances", shown_allowances, "Contract hours: use per allowance and month")
     alerts = table[table["alert"].ne("")]
     if not alerts.empty:
         notify_low(alerts)

@@ -35,7 +35,7 @@ from tasks.billing.payloads import build_payloads, payload_problems
 from tasks.billing.pipeline import BillingRun, bill
 from tasks.billing.reconcile import Scope, open_charges
 from tasks.extract import Window, billing_window
-from tasks.load import LoadPlan, Outcome, as_date
+from tasks.load import LoadPlan, Outcome
 from tasks.load_batches import BatchLoader
 from tasks.report import (
     documents_table,
@@ -110,8 +110,8 @@ def read_state(read: pd.DataFrame, window: Window) -> LedgerState:
         billed=billed,
         posted=posted,
         ignore=exclusions.as_frame(engine),
-        balances=bundles.balances(engine, window.last),
-        prior_draws=bundles.draws(engine, ids),
+        balances=bundles.pools(engine, window.first, window.last),  # allowance months and bundles
+        prior_draws=bundles.draw_rows(engine, sorted(set(ids) | set(posted["registration_id"]))),
     )
 
 
@@ -192,6 +192,7 @@ def load(
     problems = {ref: found for ref, found in problems.items() if found}
     payloads = {ref: payload for ref, payload in payloads.items() if ref not in problems}
     plan_ = LoadPlan(billing.documents, billing.document_lines, payloads, problems)
+    _reserve_new_draws(billing)
     outcomes, stats = asyncio.run(_load(plan_, config, run_id, recover_after_minutes, progress.update))
     _record_draws(billing, outcomes)
     return outcomes, stats
@@ -207,18 +208,65 @@ async def _load(
         return recovered + outcomes, client.stats()
 
 
-def _record_draws(billing: BillingRun, outcomes: list[Outcome]) -> None:
-    """Record bundle draws of registrations whose documents are now in AFAS (idempotent per registration)."""
-    if billing.draws.empty:
+def _wanted_draws(draws: pd.DataFrame, ids: set[str]) -> dict[str, list[tuple[int, int]]]:
+    wanted: dict[str, list[tuple[int, int]]] = {}
+    mine = draws[draws["registration_id"].isin(ids) & draws["bundle_id"].ge(0)]
+    for draw in mine.itertuples(index=False):
+        wanted.setdefault(draw.registration_id, []).append((int(draw.bundle_id), int(draw.minutes)))
+    return wanted
+
+
+def _reserve_new_draws(billing: BillingRun) -> None:
+    """Before posting: record the draws of first charges, so a crash after AFAS accepted them loses nothing.
+
+    A registration without an open charge keeps a recorded draw in the next plan, so the recovered or
+    re-planned document is the same; its draw is given back if it turns out not billable (``_record_draws``).
+    Re-charges are recorded after posting: their old draws must stay until the reversal is in AFAS.
+    """
+    lines = billing.document_lines
+    if lines.empty or billing.draws.empty:
         return
+    opened = billing.reconciled.open_charges
+    billed = set(opened["registration_id"]) if not opened.empty else set()
+    first = set(lines.loc[lines["line_kind"].eq("charge"), "registration_id"]) - billed
+    wanted = _wanted_draws(billing.draws, first)
+    if wanted:
+        bundles.settle_draws(state_engine(), wanted)
+
+
+def _record_draws(billing: BillingRun, outcomes: list[Outcome]) -> None:
+    """Record the allowance and bundle draws of what is now in AFAS; give back those of reversed charges.
+
+    Per posted charge its planned draws replace what the registration held; a posted reversal without a
+    posted charge of the same registration gives all its draws back (``store.bundles.settle_draws``).
+    """
     done = {o.reference for o in outcomes if o.status in ("posted", "recovered")}
     lines = billing.document_lines
-    posted_ids = set(lines.loc[lines["reference"].isin(done), "registration_id"])
+    posted = lines[lines["reference"].isin(done)] if not lines.empty else lines
     engine = state_engine()
-    for draw in billing.draws[billing.draws["registration_id"].isin(posted_ids)].itertuples(index=False):
-        bundles.draw(
-            engine, draw.registration_id, draw.customer_number, int(draw.minutes), as_date(draw.work_date)
-        )
+    charged = set(posted.loc[posted["line_kind"].eq("charge"), "registration_id"])
+    credited = set(posted.loc[posted["line_kind"].eq("credit"), "registration_id"]) - charged
+    held = set(bundles.draw_rows(engine, sorted(charged))["registration_id"])
+    wanted = {rid: [] for rid in held} | _wanted_draws(billing.draws, charged)
+    released = _unbacked_draws(engine, billing)
+    if wanted or credited or released:
+        bundles.settle_draws(engine, wanted, sorted(credited | released))
+
+
+def _unbacked_draws(engine, billing: BillingRun) -> set[str]:
+    """Excluded or rejected registrations holding draws without a charge in AFAS or on the way there.
+
+    Their draws were reserved for a charge that never got posted (``_reserve_new_draws``): given back.
+    """
+    ids = set(billing.rejects["registration_id"].dropna()) | set(billing.excluded["registration_id"].dropna())
+    holding = set(bundles.draw_rows(engine, sorted(ids))["registration_id"]) if ids else set()
+    opened = billing.reconciled.open_charges
+    holding -= set(opened["registration_id"]) if not opened.empty else set()
+    if not holding:
+        return set()
+    state = ledger.billed_state(engine, sorted(holding))
+    in_flight = state.loc[state["document_status"].isin(["claimed", "uncertain"]), "registration_id"]
+    return holding - set(in_flight)
 
 
 @task(name="report", cache_policy=NO_CACHE)

@@ -394,7 +394,8 @@ def test_prior_draws_are_kept_and_billed_registrations_do_not_draw_anew():
         billed_ids=pd.Series(["billed"]),
     )
     assert frame["drawn_minutes"].to_dict() == {"kept": 20, "billed": 0, "new": 60}
-    assert list(draws["registration_id"]) == ["new"]
+    # every draw the charged registrations hold after the plan: the kept one and the new one
+    assert dict(zip(draws["registration_id"], draws["minutes"], strict=True)) == {"kept": 20, "new": 60}
 
 
 def test_bundle_validity_window_and_order_of_bundles():

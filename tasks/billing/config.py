@@ -238,6 +238,36 @@ class ConfigBundle(_Strict):
         return int(self.hours * 60)
 
 
+class Allowance(_Strict):
+    """Contract hours: minutes a customer gets each calendar month at zero (tasks/billing/allowances.py)."""
+
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")
+    customer_number: str = Field(min_length=1, max_length=32)
+    hours_per_month: Annotated[Decimal, BeforeValidator(_decimal)] = Field(gt=0)
+    # Only registrations billed with one of these item codes use the allowance (empty: every item).
+    items: list[str] = Field(default_factory=list)
+    # Unused minutes of a month stay usable this many following months (0: use them or lose them).
+    carry_over_months: int = Field(default=0, ge=0, le=12)
+    valid_from: date  # first month with an allowance (its day is ignored)
+    valid_to: date | None = None  # last month with an allowance (inclusive)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Allowance:
+        if self.hours_per_month * 60 != int(self.hours_per_month * 60):
+            raise ValueError(f"hours_per_month: {self.hours_per_month} is not a whole number of minutes")
+        if self.valid_to is not None and self.valid_to < self.valid_from:
+            raise ValueError(f"valid_to: {self.valid_to} lies before valid_from {self.valid_from}")
+        if len(set(self.items)) != len(self.items) or not all(code.strip() for code in self.items):
+            raise ValueError(f"items: {self.items} names an item twice or an empty code")
+        return self
+
+    @property
+    def minutes(self) -> int:
+        """The monthly allowance in minutes."""
+        return int(self.hours_per_month * 60)
+
+
 class Specifications(_Strict):
     """Hours specifications per customer document (CSV and XLSX), written under ``folder``/<run id>/."""
 
@@ -277,6 +307,7 @@ class BillingConfig(_Strict):
     bundles: list[ConfigBundle] = Field(default_factory=list)
     # Notify when a bundle's balance falls below this many minutes in a run (and when it is used up).
     bundle_alert_below_minutes: int = Field(default=120, ge=0)
+    allowances: list[Allowance] = Field(default_factory=list)  # contract hours per customer and month
     reconciliation: Reconciliation = Field(default_factory=Reconciliation)
     topdesk: TopdeskSources = Field(default_factory=TopdeskSources)  # tasks/billing/sources.py
     price_checks: PriceChecks = Field(default_factory=PriceChecks)
@@ -293,6 +324,7 @@ class BillingConfig(_Strict):
             *self._department_problems(),
             *self._bundle_problems(),
             *self._writeback_problems(),
+            *self._allowance_problems(),
         ]
         if problems:
             raise ValueError("; ".join(problems))
@@ -346,6 +378,21 @@ class BillingConfig(_Strict):
                 "(topdesk.project_field): writing the billed status there would move the hours; pick another"
             ]
         return []
+
+    def _allowance_problems(self) -> list[str]:
+        names = [allowance.name for allowance in self.allowances]
+        problems = [
+            f"allowances: name {name!r} is used twice"
+            for name in sorted({n for n in names if names.count(n) > 1})
+        ]
+        known = self.items.all_codes()
+        for index, allowance in enumerate(self.allowances):
+            problems += [
+                f"allowances.{index}.items: {code!r} is not an item of [items] (known: {sorted(known)})"
+                for code in allowance.items
+                if code not in known
+            ]
+        return problems
 
     def approval_required(self) -> list[int]:
         """The administrations of this run whose documents wait for approval before posting."""

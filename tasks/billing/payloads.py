@@ -129,9 +129,14 @@ def invoice_parts(lines: pd.DataFrame, per_registration: pd.Series) -> pd.DataFr
     charged = base.assign(
         quantity=lines["quantity_hundredths"], price=lines["unit_price_cents"], prepaid=False
     )
-    drawn = base.assign(quantity=lines["drawn_hundredths"], price=0, prepaid=True)
-    parts = pd.concat([charged, drawn[lines["drawn_hundredths"].ne(0)]], ignore_index=True)
-    parts = parts[parts["quantity"].ne(0)]
+    included = (
+        lines["included_hundredths"] if "included_hundredths" in lines else 0 * lines["drawn_hundredths"]
+    )
+    drawn = base.assign(quantity=lines["drawn_hundredths"] - included, price=0, prepaid=True)
+    within = base.assign(quantity=included, price=0, prepaid="included")  # contract hours (allowances)
+    parts = pd.concat([charged, drawn[drawn["quantity"].ne(0)], within[within["quantity"].ne(0)]])
+    parts = parts[parts["quantity"].ne(0)].reset_index(drop=True)
+    parts["prepaid"] = parts["prepaid"].astype("str")  # "False", "True" (bundle) or "included"
     keys = ["reference", "key", "price", "line_kind", "prepaid"]
     summed = parts.groupby(keys, sort=True).agg(
         quantity=("quantity", "sum"), item=("item", "first"), text=("text", "first")
@@ -139,7 +144,13 @@ def invoice_parts(lines: pd.DataFrame, per_registration: pd.Series) -> pd.DataFr
     summed = summed.reset_index()
     credit_of_ticket = summed["line_kind"].eq("credit") & ~summed["text"].str.startswith("Creditering")
     summed["text"] = np.where(credit_of_ticket, "Creditering: " + summed["text"], summed["text"])
-    summed["text"] = np.where(summed["prepaid"], summed["text"] + " (strippenkaart)", summed["text"])
+    summed["text"] = np.where(
+        summed["prepaid"].eq("True"), summed["text"] + " (strippenkaart)", summed["text"]
+    )
+    summed["text"] = np.where(
+        summed["prepaid"].eq("included"), summed["text"] + " (inbegrepen: contracturen)", summed["text"]
+    )
+    summed["prepaid"] = summed["prepaid"].ne("False")
     return summed
 
 

@@ -90,6 +90,7 @@ def bill(
         scope=scope,
         periods=masters.periods,
         read_ids=read["registration_id"],
+        draws=prior_draws if prior_draws is not None and "registration_id" in prior_draws else None,
     )
     documents, document_lines = build_documents(reconciled.to_bill, config)
     buckets = assemble_buckets(

@@ -55,6 +55,9 @@ def plan_lines(priced: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
     step = np.where(lines["kind"].eq(Mode.PROJECT_REALISATION.value), 5, 1)  # 0.05 h or 0.01 h
     lines["quantity_hundredths"] = hundredths_of_hours(lines["chargeable_minutes"], step)
     lines["drawn_hundredths"] = hundredths_of_hours(lines["drawn_minutes"], step)
+    included = lines["included_minutes"] if "included_minutes" in lines else 0 * lines["drawn_minutes"]
+    lines["included_minutes"] = included.astype("int64")
+    lines["included_hundredths"] = np.minimum(hundredths_of_hours(included, step), lines["drawn_hundredths"])
     lines["amount_cents"] = div_half_up(lines["quantity_hundredths"] * lines["unit_price_cents"], 100)
     lines["quantity"] = cents_to_decimal(lines["quantity_hundredths"])
     lines["drawn_quantity"] = cents_to_decimal(lines["drawn_hundredths"])
@@ -116,9 +119,12 @@ def fields_hashes(lines: pd.DataFrame) -> pd.Series:
     amounts = zip(
         *(lines[column].to_numpy(dtype=np.int64).tolist() for column in HASHED_AMOUNTS), strict=True
     )
+    # Minutes from an allowance are hashed only when there are any, so lines without stay as hashed before.
+    included = lines.get("included_minutes", pd.Series(0, index=lines.index)).to_numpy(dtype=np.int64)
+    tails = ["" if i == 0 else f"\x1fincluded {i}" for i in included.tolist()]
     digests = [
-        hashlib.blake2b(f"{texts[g]}\x1f{a}\x1f{b}\x1f{c}\x1f{d}".encode(), digest_size=16).hexdigest()
-        for g, (a, b, c, d) in zip(group, amounts, strict=True)
+        hashlib.blake2b(f"{texts[g]}\x1f{a}\x1f{b}\x1f{c}\x1f{d}{t}".encode(), digest_size=16).hexdigest()
+        for g, (a, b, c, d), t in zip(group, amounts, tails, strict=True)
     ]
     return pd.Series(digests, index=lines.index, dtype="str")
 

@@ -108,8 +108,13 @@ def reconcile(
     scope: Scope | None = None,
     periods: pd.DataFrame | None = None,
     read_ids: pd.Series | None = None,
+    draws: pd.DataFrame | None = None,
 ) -> Reconciled:
-    """The diff between ``lines`` / ``not_billable`` (desired) and the ledger (billed); see the module doc."""
+    """The diff between ``lines`` / ``not_billable`` (desired) and the ledger (billed); see the module doc.
+
+    ``draws``: the allowance and bundle draws recorded for the registrations (``store.bundles.draw_rows``);
+    a reversal negates them too, as zero-priced lines, so the credit mirrors the charge line by line.
+    """
     scope = scope or Scope(regular=False)
     opened = open_charges(posted)
     versions, pending = _state_columns(state)
@@ -169,6 +174,7 @@ def reconcile(
         decided.append(_row(line, "re-charged", _change_reason(old.iloc[0], line)))
     decided += _not_billable(not_billable, open_by_id, pending, versions, config, periods, scope, credits)
     decided += _unread(opened, read, pending, versions, config, periods, scope, credits)
+    credits = [mirror_draws(credit, draws) for credit in credits]
     charges = lines.iloc[charge_rows].copy()
     charges["expected_version"] = pd.array([charge_versions[p] for p in charge_rows], dtype="Int64")
     charges["is_correction"] = pd.Series(
@@ -428,7 +434,9 @@ def reversal(
             "chargeable_minutes": -minutes,
             "minutes": 0,
             "drawn_minutes": 0,
+            "included_minutes": 0,
             "drawn_hundredths": 0,
+            "included_hundredths": 0,
             "drawn_quantity": Decimal("0.00"),
             "quantity_hundredths": quantity_hundredths,
             "quantity": cents_to_decimal(quantity_hundredths),
@@ -442,6 +450,35 @@ def reversal(
         index=old.index,
     )
     return posting_periods(credit, periods, config)
+
+
+def mirror_draws(credit: pd.DataFrame, draws: pd.DataFrame | None) -> pd.DataFrame:
+    """A reversal of a charge that drew minutes: negate them too (at zero), split as recorded.
+
+    The charge billed ``billed = drawn + chargeable``; the ledger keeps billed minutes and the charged
+    quantity, the store the draws (allowance or bundle) of the registration. Without draws: unchanged.
+    """
+    if draws is None or draws.empty or credit.empty:
+        return credit
+    source = draws["source"] if "source" in draws else pd.Series("bundle", index=draws.index)
+    per_id = (
+        draws.assign(included=draws["minutes"].where(source.eq("allowance"), 0).astype("int64"))
+        .groupby("registration_id")[["minutes", "included"]]
+        .sum()
+    )
+    billed = -credit["billed_minutes"].astype("int64")
+    drawn = credit["registration_id"].map(per_id["minutes"]).fillna(0).astype("int64").clip(upper=billed)
+    included = credit["registration_id"].map(per_id["included"]).fillna(0).astype("int64").clip(upper=drawn)
+    step = np.where(credit["kind"].eq("project_realisation"), 5, 1)
+    drawn_hundredths = -hundredths_of_hours(drawn, step)
+    return credit.assign(
+        drawn_minutes=-drawn,
+        included_minutes=-included,
+        chargeable_minutes=-(billed - drawn),
+        drawn_hundredths=drawn_hundredths,
+        included_hundredths=np.maximum(-hundredths_of_hours(included, step), drawn_hundredths),
+        drawn_quantity=cents_to_decimal(pd.Series(drawn_hundredths, index=credit.index)),
+    )
 
 
 def _unit_prices(old: pd.DataFrame, quantity: pd.Series, amount_cents: pd.Series) -> pd.Series:

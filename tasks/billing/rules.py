@@ -3,7 +3,8 @@
 ``split_excluded`` runs on validated registrations BEFORE the join, so that an ignored branch without a
 customer number is *excluded*, not rejected every run. ``price`` runs on joined registrations and adds,
 per registration, the item, the hourly rate and where it came from, the evening/weekend surcharge, the
-billed minutes (rounded, topped up to the ticket minimum) and the minutes drawn from a prepaid bundle.
+billed minutes (rounded, topped up to the ticket minimum) and the minutes billed at zero: from a monthly
+allowance (``included_minutes``) or a prepaid bundle (``tasks/billing/allowances.py``).
 Everything is vectorised; money stays ``Decimal``/int cents, never float.
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from schemas.afas import SalesPrices
+from tasks.billing.allowances import draw_pools
 from tasks.billing.config import DAYS, BillingConfig
 from tasks.billing.join import CUSTOMER, INTERNAL, clean_text, day_numbers, on_distinct
 from tasks.billing.money import as_decimal
@@ -127,8 +129,10 @@ def price(
     frame = frame.assign(billed_minutes=round_minutes(frame["minutes"], config))
     frame = frame.assign(minimum_topup=ticket_minimum_topup(frame, config, ticket_history))
     frame["billed_minutes"] = frame["billed_minutes"] + frame["minimum_topup"]
-    drawn, draws = draw_bundles(frame, bundles, prior_draws, billed_ids)
-    frame = frame.assign(drawn_minutes=drawn, chargeable_minutes=frame["billed_minutes"] - drawn)
+    drawn, included, draws = draw_pools(frame, bundles, prior_draws, billed_ids, config)
+    frame = frame.assign(
+        drawn_minutes=drawn, included_minutes=included, chargeable_minutes=frame["billed_minutes"] - drawn
+    )
     frame = frame.assign(**unit_prices(frame["rate"], frame["surcharge_hundredths"]))
     return frame, rejects.reset_index(drop=True), draws
 
@@ -333,70 +337,3 @@ def unit_prices(rate: pd.Series, surcharge_hundredths: pd.Series) -> dict[str, p
     prices = pd.Series(pair, index=rate.index).map(lookup)
     cents = pd.Series(pair, index=rate.index).map({k: int(v * 100) for k, v in lookup.items()})
     return {"unit_price": prices.astype("object"), "unit_price_cents": cents.astype("int64")}
-
-
-def draw_bundles(
-    frame: pd.DataFrame,
-    bundles: pd.DataFrame | None,
-    prior_draws: pd.DataFrame | None = None,
-    billed_ids: pd.Series | None = None,
-) -> tuple[pd.Series, pd.DataFrame]:
-    """Minutes each customer registration draws from its prepaid bundles, and the new draws to record.
-
-    ``bundles``: ``customer_number``, ``minutes_available`` and optionally ``bundle_id``, ``valid_from``,
-    ``valid_to`` (dates, inclusive). ``prior_draws`` (``registration_id``, ``minutes``) are draws recorded
-    in earlier runs: such a registration keeps its draw, so a rerun computes the same billing. Registrations
-    in ``billed_ids`` (billed earlier without a draw) never draw now: a bundle bought later is not
-    applied retroactively. Remaining balance goes to the earliest registrations first.
-    """
-    drawn = pd.Series(0, index=frame.index, dtype="int64")
-    prior = _prior(frame, prior_draws)
-    drawn = drawn.mask(prior.notna(), np.minimum(prior.fillna(0), frame["billed_minutes"])).astype("int64")
-    blocked = prior.notna() | frame["registration_id"].isin([] if billed_ids is None else billed_ids)
-    eligible = frame["target"].eq(CUSTOMER) & ~blocked & frame["billed_minutes"].gt(0)
-    new = pd.Series(0, index=frame.index, dtype="int64")
-    if bundles is not None and not bundles.empty and eligible.any():
-        new = _allocate(frame[eligible], _bundle_table(bundles)).reindex(frame.index, fill_value=0)
-    draws = frame.loc[new.gt(0), ["registration_id", "customer_number", "work_date"]].assign(
-        minutes=new[new.gt(0)]
-    )
-    return drawn + new, draws.reset_index(drop=True)
-
-
-def _prior(frame: pd.DataFrame, prior_draws: pd.DataFrame | None) -> pd.Series:
-    if prior_draws is None or prior_draws.empty:
-        return pd.Series(np.nan, index=frame.index)
-    per_id = prior_draws.groupby("registration_id")["minutes"].sum()
-    return frame["registration_id"].map(per_id).astype("float64")
-
-
-def _bundle_table(bundles: pd.DataFrame) -> pd.DataFrame:
-    table = bundles.reset_index(drop=True).copy()
-    for column, fill in (("valid_from", -(10**9)), ("valid_to", 10**9)):
-        if column in table:
-            days = pd.to_datetime(table[column]).to_numpy(dtype="datetime64[D]").astype("int64")
-            table[column] = np.where(pd.isna(table[column]), fill, days)
-        else:
-            table[column] = fill
-    table["order"] = np.arange(len(table))
-    return table.sort_values(["customer_number", "valid_from", "order"])
-
-
-def _allocate(lines: pd.DataFrame, bundles: pd.DataFrame) -> pd.Series:
-    """Fill bundles oldest first, registrations earliest first; one vectorised pass per bundle."""
-    need = lines["billed_minutes"].astype("int64").copy()
-    taken = pd.Series(0, index=lines.index, dtype="int64")
-    lines = lines.sort_values(["entry_date", "registration_id"])
-    days = pd.Series(day_numbers(lines["work_date"]), index=lines.index)
-    by_customer = {key: group.index for key, group in lines.groupby("customer_number", sort=False)}
-    for bundle in bundles.itertuples(index=False):
-        index = by_customer.get(bundle.customer_number)
-        if index is None:
-            continue
-        window = days[index].between(bundle.valid_from, bundle.valid_to)
-        rows = index[window.to_numpy() & need[index].gt(0).to_numpy()]
-        before = need[rows].cumsum() - need[rows]
-        take = (int(bundle.minutes_available) - before).clip(lower=0).clip(upper=need[rows])
-        taken[rows] += take
-        need[rows] -= take
-    return taken

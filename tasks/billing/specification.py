@@ -2,8 +2,9 @@
 
 ``specifications(documents, document_lines)`` is a plain function over the plan's frames: one frame per
 customer document (direct invoice, project realisation, sales booking; internal entries have no customer)
-with ticket number and title, date, operator, registered minutes, rounding, billed and prepaid minutes,
-item, rate, hours and amount, and a closing total row. ``write_specification`` writes one as CSV and XLSX.
+with ticket number and title, date, operator, registered minutes, rounding, billed, included (allowance)
+and prepaid (bundle) minutes, item, rate, hours and amount, and a closing total row.
+``write_specification`` writes one as CSV and XLSX.
 The amounts are the plan's line amounts in cents, so the total is the document's amount to the cent.
 """
 
@@ -25,6 +26,7 @@ COLUMNS = [
     "minutes",
     "rounding",
     "billed_minutes",
+    "included_minutes",
     "prepaid_minutes",
     "item",
     "rate",
@@ -69,7 +71,8 @@ def specification_rows(lines: pd.DataFrame) -> pd.DataFrame:
             "minutes": registered,
             "rounding": (billed - registered).where(charge, 0),
             "billed_minutes": billed,
-            "prepaid_minutes": _whole(lines, "drawn_minutes"),
+            "included_minutes": _whole(lines, "included_minutes"),  # contract hours (allowance), at zero
+            "prepaid_minutes": _whole(lines, "drawn_minutes") - _whole(lines, "included_minutes"),
             "item": _text(lines, "item_code"),
             "rate": [
                 Decimal(str(v)) if str(v) not in ("", "nan", "<NA>") else ""
@@ -87,7 +90,7 @@ def with_total(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` plus a total row (minutes, hours and amount summed exactly)."""
     total = {column: "" for column in COLUMNS}
     total["ticket"] = TOTAL_LABEL
-    for column in ("minutes", "rounding", "billed_minutes", "prepaid_minutes"):
+    for column in ("minutes", "rounding", "billed_minutes", "included_minutes", "prepaid_minutes"):
         total[column] = int(rows[column].sum())
     total["hours"] = sum(rows["hours"], Decimal("0.00"))
     total["amount"] = Decimal(int(rows["_cents"].sum())).scaleb(-2)
