@@ -220,7 +220,9 @@ def external_key(line: Mapping[str, Any]) -> str:
 def sales_entries(documents: pd.DataFrame, lines: pd.DataFrame, config: BillingConfig) -> dict[str, Payload]:
     """Sales journal entries: debtor line incl. VAT, revenue per item, one VAT line; balanced to the cent.
 
-    The invoice number (``InId``) is assigned when the document is claimed: ``fill_invoice_number``.
+    The VAT code is the debtor's (``documents.vat_code``, see ``tasks/billing/config.Vat``), the revenue
+    account the item's (``accounts.revenue_by_item``). The invoice number (``InId``) is assigned when the
+    document is claimed: ``fill_invoice_number``.
     """
     per_item = lines.groupby(["reference", "item_code"], sort=True)["amount_cents"].sum().reset_index()
     revenue = dict(tuple(per_item.groupby("reference", sort=False)))
@@ -232,7 +234,8 @@ def sales_entries(documents: pd.DataFrame, lines: pd.DataFrame, config: BillingC
 
 def _sales_entry(document: Mapping[str, Any], per_item: pd.DataFrame, config: BillingConfig) -> Payload:
     admin = config.administrations[int(document["administration"])]
-    accounts = admin.accounts
+    code = str(document.get("vat_code") or admin.accounts.vat_code)
+    vat_code = admin.vat_codes()[code]
     common = _entry_line_common(document)
     debtor = {
         "VaAs": "2",  # account kind 2 = debtor
@@ -244,23 +247,31 @@ def _sales_entry(document: Mapping[str, Any], per_item: pd.DataFrame, config: Bi
     revenue = [
         {
             "VaAs": "1",  # account kind 1 = ledger account
-            "AcNr": accounts.revenue,  # revenue account
+            "AcNr": admin.accounts.revenue_account(str(item)),  # the item's revenue account
             **common,
             "Ds": f"Uren {item}",  # description
             **_debit_credit(-int(cents)),
-            "VaId": accounts.vat_code,  # VAT code
+            "VaId": code,  # VAT code of the debtor (reverse charge: the "verlegd" code, no VAT line)
         }
         for item, cents in zip(per_item["item_code"], per_item["amount_cents"], strict=True)
     ]
+    vat_cents = _cents(document["vat_amount"])
+    if vat_cents == 0:  # reverse charge, 0 %, or too little to carry VAT: no VAT line
+        return _entry(document, admin.journals.sales, [debtor, *revenue])
     vat = {
         "VaAs": "1",  # account kind 1 = ledger account
-        "AcNr": accounts.vat,  # VAT payable account
+        "AcNr": vat_code.account,  # VAT payable account of this code
         **common,
-        "Ds": f"Btw {accounts.vat_rate * 100:.0f}%",  # description
-        **_debit_credit(-_cents(document["vat_amount"])),
-        "VaId": accounts.vat_code,  # VAT code
+        "Ds": f"Btw {_percent(vat_code.rate)}%",  # description
+        **_debit_credit(-vat_cents),
+        "VaId": code,  # VAT code
     }
     return _entry(document, admin.journals.sales, [debtor, *revenue, vat])
+
+
+def _percent(rate: Decimal) -> str:
+    """``0.21`` → ``21``, ``0.095`` → ``9.5``."""
+    return format((rate * 100).normalize(), "f")
 
 
 def internal_entries(
