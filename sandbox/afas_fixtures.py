@@ -2,9 +2,9 @@
 
 ``ensure_master_data_for(sim, connector, body, verb)`` makes the world hold what a request body refers
 to — debtors, organisations, projects (open, of the right debtor), items, employees, open periods,
-ledger accounts, creditors, journals, VAT codes, dimension codes, units, country codes, and for PUT bodies the documents they change — so that any of AFAS's
-published examples can be posted. It also clears what would make a valid example collide (a debtor
-number or organisation the example creates). Then the same body goes through the normal rules.
+ledger accounts, creditors, journals, VAT codes, dimension codes, units, country codes, and for PUT
+bodies the documents they change — so that any of AFAS's published examples can be posted. It also
+clears what would make a valid example collide (a debtor number or organisation the example creates). Then the same body goes through the normal rules.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ Unknown master data is refused as Profit refuses it: 500 ``De ingevulde waarde b
   dimension codes allowed on the account (``FiDimEntries``, axis 1 = cost centre) exist, debit = credit;
   ``EnNo`` per administration. Read back via ``Koppel_Entries`` (``BpNr`` carries the reference).
 - ``PtRealization``: period of the date open, item, employee, unit, project (the debtor's, open) and
-  debtor exist; ``Qu`` a multiple of 0.05 (configurable); ``XpRe`` unique. Read back via ``Koppel_Realizations``
-  and ``Profit_Realization``.
+  debtor exist; ``Qu`` a multiple of 0.05 (configurable); ``XpRe`` unique. Read back via
+  ``Koppel_Realizations`` and ``Profit_Realization``.
 """
 
 from __future__ import annotations

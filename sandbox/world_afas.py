@@ -240,7 +240,9 @@ def _vat_duties(numbers: pd.Series) -> list[str]:
     Derived from the number (not drawn from the generator) so every other AFAS frame stays as it was.
     """
     return [
-        VAT_DUTY_REVERSE if int(stable_uuid("vat-duty", str(n)).replace("-", ""), 16) % 20 == 0 else VAT_DUTY_DOMESTIC
+        VAT_DUTY_REVERSE
+        if int(stable_uuid("vat-duty", str(n)).replace("-", ""), 16) % 20 == 0
+        else VAT_DUTY_DOMESTIC
         for n in numbers
     ]
 

@@ -153,7 +153,9 @@ class VatCode(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> VatCode:
         if self.reverse_charge and self.rate != 0:
-            raise ValueError(f"rate: a reverse-charge code has no VAT amount, so rate must be 0 (got {self.rate})")
+            raise ValueError(
+                f"rate: a reverse-charge code has no VAT amount, so rate must be 0 (got {self.rate})"
+            )
         if self.rate != 0 and self.account is None:
             raise ValueError(f"account: a VAT code with rate {self.rate} needs its VAT payable account")
         return self
@@ -213,7 +215,7 @@ class Administration(_Strict):
         return self.accounts.vat_code
 
     def vat_problems(self, key: str) -> list[str]:
-        """Codes named in ``[vat]`` without a description in ``[vat.codes]``, or contradicting ``accounts``."""
+        """Codes in ``[vat]`` that ``[vat.codes]`` does not describe, or that contradict ``accounts``."""
         known = self.vat_codes()
         named = [*(("debtors", k, c) for k, c in self.vat.debtors.items())]
         named += [("by_vat_duty", k, c) for k, c in self.vat.by_vat_duty.items()]
@@ -392,7 +394,11 @@ class BillingConfig(_Strict):
             *self._reference_problems(),
             *self._department_problems(),
             *self._bundle_problems(),
-            *(p for a, admin in self.administrations.items() for p in admin.vat_problems(f"administrations.{a}")),
+            *(
+                p
+                for a, admin in self.administrations.items()
+                for p in admin.vat_problems(f"administrations.{a}")
+            ),
         ]
         if problems:
             raise ValueError("; ".join(problems))
@@ -474,7 +480,7 @@ class BillingConfig(_Strict):
         return ", ".join(parts)
 
     def with_debtor_vat(self, debtors: pd.DataFrame) -> BillingConfig:
-        """This configuration with each debtor's AFAS VAT duty (``Profit_Debtor.VatDuty``) where it matters.
+        """A copy with each debtor's AFAS VAT duty (``Profit_Debtor.VatDuty``) where it matters.
 
         Only debtors whose VAT duty some administration's ``[vat.by_vat_duty]`` names are kept, so the
         configuration stays small when the mapping is not used.

@@ -193,7 +193,7 @@ def summarise(lines: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
 
 
 def _vat_codes(documents: pd.DataFrame, config: BillingConfig) -> pd.Series:
-    """A sales booking's VAT code: its debtor's (``BillingConfig.debtor_vat_code``); ``""`` for other kinds."""
+    """A sales booking's VAT code: its debtor's (``BillingConfig.debtor_vat_code``); other kinds ``""``."""
     sales = documents["kind"].eq(Mode.SALES_BOOKING.value)
     codes = [
         config.debtor_vat_code(int(admin), str(debtor)) if is_sales else ""
