@@ -4,7 +4,8 @@
 to — debtors, organisations, projects (open, of the right debtor), items, employees, open periods,
 ledger accounts, creditors, journals, VAT codes, dimension codes, units, country codes, and for PUT
 bodies the documents they change — so that any of AFAS's published examples can be posted. It also
-clears what would make a valid example collide (a debtor number or organisation the example creates). Then the same body goes through the normal rules.
+clears what would make a valid example collide (a debtor number or organisation the example creates).
+Then the same body goes through the normal rules.
 """
 
 from __future__ import annotations
