@@ -26,6 +26,11 @@ from tasks.billing.plan import INTERNAL_ENTRY, descriptions
 
 Payload = dict[str, Any]
 XPRE_LENGTH = 40
+RFCS_LENGTH = 100
+# Where a direct invoice carries Koppel's reference: ``Fref`` ("Invoice reference", ≤ 32, a header field of
+# FbDirectInvoice POST and PUT in docs/reference/afas-openapi/sales-and-orders.json, read back by
+# Koppel_DirectInvoices), then ``RfCs`` where documents posted before Koppel used ``Fref`` carry it.
+INVOICE_REFERENCE_FIELDS = ("Fref", "RfCs")
 
 
 def afas_number(value: Decimal) -> float:
@@ -76,7 +81,7 @@ def _by_reference(items: pd.DataFrame, build: Callable[[Mapping[str, Any]], Any]
     return collected
 
 
-# --- FbDirectInvoice (reference §6; decision §11.10: our reference in RfCs) -------------------------------
+# --- FbDirectInvoice (reference §6; our reference in Fref, the customer's in RfCs) -----------------------
 
 
 def direct_invoices(
@@ -88,16 +93,41 @@ def direct_invoices(
     }
     parts = invoice_parts(lines, lines["administration"].isin(per_registration))
     rows = _by_reference(parts, _invoice_line)
+    orders = customer_references(documents, lines, config)
     return {
-        doc["reference"]: _invoice(doc, rows.get(doc["reference"], []))
+        doc["reference"]: _invoice(doc, rows.get(doc["reference"], []), orders.get(doc["reference"]))
         for doc in documents.to_dict("records")
     }
 
 
-def _invoice(document: Mapping[str, Any], rows: list[Payload]) -> Payload:
+def customer_references(
+    documents: pd.DataFrame, lines: pd.DataFrame, config: BillingConfig
+) -> dict[str, str]:
+    """The customer's purchase-order number per direct invoice, where one is known.
+
+    From TOPdesk first (``order_ref``: the tickets' order field, distinct values joined by ``, ``), else
+    from ``[customer_references.debtors]``; at most 100 characters (``RfCs``).
+    """
+    found: dict[str, str] = {}
+    if "order_ref" in lines:
+        refs = lines[["reference", "order_ref"]].dropna()
+        refs = refs[refs["order_ref"].astype("str").str.strip().ne("")]
+        for reference, values in refs.groupby("reference", sort=False)["order_ref"]:
+            found[str(reference)] = ", ".join(sorted({str(v).strip() for v in values}))
+    per_debtor = config.customer_references.debtors
+    for doc in documents[["reference", "debtor_id"]].itertuples(index=False):
+        if doc.reference not in found and doc.debtor_id in per_debtor:
+            found[doc.reference] = per_debtor[doc.debtor_id]
+    return {reference: text[:RFCS_LENGTH] for reference, text in found.items()}
+
+
+def _invoice(document: Mapping[str, Any], rows: list[Payload], order: str | None) -> Payload:
     fields: dict[str, Any] = {
         "DbId": document["debtor_id"],  # sales relation (debtor) to invoice
-        "RfCs": document["reference"],  # order reference: Koppel's deterministic document key
+        # RfCs, the customer's reference ("order number/reference", printed on the invoice): their
+        # purchase-order number when known, else Koppel's reference as before.
+        "RfCs": order or document["reference"],
+        "Fref": document["reference"],  # invoice reference: Koppel's deterministic key, found again by it
         "OrDa": document["document_date"],  # order/invoice date (latest work date on it)
         "Unit": int(document["administration"]),  # administration
     }
