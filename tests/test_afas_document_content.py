@@ -20,7 +20,7 @@ from sandbox.afas import create_app
 from sandbox.afas_fixtures import InProcessClient
 from sandbox.world import generate_core
 from tasks.billing.config import DEFAULT_CONFIG_PATH, parse_billing_config
-from tasks.billing.payloads import build_payloads, entry_balance, fill_invoice_number
+from tasks.billing.payloads import build_payloads, fill_invoice_number
 from tasks.billing.pipeline import bill
 from tasks.load import reference_for
 from tests.billing_factories import at, registration, registrations
