@@ -191,6 +191,8 @@ class Administration(_Strict):
     mode: Mode
     grouping: Grouping = Grouping.PER_TICKET_ITEM
     max_lines_per_document: int = Field(default=500, ge=1, le=1000)
+    # Unit of measure (BiUn) of direct-invoice lines; must exist in AFAS (Koppel_Units).
+    hours_unit: str = Field(default="uur", min_length=1, max_length=15)
     journals: Journals = Field(default_factory=Journals)
     accounts: Accounts
     vat: Vat = Field(default_factory=Vat)

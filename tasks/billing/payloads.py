@@ -92,7 +92,11 @@ def direct_invoices(
         a for a, c in config.administrations.items() if c.grouping == Grouping.PER_REGISTRATION
     }
     parts = invoice_parts(lines, lines["administration"].isin(per_registration))
-    rows = _by_reference(parts, _invoice_line)
+    units = {
+        ref: config.administrations[int(admin)].hours_unit
+        for ref, admin in zip(documents["reference"], documents["administration"], strict=True)
+    }
+    rows = _by_reference(parts.assign(unit=parts["reference"].map(units)), _invoice_line)
     orders = customer_references(documents, lines, config)
     return {
         doc["reference"]: _invoice(doc, rows.get(doc["reference"], []), orders.get(doc["reference"]))
@@ -186,7 +190,7 @@ def _invoice_line(part: Mapping[str, Any]) -> Payload:
         "Fields": {
             "VaIt": "1",  # item type 1 = work type (hours)
             "ItCd": part["item"],  # work type code
-            "BiUn": "uur",  # unit: hour
+            "BiUn": part["unit"],  # unit: the administration's hours unit (default "uur")
             "QuUn": hundredths(part["quantity"]),  # number of units (hours); negative = credit
             "Upri": hundredths(part["price"]),  # price per unit (hour), excl. VAT
             "Ds": str(part["text"])[:255],  # line description
