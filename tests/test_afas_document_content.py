@@ -376,3 +376,28 @@ def test_the_sandbox_refuses_unknown_master_data_as_profit_does(world, connector
             "KnSalesRelationOrg": lambda: relation(fixed),
         }[connector]()
         assert client.post(f"{URL}/{connector}", json=good).status_code == 201
+
+
+def test_the_order_number_comes_from_the_configured_incident_field_the_main_incident_first():
+    from connectors.topdesk.timeregistrations import contract_frame, incident_record
+    from tasks.billing.sources import TopdeskSources
+
+    tickets = {
+        "p": {"id": "p", "number": "I 2", "mainIncident": {"id": "m"}, "optionalFields1": {"text2": "PO-P"}},
+        "m": {"id": "m", "number": "I 1", "optionalFields1": {"text1": "P1-01", "text2": " PO-M "}},
+        "q": {"id": "q", "number": "I 3", "optionalFields1": {"text2": "PO-Q"}},
+    }
+    rows = [
+        {"id": "r1", "timeSpent": 600, "parent": {"id": "p"}, "entryDate": "2026-10-06T08:00:00.000+0000"},
+        {"id": "r2", "timeSpent": 600, "parent": {"id": "q"}, "entryDate": "2026-10-06T08:00:00.000+0000"},
+    ]
+    options = TopdeskSources(order_field="optionalFields1.text2").options()
+    assert options.order_field == "optionalFields1.text2"
+    records = [incident_record(row, tickets, options.project_field, options.order_field) for row in rows]
+    frame = contract_frame(records)
+    # As served (the invoice strips it); a partial is billed on its main incident.
+    assert frame["order_ref"].tolist() == [" PO-M ", "PO-Q"]
+    plain = contract_frame([incident_record(row, tickets, options.project_field) for row in rows])
+    assert "order_ref" not in plain  # not configured: the contract frame as before
+    with pytest.raises(ValueError, match="order_field"):
+        TopdeskSources(order_field="optionalFields1.text2; drop")
