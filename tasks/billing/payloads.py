@@ -128,8 +128,8 @@ def customer_references(
 def _invoice(document: Mapping[str, Any], rows: list[Payload], order: str | None) -> Payload:
     fields: dict[str, Any] = {
         "DbId": document["debtor_id"],  # sales relation (debtor) to invoice
-        # RfCs, the customer's reference ("order number/reference", printed on the invoice): their
-        # purchase-order number when known, else Koppel's reference as before.
+        # RfCs, the customer's reference ("Order number/reference"): their purchase-order number when
+        # known, else Koppel's reference as before.
         "RfCs": order or document["reference"],
         "Fref": document["reference"],  # invoice reference: Koppel's deterministic key, found again by it
         "OrDa": document["document_date"],  # order/invoice date (latest work date on it)
