@@ -174,6 +174,14 @@ def test_the_vat_code_of_a_debtor_follows_its_afas_vat_duty_unless_the_config_na
     assert config.debtor_vat_code(1, "10001") == "1"  # without AFAS's debtor data: the default
 
 
+def test_require_employee_belongs_to_realisation_administrations():
+    text = DEFAULT_CONFIG_PATH.read_text().replace(
+        'mode = "direct_invoice"', 'mode = "direct_invoice"\nrequire_employee = true'
+    )
+    with pytest.raises(ValueError, match="require_employee: only project_realisation posts EmId"):
+        parse_billing_config(text)
+
+
 def test_vat_sections_name_every_bad_key():
     with pytest.raises(ValueError, match=r"administrations\.1\.vat\.debtors\.10001: VAT code '7'"):
         sales_config({"10001": "7"})

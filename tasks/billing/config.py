@@ -203,6 +203,12 @@ class Administration(_Strict):
     # "required": the run pauses before posting until someone approves its plan (tasks/approval.py).
     approval: Literal["required", "off"] = "off"
 
+    @model_validator(mode="after")
+    def _employee_only_for_realisations(self) -> Administration:
+        if self.require_employee and self.mode != Mode.PROJECT_REALISATION:
+            raise ValueError(f"require_employee: only project_realisation posts EmId, not {self.mode.value}")
+        return self
+
     def vat_codes(self) -> dict[str, VatCode]:
         """Every VAT code this administration can book: ``[vat.codes]`` plus the ``accounts`` default."""
         default = VatCode(rate=self.accounts.vat_rate, account=self.accounts.vat)
