@@ -11,6 +11,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import httpx
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from connectors.afas.client import AfasClient
 from connectors.afas.payloads import Reference
@@ -20,8 +22,9 @@ from sandbox.afas import create_app
 from sandbox.afas_fixtures import InProcessClient
 from sandbox.world import generate_core
 from tasks.billing.config import DEFAULT_CONFIG_PATH, parse_billing_config
-from tasks.billing.payloads import build_payloads, fill_invoice_number
+from tasks.billing.payloads import build_payloads, entry_balance, fill_invoice_number, sales_entries
 from tasks.billing.pipeline import bill
+from tasks.billing.plan import summarise
 from tasks.load import reference_for
 from tests.billing_factories import at, registration, registrations
 from tests.test_billing_sandbox import CONNECTORS, URL, masters_of
@@ -409,3 +412,48 @@ def test_the_order_number_comes_from_the_configured_incident_field_the_main_inci
     assert "order_ref" not in plain  # not configured: the contract frame as before
     with pytest.raises(ValueError, match="order_field"):
         TopdeskSources(order_field="optionalFields1.text2; drop")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    amounts=st.lists(
+        st.tuples(st.sampled_from(["SUPPORT", "SPOED", "CONSULT"]), st.integers(-500_000, 500_000)),
+        min_size=1,
+        max_size=12,
+    ),
+    code=st.sampled_from(["1", "2", "0", REVERSE]),
+)
+def test_every_sales_entry_balances_to_the_cent_whatever_the_amounts_and_vat_code(amounts, code):
+    config = sales_config({"10001": code})
+    lines = pd.DataFrame(
+        {
+            "reference": "KPL-1-202610-0000000000000001",
+            "kind": "sales_booking",
+            "administration": 1,
+            "debtor_key": "10001",
+            "project_key": "P10001-01",
+            "period": "2026-10",
+            "is_correction": False,
+            "period_year": 2026,
+            "period_number": 10,
+            "chunk": 0,
+            "billed_minutes": 60,
+            "item_code": [item for item, _ in amounts],
+            "amount_cents": [cents for _, cents in amounts],
+            "work_date": pd.Timestamp("2026-10-06", tz="Europe/Amsterdam"),
+        }
+    )
+    documents = summarise(lines, config)
+    (payload,) = sales_entries(documents, lines, config).values()
+    assert entry_balance(payload) == 0
+    rows = [r["Fields"] for r in payload["FiEntryPar"]["Element"]["Objects"][0]["FiEntries"]["Element"]]
+    net = Decimal(sum(cents for _, cents in amounts)) * CENT
+    rate = {"1": Decimal("0.21"), "2": Decimal("0.09")}.get(code, Decimal(0))
+    vat = [r for r in rows if r["AcNr"] in ("1500", "1510")]
+    due = (net * rate).quantize(CENT, rounding=ROUND_HALF_UP)
+    assert sum((amount(r["AmCr"]) - amount(r["AmDe"]) for r in vat), Decimal(0)) == due
+    assert (not vat) == (due == 0)
+    revenue = [r for r in rows if r["VaAs"] == "1" and r not in vat]
+    assert {r["VaId"] for r in revenue} == {code}
+    assert {r["AcNr"] for r in revenue if r["Ds"] == "Uren SPOED"} <= {"8010"}
+    assert {r["AcNr"] for r in revenue if r["Ds"] != "Uren SPOED"} <= {"8000"}
