@@ -123,3 +123,33 @@ def test_realisations_carry_emid_and_an_operator_without_employee_is_rejected_an
     for row in realisations.to_dict("records"):
         operator = operator_of[row["XpRe"].split("~")[0]]
         assert row["EmployeeId"] == employees[operator]  # never the unmapped operator
+
+
+def test_the_purchase_order_number_from_the_incident_lands_in_rfcs(
+    prefect_harness, monkeypatch, tmp_path
+) -> None:
+    from sandbox.server import running_sandbox
+    from tests.invoice_support import small_world, use_sandbox
+
+    world = small_world()
+    incidents = world.extra["td_incidents"]
+    branches = world.extra["td_branches"].set_index("id")["clientReferenceNumber"]
+    customer = incidents["callerBranch.id"].map(branches)
+    debtors = world.extra["afas_debtors"]
+    projects = world.extra["afas_projects"]
+    billable = set(projects.loc[projects["UnitId"].eq(1) & ~projects["CheckedOut"], "DebtorId"])
+    billable &= set(debtors.loc[~debtors["Blocked"], "DebtorId"])
+    chosen = customer[customer.isin(billable)].value_counts().index[0]  # the busiest invoiced customer
+    incidents["optionalFields1.text2"] = customer.where(customer.eq(chosen)).map(
+        lambda c: f"PO-{c}" if isinstance(c, str) else ""
+    )
+    text = BILLING_TOML.read_text() + '\n[topdesk]\norder_field = "optionalFields1.text2"\n'
+    with running_sandbox(world) as sandbox:
+        use_sandbox(monkeypatch, sandbox, tmp_path)
+        result = run(write_config(tmp_path, text))
+        assert result["conservation"]["holds"]
+        headers = sandbox.apps["afas"].state.sim.documents("Koppel_DirectInvoices")
+    ours = [h for h in headers if h["DbId"] == chosen]
+    assert ours and all(h["RfCs"] == f"PO-{chosen}" for h in ours)  # from TOPdesk, not from the config
+    others = [h for h in headers if h["DbId"] != chosen]
+    assert others and all(h["RfCs"] == h["Fref"] for h in others)  # no order number: Koppel's reference
