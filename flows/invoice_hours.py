@@ -164,6 +164,7 @@ def invoice_hours(
     phases = Phases(f"{prefix}-progress", PHASES[:-1] if p.dry_run else PHASES)
     phases.reached("reading AFAS master data")
     masters, afas_stats = extract_masters()
+    config = config.with_debtor_vat(masters.debtors)  # sales-booking VAT per debtor (docs/invoice-hours.md)
     price_rejects = check_prices(masters, config)
     window, regular = run_window(p.start_date, p.end_date, masters, config)
     phases.reached("reading TOPdesk registrations")
@@ -172,6 +173,7 @@ def invoice_hours(
     relinked = create_missing_customers(read, p.config_path, p.dry_run)  # off unless companies.toml says so
     if not relinked["customer_number"].equals(read["customer_number"]):
         masters, _ = extract_masters()  # debtors were just created or linked: plan against AFAS as it is now
+        config = config.with_debtor_vat(masters.debtors)
     read = relinked
     logger.info("read %s", read_summary(read, window.label()))
     phases.reached("planning documents")

@@ -347,6 +347,14 @@ CONNECTORS: tuple[GetConnector, ...] = (
         ("Unit", "Account", "DimAx", "DimCode"),
     ),
     GetConnector(
+        "Koppel_Units",
+        "Koppel: eenheden (BiUn op factuurregels)",
+        "units",
+        _cols("UnitId s15 Eenheid", "Description s50 Omschrijving"),
+        ("UnitId",),
+        project_defined=True,
+    ),
+    GetConnector(
         "Koppel_Sales_Prices",
         "Koppel: verkoopprijzen per werksoort (algemeen en per debiteur)",
         "sales_prices",
@@ -362,6 +370,7 @@ CONNECTORS: tuple[GetConnector, ...] = (
             "OrNu s12 Nummer",
             "DbId s16 Verkooprelatie",
             "RfCs s100 Referentie",
+            "Fref s32 Factuurreferentie",
             "PrId s15 Project",
             "OrDa t Datum",
             "Unit i3 Administratie",

@@ -2,9 +2,10 @@
 
 ``ensure_master_data_for(sim, connector, body, verb)`` makes the world hold what a request body refers
 to — debtors, organisations, projects (open, of the right debtor), items, employees, open periods,
-ledger accounts, creditors, and for PUT bodies the documents they change — so that any of AFAS's
-published examples can be posted. It also clears what would make a valid example collide (a debtor
-number or organisation the example creates). Then the same body goes through the normal rules.
+ledger accounts, creditors, journals, VAT codes, dimension codes, units, country codes, and for PUT
+bodies the documents they change — so that any of AFAS's published examples can be posted. It also
+clears what would make a valid example collide (a debtor number or organisation the example creates).
+Then the same body goes through the normal rules.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _MONTHS = ("jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt",
 def ensure_master_data_for(sim: AfasSim, connector: str, body: Any, verb: str = "POST") -> None:
     """Add (or reopen/unblock) whatever ``body`` references, so the rules will accept it."""
     elements = parse_body(connector, verb, body)
+    add_countries(sim, elements)
     for element in elements:
         _ENSURERS[connector](sim, element, verb)
 
@@ -134,6 +136,44 @@ def add_account(sim: AfasSim, unit: int, kind: str, number: str) -> None:
         sim.creditors.add(fold(number))
 
 
+def add_journal(sim: AfasSim, unit: int, journal: str) -> None:
+    """A journal (``JoCo``) of an administration."""
+    key = f"{unit}/{journal}"
+    if sim.tables["journals"].get(key) is None:
+        row = {"UnitId": unit, "JournalId": journal, "Description": journal, "JournalType": "M"}
+        sim.tables["journals"].add({**row, "Blocked": False, "_key": key})
+
+
+def add_vat_code(sim: AfasSim, code: str) -> None:
+    """A VAT code (``VaId``) at 0 %."""
+    if sim.tables["vat_codes"].get(code) is None:
+        row = {"VatCode": code, "Description": code, "VatPerc": Decimal(0), "VatDuty": "1"}
+        sim.tables["vat_codes"].add({**row, "Blocked": False})
+
+
+def add_allocation(sim: AfasSim, unit: int, account: str, axis: int, code: str) -> None:
+    """A dimension code allowed on an account (axis 1 = cost centre)."""
+    key = f"{unit}/{account}/{axis}/{code}"
+    if sim.tables["allocations"].get(key) is None:
+        row = {"Unit": unit, "Account": account, "DimAx": str(axis), "DimCode": code}
+        sim.tables["allocations"].add({**row, "_key": key})
+
+
+def add_unit_of_measure(sim: AfasSim, unit: str) -> None:
+    """A unit of measure (``BiUn``)."""
+    if sim.tables["units"].get(unit) is None:
+        sim.tables["units"].add({"UnitId": unit, "Description": unit})
+
+
+def add_countries(sim: AfasSim, elements: list[Element]) -> None:
+    """Every country code (``CoId``) in the elements, at any depth."""
+    for element in elements:
+        if element.fields.get("CoId") is not None:
+            sim.countries.add(fold(str(element.fields["CoId"])))
+        for children in element.objects.values():
+            add_countries(sim, children)
+
+
 def add_org_unit(sim: AfasSim, unit: str) -> None:
     """An organisational unit."""
     if sim.tables["org_units"].get(unit) is None:
@@ -160,20 +200,33 @@ def _direct_invoice(sim: AfasSim, element: Element, verb: str) -> None:
                     {"OrNu": f["OrNu"], "GuLi": guid, "VaIt": "2", "ItCd": "1000"}
                 )
     add_debtor(sim, str(debtor))
-    add_unit(sim, int(f.get("Unit") or sim.options.default_unit))
+    unit = int(f.get("Unit") or sim.options.default_unit)
+    add_unit(sim, unit)
+    if f.get("JoCo"):
+        add_journal(sim, unit, f["JoCo"])
     if f.get("PrId"):
         add_project(sim, f["PrId"], str(debtor))
     for line in element.children("FbDirectInvoiceLines"):
         if line.fields.get("ItCd") is not None:
             add_item(sim, line.fields.get("VaIt"), line.fields["ItCd"])
+        if line.fields.get("BiUn") is not None:
+            add_unit_of_measure(sim, str(line.fields["BiUn"]))
 
 
 def _entries(sim: AfasSim, element: Element, _: str) -> None:
     f = element.fields
     unit = int(f.get("UnId") or sim.options.default_unit)
     add_period(sim, unit, int(f["Year"]), int(f["Peri"]))
+    add_journal(sim, unit, str(f["JoCo"]))
     for line in element.children("FiEntries"):
         add_account(sim, unit, str(line.fields["VaAs"]), str(line.fields["AcNr"]))
+        if line.fields.get("VaId") is not None:
+            add_vat_code(sim, str(line.fields["VaId"]))
+        for allocation in line.children("FiDimEntries"):
+            for axis in range(1, 6):
+                if allocation.fields.get(f"DiC{axis}") is not None:
+                    code = str(allocation.fields[f"DiC{axis}"])
+                    add_allocation(sim, unit, str(line.fields["AcNr"]), axis, code)
         for project_line in line.children("FiPrjEntries"):
             if project_line.fields.get("PrId"):
                 add_project(sim, project_line.fields["PrId"])
@@ -185,6 +238,8 @@ def _realization(sim: AfasSim, element: Element, verb: str) -> None:
         add_employee(sim, f["EmId"])
     if f.get("ItCd"):
         add_item(sim, f.get("VaIt") or "1", f["ItCd"])
+    if f.get("UnId"):
+        add_unit_of_measure(sim, str(f["UnId"]))
     if verb == "PUT":
         _existing_realization(sim, int(f["Id"]), f.get("DaTi"))
         return

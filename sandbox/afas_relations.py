@@ -18,8 +18,9 @@ from sandbox.afas_errors import AfasError
 from sandbox.afas_schemas import Element
 from sandbox.afas_state import AfasSim
 from sandbox.afas_tables import fold
+from sandbox.world_afas import COUNTRIES
 
-_COUNTRIES = {"NL": "Nederland", "BE": "België", "DE": "Duitsland"}
+_COUNTRIES = dict(COUNTRIES)
 # KnOrganisation field → Profit_OrgPer column (hidden ``_`` columns serve matching only).
 _ORG_FIELDS = {"Nm": "Name", "SeNm": "SearchName", "CcNr": "ChOfCommNr", "FiNr": "_FiNr", "EmAd": "MailWork"}
 _ORG_FIELDS |= {"TeNr": "TelWork", "HoPa": "Homepage", "Re": "Note"}

@@ -51,6 +51,7 @@ _KEYS = {
     "journals": "_key",
     "vat_codes": "VatCode",
     "allocations": "_key",
+    "units": "UnitId",
 }
 # Secondary indexes for the look-ups the rules do on every post.
 _INDEXED = {
@@ -153,6 +154,9 @@ class AfasSim:
         frames = world.extra
         for row in frames["afas_gl_accounts"].itertuples():
             self.accounts.add((int(row.Unit), fold(row.AccountNr)))
+        countries = frames.get("afas_countries")
+        codes = countries["CountryId"] if countries is not None else [c for c, _ in world_afas.COUNTRIES]
+        self.countries: set[str] = {fold(code) for code in codes}
 
     # ------------------------------------------------------------------ reading
 
@@ -290,6 +294,34 @@ class AfasSim:
         elif kind == "1" and (unit, fold(text)) not in self.accounts:
             raise AfasError("not_exists", {"label": "Grootboekrekening"})
 
+    def require_journal(self, unit: int, journal: object) -> None:
+        """The journal (``JoCo``) must exist in the administration and not be blocked."""
+        row = self.tables["journals"].get(f"{unit}/{journal}")
+        if row is None or row["Blocked"]:
+            raise AfasError("not_exists", {"label": "Dagboek"})
+
+    def require_vat_code(self, code: object) -> None:
+        """The VAT code (``VaId``) must exist and not be blocked."""
+        row = self.tables["vat_codes"].get(str(code))
+        if row is None or row["Blocked"]:
+            raise AfasError("not_exists", {"label": "Btw-code"})
+
+    def require_allocation(self, unit: int, account: object, axis: int, code: object) -> None:
+        """A dimension code (``DiC1``–``DiC5``; axis 1 = cost centre) must be allowed on the account."""
+        if self.tables["allocations"].get(f"{unit}/{account}/{axis}/{code}") is None:
+            label = "Kostenplaats" if axis == 1 else "Verbijzonderingscode"
+            raise AfasError("not_exists", {"label": label})
+
+    def require_unit_of_measure(self, unit: object) -> None:
+        """The unit (``BiUn``, a realisation's ``UnId``) must exist."""
+        if self.tables["units"].get(str(unit)) is None:
+            raise AfasError("not_exists", {"label": "Eenheid"})
+
+    def require_country(self, country: object) -> None:
+        """The country code (``CoId``) must exist."""
+        if fold(str(country)) not in self.countries:
+            raise AfasError("not_exists", {"label": "Land"})
+
     # ------------------------------------------------------------------ helpers for tests and demos
 
     def block_debtor(self, debtor_id: str, blocked: bool = True) -> None:
@@ -385,6 +417,7 @@ def _build_tables(world: World) -> dict[str, Table]:
         "allocations": frames["afas_allocations"].assign(
             _key=lambda f: f["Unit"].astype(str) + "/" + f["Account"] + "/" + f["DimAx"] + "/" + f["DimCode"]
         ),
+        "units": frames.get("afas_units", pd.DataFrame(world_afas.UNITS, columns=["UnitId", "Description"])),
         "contacts": _contacts(frames),
         "relations": _relations(frames),
         "org_units": _org_units(frames),

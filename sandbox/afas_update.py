@@ -7,15 +7,19 @@ the body is stored. POST answers ``{"results": {"<Connector>": keys}}`` (201) fo
 ``{"results": {"<Connector>": [keys, ...]}}`` for several, one entry per element in the order posted
 (docs/sandbox.md; for ``PtRealization`` one per line, all with the call's ``Sessieguid``); PUT and DELETE
 answer 200 with an empty body. Financial data is never deleted through the API (decision §11.12).
+Unknown master data is refused as Profit refuses it: 500 ``De ingevulde waarde bij '<label>' bestaat niet.``
+(reference §9) with the label of the field (Dagboek, Btw-code, Kostenplaats, Eenheid, Land, …).
 
 - ``FbDirectInvoice`` (reference §6): debtor exists and is not blocked, project (header ``PrId``) exists,
-  is the debtor's and is open, items exist; ``OrNu`` assigned when omitted. Read back via
+  is the debtor's and is open, items, units (``BiUn``) and a journal given exist; ``OrNu`` assigned when
+  omitted. Read back via
   ``Koppel_DirectInvoices`` / ``Koppel_DirectInvoiceLines``.
-- ``FiEntries`` (root ``FiEntryPar``): period open, accounts/debtors/creditors exist, debit = credit;
+- ``FiEntries`` (root ``FiEntryPar``): journal, period open, accounts/debtors/creditors, VAT codes and
+  dimension codes allowed on the account (``FiDimEntries``, axis 1 = cost centre) exist, debit = credit;
   ``EnNo`` per administration. Read back via ``Koppel_Entries`` (``BpNr`` carries the reference).
-- ``PtRealization``: period of the date open, item, employee, project (the debtor's, open) and debtor
-  exist; ``Qu`` a multiple of 0.05 (configurable); ``XpRe`` unique. Read back via ``Koppel_Realizations``
-  and ``Profit_Realization``.
+- ``PtRealization``: period of the date open, item, employee, unit, project (the debtor's, open) and
+  debtor exist; ``Qu`` a multiple of 0.05 (configurable); ``XpRe`` unique. Read back via
+  ``Koppel_Realizations`` and ``Profit_Realization``.
 """
 
 from __future__ import annotations
@@ -41,12 +45,22 @@ def execute(sim: AfasSim, connector: str, verb: str, body: Any) -> Any:
     elements = parse_body(connector, verb, body)
     pending = dict(sim.rejections)
     try:
+        check_countries(sim, elements)
         result = HANDLERS[(connector, verb)](sim, elements)
     except AfasError:
         _keep_rejections(sim, pending, elements)
         raise
     sim.posted.append(Posted(connector, verb, body, result))
     return result if verb == "POST" else None
+
+
+def check_countries(sim: AfasSim, elements: list[Element]) -> None:
+    """Every country code (``CoId``) anywhere in the body must be one Profit knows (addresses, persons)."""
+    for element in elements:
+        if element.fields.get("CoId") is not None:
+            sim.require_country(element.fields["CoId"])
+        for children in element.objects.values():
+            check_countries(sim, children)
 
 
 def _keep_rejections(sim: AfasSim, pending: dict[str, str | None], elements: list[Element]) -> None:
@@ -98,6 +112,8 @@ def _invoice_plan(sim: AfasSim, element: Element) -> tuple[dict[str, Any], list[
     f = element.fields
     debtor = sim.require_debtor(element.get("DbId"))
     unit = sim.require_unit(f.get("Unit") or sim.options.default_unit)
+    if f.get("JoCo") is not None:
+        sim.require_journal(unit, f["JoCo"])
     if f.get("PrId") is not None:
         sim.require_project(f["PrId"], debtor["DebtorId"])
     number = element.get("OrNu")
@@ -112,6 +128,7 @@ def _invoice_plan(sim: AfasSim, element: Element) -> tuple[dict[str, Any], list[
         "OrNu": number,
         "DbId": debtor["DebtorId"],
         "RfCs": f.get("RfCs"),
+        "Fref": f.get("Fref"),
         "PrId": f.get("PrId"),
         "OrDa": f.get("OrDa") or sim.now().replace(hour=0, minute=0, second=0),
         "Unit": unit,
@@ -123,6 +140,8 @@ def _invoice_plan(sim: AfasSim, element: Element) -> tuple[dict[str, Any], list[
 def _invoice_line(sim: AfasSim, line: Element) -> dict[str, Any]:
     f = line.fields
     sim.require_item(f.get("VaIt"), f.get("ItCd"))
+    if f.get("BiUn") is not None:
+        sim.require_unit_of_measure(f["BiUn"])
     guid = f.get("GuLi") or sim.new_guid()
     if sim.tables["invoice_lines"].get(guid) is not None:
         raise AfasError("already_exists", {"label": "Regel-GUID", "value": guid})
@@ -149,7 +168,7 @@ def _invoice_changes(sim: AfasSim, element: Element, header: dict[str, Any]) -> 
     debtor = sim.require_debtor(f["DbId"])["DebtorId"] if f.get("DbId") else header["DbId"]
     if f.get("PrId"):
         sim.require_project(f["PrId"], debtor)
-    names = {"RfCs": "RfCs", "PrId": "PrId", "OrDa": "OrDa", "Re": "Ds"}
+    names = {"RfCs": "RfCs", "Fref": "Fref", "PrId": "PrId", "OrDa": "OrDa", "Re": "Ds"}
     return {"DbId": debtor, **{target: f[source] for source, target in names.items() if source in f}}
 
 
@@ -161,6 +180,8 @@ def _line_changes(
         f = line.fields
         if f.get("VaIt") is not None or f.get("ItCd") is not None:
             sim.require_item(f.get("VaIt") or "1", f.get("ItCd"))
+        if f.get("BiUn") is not None:
+            sim.require_unit_of_measure(f["BiUn"])
         existing = sim.tables["invoice_lines"].get(f["GuLi"]) if f.get("GuLi") else None
         if f.get("GuLi") and (existing is None or fold(existing["OrNu"]) != fold(header["OrNu"])):
             raise AfasError("record_not_found", {"label": "Regel-GUID", "value": f["GuLi"]})
@@ -191,6 +212,7 @@ def _entry_plan(
 ) -> tuple[int, dict[str, Any], list[dict[str, Any]], str | None]:
     f = element.fields
     unit = sim.require_unit(f.get("UnId") or sim.options.default_unit)
+    sim.require_journal(unit, f["JoCo"])
     sim.require_open_period(unit, int(f["Year"]), int(f["Peri"]))
     lines = element.children("FiEntries")
     if not lines:
@@ -214,6 +236,13 @@ def _entry_plan(
 def _check_entry_line(sim: AfasSim, unit: int, line: Element) -> None:
     f = line.fields
     sim.require_account(unit, str(f.get("VaAs")), f.get("AcNr"))
+    if f.get("VaId") is not None:
+        sim.require_vat_code(f["VaId"])
+    for allocation in line.children("FiDimEntries"):
+        for axis in range(1, 6):
+            code = allocation.fields.get(f"DiC{axis}")
+            if code is not None:
+                sim.require_allocation(unit, f.get("AcNr"), axis, code)
     for project_line in line.children("FiPrjEntries"):
         if project_line.fields.get("PrId") is not None:
             sim.require_project(project_line.fields["PrId"])
@@ -248,6 +277,8 @@ def _realization_refs(
     sim.require_item(f.get("VaIt"), f.get("ItCd"))
     if f.get("EmId") is not None:
         sim.require_employee(f["EmId"])
+    if f.get("UnId") is not None:
+        sim.require_unit_of_measure(f["UnId"])
     debtor = sim.require_debtor(f["DbId"])["DebtorId"] if f.get("DbId") is not None else None
     project = sim.require_project(f["PrId"], debtor) if f.get("PrId") is not None else None
     period = sim.period_of(project["UnitId"] if project else sim.options.default_unit, f["DaTi"])

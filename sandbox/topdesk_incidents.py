@@ -159,6 +159,8 @@ class IncidentView:
         closed_at = fmt(closed_ms) if s.closed[row] else None
         optional = optional_fields()
         optional["text1"] = text["optionalFields1.text1"][row]
+        if "optionalFields1.text2" in text:
+            optional["text2"] = text["optionalFields1.text2"][row]
         return {
             "id": s.ids[row],
             "number": s.numbers[row],

@@ -98,6 +98,7 @@ class IncidentStore:
         "optionalFields1.text1",
         "mainIncident.id",
     )
+    OPTIONAL_TEXT = ("optionalFields1.text2",)
     DATES = ("callDate", "creationDate", "modificationDate", "closedDate")
 
     def __init__(self, frame: pd.DataFrame) -> None:
@@ -113,6 +114,9 @@ class IncidentStore:
         self.default_visible = (self.line != "partial") & ~self.archived  # served without a status filter
         self.main = np.array([self.index.get(m, -1) for m in frame["mainIncident.id"].tolist()], np.int64)
         self.text = {name: frame[name].to_numpy(dtype=object) for name in self.TEXT}
+        for name in self.OPTIONAL_TEXT:  # served when the world has them (a test's purchase-order numbers)
+            if name in frame:
+                self.text[name] = frame[name].to_numpy(dtype=object)
         self.dates = {name: ms_array(frame[name]) for name in self.DATES}
         self._orders: dict[tuple[tuple[str, bool], ...], np.ndarray] = {}
 

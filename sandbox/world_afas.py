@@ -74,6 +74,32 @@ VAT_CODES = [
     ("2", "Btw laag", "1510", "9.00", "V"),
     ("5", "Btw verlegd", "", "0.00", "V"),
 ]
+# Units of measure (``BiUn`` on invoice lines, ``UnId`` on realisations; reference §6: ``stk``, ``uur``,
+# ``*****``) and the country codes addresses may carry (``CoId``). Profit's country table is not in the
+# reference; AFAS's own examples (organisations-and-persons.json) write Belgium as ``B`` and the United States
+# as ``US`` next to ``NL``: international vehicle codes, so Germany is ``D``, Spain ``E``, and so on.
+UNITS = [("uur", "Uur"), ("stk", "Stuks"), ("km", "Kilometer"), ("*****", "Geen eenheid")]
+COUNTRIES = [
+    ("NL", "Nederland"),
+    ("B", "België"),
+    ("D", "Duitsland"),
+    ("F", "Frankrijk"),
+    ("L", "Luxemburg"),
+    ("GB", "Verenigd Koninkrijk"),
+    ("A", "Oostenrijk"),
+    ("CH", "Zwitserland"),
+    ("DK", "Denemarken"),
+    ("E", "Spanje"),
+    ("I", "Italië"),
+    ("PL", "Polen"),
+    ("S", "Zweden"),
+    ("IRL", "Ierland"),
+    ("US", "Verenigde Staten"),
+]
+# VAT duty (``VatDuty``, "btw-plicht") of debtors: 1 = btw-plichtig in Nederland (the usual), 3 = verlegd
+# (reverse charge, e.g. a Belgian customer). Profit's own codes are not in the reference; these are the
+# sandbox's. About one debtor in twenty is a reverse-charge debtor.
+VAT_DUTY_DOMESTIC, VAT_DUTY_REVERSE = "1", "3"
 _FUNCTIONS = {"team": "Servicemedewerker", "department": "Medewerker", "root": "Directeur"}
 EMPLOYMENT_COLUMNS = [
     "employee_id",
@@ -108,6 +134,8 @@ def render(world: World) -> dict[str, pd.DataFrame]:
         "afas_journals": _journals(world),
         "afas_vat_codes": _vat_codes(),
         "afas_allocations": _allocations(world),
+        "afas_units": pd.DataFrame(UNITS, columns=["UnitId", "Description"]),
+        "afas_countries": pd.DataFrame(COUNTRIES, columns=["CountryId", "Description"]),
     }
     frames.update(_hr(rng, world))
     return {name: _nanoseconds(frame) for name, frame in frames.items()}
@@ -195,7 +223,7 @@ def _debtors(rng: np.random.Generator, world: World) -> pd.DataFrame:
             "ChOfCommNr": c["coc_number"],
             "CollectAccount": "1300",
             "PayCon": rng.choice(["14", "30", "30", "30"], n),
-            "VatDuty": "1",
+            "VatDuty": _vat_duties(c["customer_number"]),
             "Blocked": c["blocked"].astype(bool),
             "CreditLimit": [Decimal(int(x)).quantize(CENT) for x in rng.choice([0, 5000, 10000, 25000], n)],
             "CurrencyId": "EUR",
@@ -204,6 +232,19 @@ def _debtors(rng: np.random.Generator, world: World) -> pd.DataFrame:
             "ModifiedDate": modified.where(modified > created, created),
         }
     )
+
+
+def _vat_duties(numbers: pd.Series) -> list[str]:
+    """Mostly domestic; every debtor whose number hashes to 0 mod 20 has reverse charge.
+
+    Derived from the number (not drawn from the generator) so every other AFAS frame stays as it was.
+    """
+    return [
+        VAT_DUTY_REVERSE
+        if int(stable_uuid("vat-duty", str(n)).replace("-", ""), 16) % 20 == 0
+        else VAT_DUTY_DOMESTIC
+        for n in numbers
+    ]
 
 
 def _administrations(world: World) -> pd.DataFrame:

@@ -3,7 +3,8 @@
 The order is what makes "exactly once" hold across reruns, concurrent workers and crashes:
 
 1. **Recover** documents that an earlier, dead run claimed but never confirmed: look each up in AFAS by its
-   reference (``RfCs``/``BpNr``/``XpRe``); found → confirm; not found → post the stored payload.
+   reference (``Fref`` or earlier ``RfCs``, ``BpNr``, ``XpRe``); found → confirm; not found → post the
+   stored payload.
 2. **Claim** a document and its registrations in one ledger transaction. A reference that exists already is
    not posted again; registrations claimed meanwhile by another run make the claim fail as a whole, and the
    document is re-planned without them.
@@ -31,7 +32,7 @@ from connectors.afas.payloads import Reference
 from connectors.errors import AuthError, BusinessError, ConnectorError, UncertainOutcome
 from store import ledger
 from tasks.billing.config import BillingConfig
-from tasks.billing.payloads import build_payload, fill_invoice_number
+from tasks.billing.payloads import INVOICE_REFERENCE_FIELDS, build_payload, fill_invoice_number
 from tasks.billing.plan import build_documents
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,9 @@ class LoadPlan:
 
 def reference_for(kind: str, reference: str, payload: Mapping[str, Any]) -> Reference:
     """Where the document carrying ``reference`` can be found in AFAS (decision §11.8)."""
-    if kind == "direct_invoice":
-        return Reference("Koppel_DirectInvoices", "RfCs", reference)
+    if kind == "direct_invoice":  # Fref; documents posted before it carry the reference in RfCs
+        first, *earlier = INVOICE_REFERENCE_FIELDS
+        return Reference("Koppel_DirectInvoices", first, reference, earlier_fields=tuple(earlier))
     if kind in ("sales_booking", "internal_entry"):
         return Reference("Koppel_Entries", "BpNr", reference)
     return Reference("Koppel_Realizations", "XpRe", first_external_key(payload))

@@ -1,16 +1,18 @@
 """Master-data check at the start of invoice-hours: every AFAS code the billing config names must exist.
 
-A typo in ``config/billing.toml`` (an item, administration, journal, VAT code or cost centre AFAS does not
-know) would otherwise surface as one refused document after another in AFAS. ``master_data_problems`` (a
-plain function over AFAS's GetConnector frames) names each offending config key; ``check_master_data`` (the
-task) reads ``Profit_Administrations``, ``Profit_Worktype``, ``Profit_Journals``, ``Profit_VAT_code`` and
-``Profit_Allocation_Assigments`` and fails the run before anything is read from TOPdesk or planned.
+A typo in ``config/billing.toml`` (an item, administration, journal, VAT code, cost centre or unit AFAS does
+not know, or a VAT rate that is not the code's rate in AFAS) would otherwise surface as one refused document
+after another in AFAS. ``master_data_problems`` (a plain function over AFAS's GetConnector frames) names each
+offending config key; ``check_master_data`` (the task) reads ``Profit_Administrations``, ``Profit_Worktype``,
+``Profit_Journals``, ``Profit_VAT_code``, ``Profit_Allocation_Assigments`` and ``Koppel_Units`` and fails the
+run before anything is read from TOPdesk or planned.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
 
 import pandas as pd
 from prefect import task
@@ -27,6 +29,7 @@ CONNECTORS = {
     "journals": "Profit_Journals",
     "vat_codes": "Profit_VAT_code",
     "allocations": "Profit_Allocation_Assigments",
+    "units": "Koppel_Units",
 }
 COST_CENTRE_AXIS = "1"  # the internal entry puts the cost centre on dimension axis 1 (tasks/billing/payloads)
 
@@ -53,6 +56,9 @@ def item_keys(config: BillingConfig) -> Iterator[tuple[str, str]]:
             yield f"items.{section}.{name}", code
     for code in config.rates.items:
         yield f"rates.items.{code}", code
+    for admin_id, admin in sorted(config.administrations.items()):
+        for code in admin.accounts.revenue_by_item:
+            yield f"administrations.{admin_id}.accounts.revenue_by_item.{code}", code
 
 
 def master_data_problems(config: BillingConfig, frames: Mapping[str, pd.DataFrame]) -> list[str]:
@@ -87,11 +93,14 @@ def _administration_problems(
     used = {"memorial": admin.journals.memorial}
     if admin.mode == Mode.SALES_BOOKING:
         used["sales"] = admin.journals.sales
-        vat_code = admin.accounts.vat_code
-        if (vat_code.casefold(),) not in _codes(frames["vat_codes"], "VatCode"):
-            problems.append(
-                f"{key}.accounts.vat_code: VAT code {vat_code!r} does not exist (Profit_VAT_code)"
-            )
+        problems += _vat_problems(key, admin, frames["vat_codes"])
+    units = _codes(frames["units"], "UnitId") if "units" in frames else None
+    if (
+        admin.mode == Mode.DIRECT_INVOICE
+        and units is not None
+        and (admin.hours_unit.casefold(),) not in units
+    ):
+        problems.append(f"{key}.hours_unit: unit {admin.hours_unit!r} does not exist (Koppel_Units)")
     for name, journal in used.items():
         if (unit, journal.casefold()) not in journals:
             problems.append(
@@ -108,8 +117,38 @@ def _administration_problems(
     return problems
 
 
+def _vat_problems(key: str, admin: Administration, vat_codes: pd.DataFrame) -> list[str]:
+    """Every VAT code a sales booking can carry exists, unblocked, at the rate the config gives it."""
+    known = _codes(vat_codes, "VatCode")
+    rates = {}
+    if "VatPerc" in vat_codes:
+        rates = {
+            str(c).strip().casefold(): p
+            for c, p in zip(vat_codes["VatCode"], vat_codes["VatPerc"], strict=True)
+        }
+    default = admin.accounts.vat_code
+    problems = []
+    for code, described in admin.vat_codes().items():
+        where = (
+            f"{key}.accounts.vat_code"
+            if code == default and code not in admin.vat.codes
+            else f"{key}.vat.codes.{code}"
+        )
+        if (code.casefold(),) not in known:
+            problems.append(f"{where}: VAT code {code!r} does not exist (Profit_VAT_code)")
+            continue
+        percent = rates.get(code.casefold())
+        if percent is not None and not pd.isna(percent) and Decimal(str(percent)) != described.rate * 100:
+            rate_key = f"{key}.accounts.vat_rate" if where.endswith("vat_code") else f"{where}.rate"
+            problems.append(
+                f"{rate_key}: {described.rate} is not the rate of VAT code {code!r} in AFAS "
+                f"({percent} %, Profit_VAT_code)"
+            )
+    return problems
+
+
 async def read_master_data(settings: AfasSettings) -> dict[str, pd.DataFrame]:
-    """The five GetConnectors the check needs, read in parallel."""
+    """The GetConnectors the check needs, read in parallel."""
     async with AfasClient.from_settings(settings) as client:
         frames = await asyncio.gather(*(client.read_frame(c) for c in CONNECTORS.values()))
     return dict(zip(CONNECTORS, frames, strict=True))

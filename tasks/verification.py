@@ -13,6 +13,7 @@ from connectors.afas.client import AfasClient
 from connectors.afas.filters import Filter
 from connectors.afas.settings import AfasSettings
 from store import ledger
+from tasks.billing.payloads import INVOICE_REFERENCE_FIELDS
 from tasks.billing.verify import compare, differences_frame
 from tasks.secrets import load_settings
 from tasks.state import state_engine
@@ -41,12 +42,16 @@ async def _verify(records: list[ledger.DocumentRecord]) -> list[dict[str, Any]]:
 async def _read_back(client: AfasClient, record: ledger.DocumentRecord) -> tuple[int, list[dict[str, Any]]]:
     """How many documents AFAS holds under the reference, and their lines."""
     if record.kind == "direct_invoice":
-        headers = [
-            row
-            async for row in client.iter_rows(
-                "Koppel_DirectInvoices", filters=Filter("RfCs", "=", record.reference)
-            )
-        ]
+        headers = []
+        for name in INVOICE_REFERENCE_FIELDS:  # Fref; invoices posted before it carry the reference in RfCs
+            headers = [
+                row
+                async for row in client.iter_rows(
+                    "Koppel_DirectInvoices", filters=Filter(name, "=", record.reference)
+                )
+            ]
+            if headers:
+                break
         rows = []
         for header in headers:
             rows += [

@@ -118,7 +118,8 @@ def test_direct_invoice_fields():
     element = invoice["FbDirectInvoice"]["Element"]
     assert element["Fields"] == {
         "DbId": "10001",
-        "RfCs": reference,
+        "RfCs": reference,  # no purchase-order number known: Koppel's reference, as before
+        "Fref": reference,
         "OrDa": "2026-10-06",
         "Unit": 1,
         "PrId": "P10001-01",

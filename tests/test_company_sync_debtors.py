@@ -124,7 +124,7 @@ def test_the_sales_relation_payload_passes_afas_schema_and_matches_on_its_number
     assert org.fields["Nm"] == "Proefklant Noord" and BRANCH_ID in org.fields["Re"]
     (address,) = org.children("KnBasicAddressAdr")
     assert address.fields == {
-        "CoId": "BE", "PbAd": False, "Ad": "Kerkstraat", "HmNr": 12, "HmAd": "A",
+        "CoId": "B", "PbAd": False, "Ad": "Kerkstraat", "HmNr": 12, "HmAd": "A",
         "ZpCd": "9711 AB", "Rs": "Groningen", "ResZip": False,
     }  # fmt: skip
     bare = sales_relation(

@@ -104,3 +104,32 @@ def test_a_typo_in_the_config_fails_the_run_before_anything_is_read_or_posted(
     read = set(sandbox.counters("topdesk")["endpoints"]) - {"GET /tas/api/version"}  # the preflight's call
     assert read == set()  # failed before reading anything from TOPdesk
     assert runs.run_history(connect(StoreSettings()), "invoice-hours").iloc[0]["status"] == "failed"
+
+
+def test_vat_codes_rates_units_and_revenue_items_are_checked_with_their_keys() -> None:
+    text = CONFIG_TOML + (
+        '\n[administrations.1.accounts.revenue_by_item]\nSPOEDD = "8010"\n'
+        '\n[administrations.3.vat]\nby_vat_duty = { "3" = "5" }\n'
+        '\n[administrations.3.vat.codes.2]\nrate = "0.06"\naccount = "1510"\n'
+        '\n[administrations.3.vat.codes.5]\nrate = "0"\nreverse_charge = true\n'
+    )
+    text = text.replace('mode = "direct_invoice"', 'mode = "direct_invoice"\nhours_unit = "uren"', 1)
+    afas = frames(
+        vat_codes=pd.DataFrame(
+            {"VatCode": ["1", "2", "5"], "VatPerc": [21.0, 9.0, 0.0], "Blocked": [False, False, True]}
+        ),
+        units=pd.DataFrame({"UnitId": ["uur", "stk"]}),
+    )
+    problems = master_data_problems(config(base=text), afas)
+    assert problems == [
+        "administrations.1.accounts.revenue_by_item.SPOEDD: item 'SPOEDD' is not an AFAS work type "
+        "(Profit_Worktype)",
+        "administrations.1.hours_unit: unit 'uren' does not exist (Koppel_Units)",
+        "administrations.3.vat.codes.2.rate: 0.06 is not the rate of VAT code '2' in AFAS "
+        "(9.0 %, Profit_VAT_code)",
+        "administrations.3.vat.codes.5: VAT code '5' does not exist (Profit_VAT_code)",  # blocked
+    ]
+    fixed = text.replace('hours_unit = "uren"', 'hours_unit = "uur"').replace('"0.06"', '"0.09"')
+    fixed = fixed.replace('SPOEDD = "8010"', 'SPOED = "8010"')
+    afas["vat_codes"]["Blocked"] = False
+    assert master_data_problems(config(base=fixed), afas) == []

@@ -111,6 +111,7 @@ def test_invoice_is_stored_with_an_assigned_number_and_found_by_its_reference(cl
             "OrNu": number,
             "DbId": facts["debtor"],
             "RfCs": "KPL-1-202610-abc",
+            "Fref": None,
             "PrId": facts["project"],
             "OrDa": "2026-10-31T00:00:00Z",
             "Unit": 1,

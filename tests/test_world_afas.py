@@ -26,6 +26,8 @@ AFAS_FRAMES = {
     "afas_journals",
     "afas_vat_codes",
     "afas_allocations",
+    "afas_units",
+    "afas_countries",
     "hr_org_units",
     "hr_employees",
     "hr_employments",
@@ -222,3 +224,9 @@ def test_the_largest_world_renders_its_afas_side_quickly():
     assert len(frames["afas_debtors"]) > 15_000
     assert len(frames["hr_employees"]) == 2_400
     assert elapsed < 10, elapsed
+
+
+def test_most_debtors_are_domestic_and_a_few_reverse_charge(world):
+    duties = world.extra["afas_debtors"]["VatDuty"]
+    assert set(duties) == {world_afas.VAT_DUTY_DOMESTIC, world_afas.VAT_DUTY_REVERSE}
+    assert (duties == world_afas.VAT_DUTY_DOMESTIC).mean() > 0.8

@@ -270,8 +270,25 @@ class AfasClient(ClientLifecycle):
         """The keys of the document carrying each reference (``None``: AFAS has none), in order.
 
         References of one connector and field are read together: OR-ed ``=`` filters, as many per
-        request as the 2049-character query string allows.
+        request as the 2049-character query string allows. A reference not found in its ``field`` is
+        looked up in its ``earlier_fields`` next, one field after the other.
         """
+        answers = await self._find_in_fields([r.in_field(r.field) for r in references])
+        depth = max((len(r.earlier_fields) for r in references), default=0)
+        for level in range(depth):
+            todo = [
+                i for i, r in enumerate(references) if answers[i] is None and len(r.earlier_fields) > level
+            ]
+            if not todo:
+                break
+            found = await self._find_in_fields(
+                [references[i].in_field(references[i].earlier_fields[level]) for i in todo]
+            )
+            for i, keys in zip(todo, found, strict=True):
+                answers[i] = keys
+        return answers
+
+    async def _find_in_fields(self, references: Sequence[Reference]) -> list[Keys | None]:
         answers: list[Keys | None] = [None] * len(references)
         groups: dict[tuple[str, str, tuple[str, ...]], list[int]] = {}
         for i, reference in enumerate(references):
@@ -292,7 +309,17 @@ class AfasClient(ClientLifecycle):
         return answers
 
     async def find_by_reference(self, reference: Reference) -> Keys | None:
-        """The keys of the document carrying ``reference``, or ``None`` when AFAS has none."""
+        """The keys of the document carrying ``reference``, or ``None`` when AFAS has none.
+
+        Looks in ``reference.field``, then in each of its ``earlier_fields`` until one matches.
+        """
+        for name in (reference.field, *reference.earlier_fields):
+            found = await self._find_in_field(reference.in_field(name))
+            if found is not None:
+                return found
+        return None
+
+    async def _find_in_field(self, reference: Reference) -> Keys | None:
         spec = self.describe(reference.connector)
         key_fields = reference.key_fields or spec.key_fields or spec.sort_key
         rows = [

@@ -71,7 +71,8 @@ REGISTRY: dict[str, GetConnector] = {
         GetConnector("Profit_Allocation_Assigments", ("Unit", "Account", "DimAx", "DimCode"), columns=6),
         # Project-defined connectors (docs/afas-getconnectors.md); the read-backs expose our references.
         GetConnector("Koppel_Sales_Prices", ("ItemCode", "DebtorId", "DateStart"), columns=4),
-        GetConnector("Koppel_DirectInvoices", ("OrNu",), keyset=True, columns=7, key_fields=("OrNu",)),
+        GetConnector("Koppel_Units", ("UnitId",), keyset=True, columns=2),
+        GetConnector("Koppel_DirectInvoices", ("OrNu",), keyset=True, columns=8, key_fields=("OrNu",)),
         GetConnector(
             "Koppel_DirectInvoiceLines", ("GuLi",), keyset=True, columns=8, key_fields=("OrNu", "GuLi")
         ),

@@ -125,11 +125,18 @@ def _scalars(mapping: Mapping[str, Any]) -> dict[str, Any]:
 class Reference:
     """Where to find a document by the reference Koppel wrote into it (decision §11.8).
 
-    E.g. ``Reference("Koppel_DirectInvoices", "RfCs", "KOPPEL-2026-10-ab12")`` finds an invoice by its
-    ``RfCs``. ``key_fields`` name the columns returned as keys (default: the connector's registered ones).
+    E.g. ``Reference("Koppel_DirectInvoices", "Fref", "KPL-1-202610-ab12")`` finds an invoice by its
+    ``Fref``. ``key_fields`` name the columns returned as keys (default: the connector's registered ones).
+    ``earlier_fields`` are looked in, in order, when ``field`` holds no match: where older versions wrote
+    the same reference (direct invoices posted before Koppel moved its reference from ``RfCs`` to ``Fref``).
     """
 
     connector: str
     field: str
     value: str
     key_fields: tuple[str, ...] = field(default=())
+    earlier_fields: tuple[str, ...] = field(default=())
+
+    def in_field(self, name: str) -> Reference:
+        """The same reference looked up in field ``name`` only."""
+        return Reference(self.connector, name, self.value, self.key_fields)

@@ -155,6 +155,7 @@ class TimeRegistrationOptions:
     kinds: Sequence[str] = KINDS
     include_partials_archived: bool = True  # decision §9.5: adds status=in=(…) to the bulk query
     project_field: str = "optionalFields1.text1"  # where incidents keep the AFAS project code
+    order_field: str | None = None  # where incidents keep the customer's purchase-order number (order_ref)
     page_size: int = 1000
     incident_batch: int = INCIDENT_BATCH
     concurrency: int = 4  # parallel incident look-ups / activity reads (the HTTP layer bounds it too)
@@ -326,7 +327,7 @@ async def incident_source(
     if options.unit_sample:
         known = [row for row in objects if usable_id(dig(row, "parent.id")) in tickets]
         await check_units(client, known, options.unit_sample)
-    return [incident_record(row, tickets, options.project_field) for row in rows]
+    return [incident_record(row, tickets, options.project_field, options.order_field) for row in rows]
 
 
 async def read_incident_registrations(
@@ -391,8 +392,8 @@ async def _incidents_by_id(
     client: TopdeskClient, ids: list[str], options: TimeRegistrationOptions
 ) -> dict[str, dict[str, Any]]:
     """Incidents by id; an id that is not id-shaped is never put in a query, an unknown one is absent."""
-    top_field = options.project_field.split(".", 1)[0]
-    fields = ",".join(dict.fromkeys((*INCIDENT_FIELDS, top_field)))
+    top_fields = [f.split(".", 1)[0] for f in (options.project_field, options.order_field) if f]
+    fields = ",".join(dict.fromkeys((*INCIDENT_FIELDS, *top_fields)))
     ids = [i for i in ids if UUID.match(i)]
     batches = [ids[i : i + options.incident_batch] for i in range(0, len(ids), options.incident_batch)]
 
@@ -433,10 +434,14 @@ def _parent_problem(raw: Any, key: str | None, tickets: Mapping[str, Any]) -> st
     return None
 
 
-def incident_record(row: Any, tickets: Mapping[str, Mapping[str, Any]], project_field: str) -> dict:
+def incident_record(
+    row: Any, tickets: Mapping[str, Mapping[str, Any]], project_field: str, order_field: str | None = None
+) -> dict:
     """One bulk registration with its incident's context, in contract column names.
 
     A partial incident is billed on its main incident: the main's customer (``callerBranch``) and project.
+    With ``order_field`` the record also carries ``order_ref``: the customer's purchase-order number from
+    that incident field (the main incident's first), for ``RfCs`` on direct invoices.
     """
     if not isinstance(row, Mapping):
         return unreadable(row, "incident", "seconds")
@@ -448,7 +453,11 @@ def incident_record(row: Any, tickets: Mapping[str, Mapping[str, Any]], project_
     billed = main or incident
     common = _common(row, "incident", "seconds", "timeSpent", "notes")
     problem = _parent_problem(raw_parent, parent_id, tickets)
+    order = {}
+    if order_field:
+        order["order_ref"] = text(dig(billed, order_field)) or text(dig(incident, order_field))
     return {
+        **order,
         **common,
         "ticket_id": parent_id,
         "ticket_number": dig(incident, "number"),
@@ -719,7 +728,11 @@ def whole_minutes(raw: pd.Series, unit: pd.Series) -> pd.Series:
 
 def contract_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Records → the frame of docs/contracts.md §1 (column order and dtypes exactly) plus ``read_error``."""
-    frame = pd.DataFrame(list(records), columns=list(COLUMNS), dtype=object)
+    records = list(records)
+    optional = ["order_ref"] if any("order_ref" in record for record in records) else []
+    frame = pd.DataFrame(records, columns=[*COLUMNS, *optional], dtype=object)
+    if optional:  # only when [topdesk] order_field is set; after the contract columns
+        frame["order_ref"] = frame["order_ref"].map(text).astype("str")
     for column in STR_COLUMNS:
         frame[column] = frame[column].map(text).astype("str")
     frame["time_spent_raw"] = frame["time_spent_raw"].map(number).astype("float64")

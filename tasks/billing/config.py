@@ -12,7 +12,7 @@ from datetime import date, time
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -20,6 +20,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from koppel.config_files import ConfigFileError, load_toml, parse_toml
 from tasks.billing.sources import PriceChecks, TopdeskSources
 from tasks.billing.writeback import Writeback
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -122,13 +125,64 @@ class Journals(_Strict):
 
 
 class Accounts(_Strict):
-    """Ledger accounts and VAT of one administration."""
+    """Ledger accounts and the default VAT of one administration."""
 
-    revenue: str = Field(min_length=1, max_length=16)
+    revenue: str = Field(min_length=1, max_length=16)  # default revenue account (sales bookings)
+    # Revenue account per item code; items not listed book on ``revenue``.
+    revenue_by_item: dict[str, Annotated[str, Field(min_length=1, max_length=16)]] = Field(
+        default_factory=dict
+    )
     internal_revenue: str = Field(min_length=1, max_length=16)
     vat: str = Field(min_length=1, max_length=16)
     vat_code: str = Field(min_length=1, max_length=3)
     vat_rate: Annotated[Decimal, BeforeValidator(_decimal)] = Field(ge=0, le=1)
+
+    def revenue_account(self, item_code: str) -> str:
+        """The revenue account an item's hours book on."""
+        return self.revenue_by_item.get(item_code, self.revenue)
+
+
+class VatCode(_Strict):
+    """One AFAS VAT code (``VaId``) as sales bookings use it: rate and VAT payable account."""
+
+    rate: Annotated[Decimal, BeforeValidator(_decimal)] = Field(ge=0, le=1)
+    # VAT payable account; may be left out when no VAT is due (rate 0, reverse charge).
+    account: str | None = Field(default=None, min_length=1, max_length=16)
+    # Reverse charge ("btw verlegd"): the customer accounts for the VAT; no VAT amount, rate must be 0.
+    reverse_charge: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VatCode:
+        if self.reverse_charge and self.rate != 0:
+            raise ValueError(
+                f"rate: a reverse-charge code has no VAT amount, so rate must be 0 (got {self.rate})"
+            )
+        if self.rate != 0 and self.account is None:
+            raise ValueError(f"account: a VAT code with rate {self.rate} needs its VAT payable account")
+        return self
+
+
+class Vat(_Strict):
+    """VAT per debtor of a sales-booking administration; the first that applies wins.
+
+    1. ``debtors``: VAT code per AFAS debtor id (``DebtorId``), from this file;
+    2. ``by_vat_duty``: VAT code per the debtor's VAT duty in AFAS (``Profit_Debtor.VatDuty``);
+    3. the administration's ``accounts.vat_code`` / ``vat_rate`` / ``vat``.
+    Every code named here is described in ``codes`` (rate, account, reverse charge).
+    """
+
+    codes: dict[str, VatCode] = Field(default_factory=dict)
+    debtors: dict[str, Annotated[str, Field(min_length=1, max_length=3)]] = Field(default_factory=dict)
+    by_vat_duty: dict[str, Annotated[str, Field(min_length=1, max_length=3)]] = Field(default_factory=dict)
+
+
+class Employees(_Strict):
+    """``[employees]``: TOPdesk operator → AFAS employee (``EmId`` on project realisations).
+
+    Keys are TOPdesk operator ids (UUIDs) or operator names as TOPdesk shows them; the id wins.
+    """
+
+    operators: dict[str, Annotated[str, Field(min_length=1, max_length=15)]] = Field(default_factory=dict)
 
 
 class Administration(_Strict):
@@ -138,11 +192,54 @@ class Administration(_Strict):
     mode: Mode
     grouping: Grouping = Grouping.PER_TICKET_ITEM
     max_lines_per_document: int = Field(default=500, ge=1, le=1000)
+    # Unit of measure (BiUn) of direct-invoice lines; must exist in AFAS (Koppel_Units).
+    hours_unit: str = Field(default="uur", min_length=1, max_length=15)
     journals: Journals = Field(default_factory=Journals)
     accounts: Accounts
+    vat: Vat = Field(default_factory=Vat)
+    # Project realisation: an operator without an AFAS employee ([employees]) is rejected when true,
+    # posted without ``EmId`` when false.
+    require_employee: bool = False
     internal: Internal = Field(default_factory=Internal)
     # "required": the run pauses before posting until someone approves its plan (tasks/approval.py).
     approval: Literal["required", "off"] = "off"
+
+    @model_validator(mode="after")
+    def _employee_only_for_realisations(self) -> Administration:
+        if self.require_employee and self.mode != Mode.PROJECT_REALISATION:
+            raise ValueError(f"require_employee: only project_realisation posts EmId, not {self.mode.value}")
+        return self
+
+    def vat_codes(self) -> dict[str, VatCode]:
+        """Every VAT code this administration can book: ``[vat.codes]`` plus the ``accounts`` default."""
+        default = VatCode(rate=self.accounts.vat_rate, account=self.accounts.vat)
+        return {self.accounts.vat_code: default, **self.vat.codes}
+
+    def vat_code_for(self, debtor_id: str | None, vat_duty: str | None) -> str:
+        """The VAT code of a debtor: per debtor, else per its AFAS VAT duty, else the default."""
+        if debtor_id and debtor_id in self.vat.debtors:
+            return self.vat.debtors[debtor_id]
+        if vat_duty and vat_duty in self.vat.by_vat_duty:
+            return self.vat.by_vat_duty[vat_duty]
+        return self.accounts.vat_code
+
+    def vat_problems(self, key: str) -> list[str]:
+        """Codes in ``[vat]`` that ``[vat.codes]`` does not describe, or that contradict ``accounts``."""
+        known = self.vat_codes()
+        named = [*(("debtors", k, c) for k, c in self.vat.debtors.items())]
+        named += [("by_vat_duty", k, c) for k, c in self.vat.by_vat_duty.items()]
+        problems = [
+            f"{key}.vat.{section}.{name}: VAT code {code!r} is not described in [{key}.vat.codes]"
+            for section, name, code in named
+            if code not in known
+        ]
+        same = self.vat.codes.get(self.accounts.vat_code)
+        if same is not None and same.rate != self.accounts.vat_rate:
+            problems.append(
+                f"{key}.vat.codes.{self.accounts.vat_code}.rate: {same.rate} differs from "
+                f"accounts.vat_rate {self.accounts.vat_rate}"
+            )
+        return problems
 
 
 class Projects(_Strict):
@@ -268,6 +365,17 @@ class Allowance(_Strict):
         return int(self.hours_per_month * 60)
 
 
+class CustomerReferences(_Strict):
+    """``[customer_references]``: the customer's purchase-order number in ``RfCs`` of direct invoices.
+
+    Unset (the default), ``RfCs`` carries Koppel's document reference as before. Koppel's own reference is
+    always in ``Fref`` (docs/invoice-hours.md, "Invoice references").
+    """
+
+    # Purchase-order number per AFAS debtor id (``DebtorId``), at most 100 characters (RfCs).
+    debtors: dict[str, Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=dict)
+
+
 class Specifications(_Strict):
     """Hours specifications per customer document (CSV and XLSX), written under ``folder``/<run id>/."""
 
@@ -313,8 +421,13 @@ class BillingConfig(_Strict):
     price_checks: PriceChecks = Field(default_factory=PriceChecks)
     # Notes on billed TOPdesk tickets after AFAS confirmed (tasks/billing/writeback.py); off by default.
     writeback: Writeback = Field(default_factory=Writeback)
+    employees: Employees = Field(default_factory=Employees)
+    customer_references: CustomerReferences = Field(default_factory=CustomerReferences)
     # A run parameter rather than a file setting: bill only this administration (``for_administration``).
     only_administration: int | None = None
+    # Filled at run time from AFAS (``with_debtor_vat``), never from the file: ``DebtorId`` → ``VatDuty``
+    # of the debtors whose VAT duty a ``[vat.by_vat_duty]`` mapping names.
+    debtor_vat_duties: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> BillingConfig:
@@ -325,6 +438,11 @@ class BillingConfig(_Strict):
             *self._bundle_problems(),
             *self._writeback_problems(),
             *self._allowance_problems(),
+            *(
+                p
+                for a, admin in self.administrations.items()
+                for p in admin.vat_problems(f"administrations.{a}")
+            ),
         ]
         if problems:
             raise ValueError("; ".join(problems))
@@ -429,6 +547,30 @@ class BillingConfig(_Strict):
             grouping = f" ({admin.grouping.value})" if admin.mode == Mode.DIRECT_INVOICE else ""
             parts.append(f"{admin_id}: {admin.mode.value}{grouping}")
         return ", ".join(parts)
+
+    def with_debtor_vat(self, debtors: pd.DataFrame) -> BillingConfig:
+        """A copy with each debtor's AFAS VAT duty (``Profit_Debtor.VatDuty``) where it matters.
+
+        Only debtors whose VAT duty some administration's ``[vat.by_vat_duty]`` names are kept, so the
+        configuration stays small when the mapping is not used.
+        """
+        duties = {d for admin in self.administrations.values() for d in admin.vat.by_vat_duty}
+        if not duties or "VatDuty" not in debtors:
+            return self
+        values = debtors["VatDuty"].astype("string").str.strip()
+        chosen = debtors[values.isin(duties).fillna(False).to_numpy()]
+        table = dict(zip(chosen["DebtorId"].astype("str"), values[chosen.index].astype("str"), strict=True))
+        return self.model_copy(update={"debtor_vat_duties": table})
+
+    def debtor_vat_code(self, admin_id: int, debtor_id: str | None) -> str:
+        """The VAT code of ``debtor_id``'s sales bookings in ``admin_id`` (see ``Vat``)."""
+        duty = self.debtor_vat_duties.get(debtor_id or "")
+        return self.administrations[admin_id].vat_code_for(debtor_id, duty)
+
+    def operator_employee(self, operator_id: str | None, operator_name: str | None) -> str | None:
+        """The AFAS employee (``EmId``) of a TOPdesk operator, by id first, then by name."""
+        operators = self.employees.operators
+        return operators.get(operator_id or "\x00") or operators.get(operator_name or "\x00")
 
     def department_table(self) -> dict[str, tuple[int, Department]]:
         """Internal department code → (administration, department)."""

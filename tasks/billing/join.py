@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from schemas.afas import Debtors, Periods, Projects
-from tasks.billing.config import BillingConfig
+from tasks.billing.config import BillingConfig, Mode
 
 CUSTOMER = "customer"
 INTERNAL = "internal"
@@ -63,7 +63,8 @@ def join_masters(
     frame, reason = _resolve_projects(frame, ~internal, masters.projects, config, reason)
     frame, reason = _administrations(frame, config, reason)
     frame, reason = _periods(frame, masters.periods, reason, config)
-    frame = frame.assign(employee_id=_employees(frame, masters.employees))
+    frame = frame.assign(employee_id=_employees(frame, masters.employees, config))
+    reason = _employee_reasons(frame, config, reason)
     rejected = reason.notna()
     rejects = frame.loc[rejected, list(frame.columns[: _input_width(frame)])]
     rejects = rejects.assign(
@@ -314,8 +315,40 @@ def lookup_periods(units: pd.Series, dates: pd.Series, periods: pd.DataFrame) ->
     )
 
 
-def _employees(frame: pd.DataFrame, employees: pd.DataFrame | None) -> pd.Series:
-    if employees is None or employees.empty:
+def _employees(frame: pd.DataFrame, employees: pd.DataFrame | None, config: BillingConfig) -> pd.Series:
+    """AFAS employee (``EmId``) per registration: from ``employees`` when given, else ``[employees]``."""
+    if employees is not None and not employees.empty:
+        table = employees.dropna(subset=["operator_id"]).drop_duplicates("operator_id")
+        return frame["operator_id"].map(table.set_index("operator_id")["employee_id"]).astype("str")
+    operators = config.employees.operators
+    if not operators:
         return pd.Series(None, index=frame.index, dtype="str")
-    table = employees.dropna(subset=["operator_id"]).drop_duplicates("operator_id")
-    return frame["operator_id"].map(table.set_index("operator_id")["employee_id"]).astype("str")
+    by_id = frame["operator_id"].map(operators)
+    by_name = frame["operator_name"].map(operators) if "operator_name" in frame else None
+    found = by_id if by_name is None else by_id.fillna(by_name)
+    return found.where(found.notna(), None).astype("str")
+
+
+def _employee_reasons(frame: pd.DataFrame, config: BillingConfig, reason: pd.Series) -> pd.Series:
+    """Customer hours of a realisation administration with ``require_employee`` need an AFAS employee."""
+    strict = [
+        a
+        for a, admin in config.administrations.items()
+        if admin.require_employee and admin.mode == Mode.PROJECT_REALISATION
+    ]
+    if not strict:
+        return reason
+    missing = frame["employee_id"].isna() | frame["employee_id"].astype("str").str.strip().eq("")
+    mask = frame["target"].eq(CUSTOMER) & frame["administration"].isin(strict) & missing
+    name = frame["operator_name"] if "operator_name" in frame else frame["operator_id"]
+
+    def text(rows: pd.Index) -> pd.Series:
+        return (
+            "operator has no AFAS employee: "
+            + _quoted(name[rows])
+            + " ("
+            + frame.loc[rows, "operator_id"].fillna("").astype("str")
+            + ")"
+        )
+
+    return _first(reason, mask, text)

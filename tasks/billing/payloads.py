@@ -26,6 +26,11 @@ from tasks.billing.plan import INTERNAL_ENTRY, descriptions
 
 Payload = dict[str, Any]
 XPRE_LENGTH = 40
+RFCS_LENGTH = 100
+# Where a direct invoice carries Koppel's reference: ``Fref`` ("Invoice reference", ≤ 32, a header field of
+# FbDirectInvoice POST and PUT in docs/reference/afas-openapi/sales-and-orders.json, read back by
+# Koppel_DirectInvoices), then ``RfCs`` where documents posted before Koppel used ``Fref`` carry it.
+INVOICE_REFERENCE_FIELDS = ("Fref", "RfCs")
 
 
 def afas_number(value: Decimal) -> float:
@@ -76,7 +81,7 @@ def _by_reference(items: pd.DataFrame, build: Callable[[Mapping[str, Any]], Any]
     return collected
 
 
-# --- FbDirectInvoice (reference §6; decision §11.10: our reference in RfCs) -------------------------------
+# --- FbDirectInvoice (reference §6; our reference in Fref, the customer's in RfCs) -----------------------
 
 
 def direct_invoices(
@@ -87,17 +92,46 @@ def direct_invoices(
         a for a, c in config.administrations.items() if c.grouping == Grouping.PER_REGISTRATION
     }
     parts = invoice_parts(lines, lines["administration"].isin(per_registration))
-    rows = _by_reference(parts, _invoice_line)
+    units = {
+        ref: config.administrations[int(admin)].hours_unit
+        for ref, admin in zip(documents["reference"], documents["administration"], strict=True)
+    }
+    rows = _by_reference(parts.assign(unit=parts["reference"].map(units)), _invoice_line)
+    orders = customer_references(documents, lines, config)
     return {
-        doc["reference"]: _invoice(doc, rows.get(doc["reference"], []))
+        doc["reference"]: _invoice(doc, rows.get(doc["reference"], []), orders.get(doc["reference"]))
         for doc in documents.to_dict("records")
     }
 
 
-def _invoice(document: Mapping[str, Any], rows: list[Payload]) -> Payload:
+def customer_references(
+    documents: pd.DataFrame, lines: pd.DataFrame, config: BillingConfig
+) -> dict[str, str]:
+    """The customer's purchase-order number per direct invoice, where one is known.
+
+    From TOPdesk first (``order_ref``: the tickets' order field, distinct values joined by ``, ``), else
+    from ``[customer_references.debtors]``; at most 100 characters (``RfCs``).
+    """
+    found: dict[str, str] = {}
+    if "order_ref" in lines:
+        refs = lines[["reference", "order_ref"]].dropna()
+        refs = refs[refs["order_ref"].astype("str").str.strip().ne("")]
+        for reference, values in refs.groupby("reference", sort=False)["order_ref"]:
+            found[str(reference)] = ", ".join(sorted({str(v).strip() for v in values}))
+    per_debtor = config.customer_references.debtors
+    for doc in documents[["reference", "debtor_id"]].itertuples(index=False):
+        if doc.reference not in found and doc.debtor_id in per_debtor:
+            found[doc.reference] = per_debtor[doc.debtor_id]
+    return {reference: text[:RFCS_LENGTH] for reference, text in found.items()}
+
+
+def _invoice(document: Mapping[str, Any], rows: list[Payload], order: str | None) -> Payload:
     fields: dict[str, Any] = {
         "DbId": document["debtor_id"],  # sales relation (debtor) to invoice
-        "RfCs": document["reference"],  # order reference: Koppel's deterministic document key
+        # RfCs, the customer's reference ("Order number/reference"): their purchase-order number when
+        # known, else Koppel's reference as before.
+        "RfCs": order or document["reference"],
+        "Fref": document["reference"],  # invoice reference: Koppel's deterministic key, found again by it
         "OrDa": document["document_date"],  # order/invoice date (latest work date on it)
         "Unit": int(document["administration"]),  # administration
     }
@@ -167,7 +201,7 @@ def _invoice_line(part: Mapping[str, Any]) -> Payload:
         "Fields": {
             "VaIt": "1",  # item type 1 = work type (hours)
             "ItCd": part["item"],  # work type code
-            "BiUn": "uur",  # unit: hour
+            "BiUn": part["unit"],  # unit: the administration's hours unit (default "uur")
             "QuUn": hundredths(part["quantity"]),  # number of units (hours); negative = credit
             "Upri": hundredths(part["price"]),  # price per unit (hour), excl. VAT
             "Ds": str(part["text"])[:255],  # line description
@@ -231,7 +265,9 @@ def external_key(line: Mapping[str, Any]) -> str:
 def sales_entries(documents: pd.DataFrame, lines: pd.DataFrame, config: BillingConfig) -> dict[str, Payload]:
     """Sales journal entries: debtor line incl. VAT, revenue per item, one VAT line; balanced to the cent.
 
-    The invoice number (``InId``) is assigned when the document is claimed: ``fill_invoice_number``.
+    The VAT code is the debtor's (``documents.vat_code``, see ``tasks/billing/config.Vat``), the revenue
+    account the item's (``accounts.revenue_by_item``). The invoice number (``InId``) is assigned when the
+    document is claimed: ``fill_invoice_number``.
     """
     per_item = lines.groupby(["reference", "item_code"], sort=True)["amount_cents"].sum().reset_index()
     revenue = dict(tuple(per_item.groupby("reference", sort=False)))
@@ -243,7 +279,8 @@ def sales_entries(documents: pd.DataFrame, lines: pd.DataFrame, config: BillingC
 
 def _sales_entry(document: Mapping[str, Any], per_item: pd.DataFrame, config: BillingConfig) -> Payload:
     admin = config.administrations[int(document["administration"])]
-    accounts = admin.accounts
+    code = str(document.get("vat_code") or admin.accounts.vat_code)
+    vat_code = admin.vat_codes()[code]
     common = _entry_line_common(document)
     debtor = {
         "VaAs": "2",  # account kind 2 = debtor
@@ -255,23 +292,31 @@ def _sales_entry(document: Mapping[str, Any], per_item: pd.DataFrame, config: Bi
     revenue = [
         {
             "VaAs": "1",  # account kind 1 = ledger account
-            "AcNr": accounts.revenue,  # revenue account
+            "AcNr": admin.accounts.revenue_account(str(item)),  # the item's revenue account
             **common,
             "Ds": f"Uren {item}",  # description
             **_debit_credit(-int(cents)),
-            "VaId": accounts.vat_code,  # VAT code
+            "VaId": code,  # VAT code of the debtor (reverse charge: the "verlegd" code, no VAT line)
         }
         for item, cents in zip(per_item["item_code"], per_item["amount_cents"], strict=True)
     ]
+    vat_cents = _cents(document["vat_amount"])
+    if vat_cents == 0:  # reverse charge, 0 %, or too little to carry VAT: no VAT line
+        return _entry(document, admin.journals.sales, [debtor, *revenue])
     vat = {
         "VaAs": "1",  # account kind 1 = ledger account
-        "AcNr": accounts.vat,  # VAT payable account
+        "AcNr": vat_code.account,  # VAT payable account of this code
         **common,
-        "Ds": f"Btw {accounts.vat_rate * 100:.0f}%",  # description
-        **_debit_credit(-_cents(document["vat_amount"])),
-        "VaId": accounts.vat_code,  # VAT code
+        "Ds": f"Btw {_percent(vat_code.rate)}%",  # description
+        **_debit_credit(-vat_cents),
+        "VaId": code,  # VAT code
     }
     return _entry(document, admin.journals.sales, [debtor, *revenue, vat])
+
+
+def _percent(rate: Decimal) -> str:
+    """``0.21`` → ``21``, ``0.095`` → ``9.5``."""
+    return format((rate * 100).normalize(), "f")
 
 
 def internal_entries(

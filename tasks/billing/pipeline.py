@@ -60,6 +60,7 @@ def bill(
     ``posted``: ``store.ledger.posted_lines`` (what AFAS holds); ``scope``: what the read covered.
     """
     scope = scope or Scope(regular=False)
+    config = config.with_debtor_vat(masters.debtors)  # VAT code per debtor from its AFAS VAT duty
     valid, invalid = split_valid(read, config.max_minutes_per_registration)
     valid, outside = split_outside_window(valid, *scope.window) if scope.window else (valid, None)
     kept, excluded = split_excluded(valid, config, ignore)

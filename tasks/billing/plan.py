@@ -191,21 +191,36 @@ def summarise(lines: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
     ).reset_index()
     documents = documents.rename(columns={"debtor_key": "debtor_id", "project_key": "project_id"})
     documents["amount"] = cents_to_decimal(documents["amount_cents"])
+    documents["vat_code"] = _vat_codes(documents, config)
     documents["vat_amount"] = _vat(documents, config)
     documents["total"] = documents["amount"] + documents["vat_amount"]
     documents["needs_invoice_number"] = documents["kind"].eq(Mode.SALES_BOOKING.value)
     return documents
 
 
-def _vat(documents: pd.DataFrame, config: BillingConfig) -> pd.Series:
-    """VAT on a sales booking's net total, half-up to cents; other kinds leave VAT to AFAS or have none."""
-    rate = documents["administration"].map(
-        {a: c.accounts.vat_rate for a, c in config.administrations.items()}
-    )
+def _vat_codes(documents: pd.DataFrame, config: BillingConfig) -> pd.Series:
+    """A sales booking's VAT code: its debtor's (``BillingConfig.debtor_vat_code``); other kinds ``""``."""
     sales = documents["kind"].eq(Mode.SALES_BOOKING.value)
+    codes = [
+        config.debtor_vat_code(int(admin), str(debtor)) if is_sales else ""
+        for admin, debtor, is_sales in zip(
+            documents["administration"], documents["debtor_id"], sales, strict=True
+        )
+    ]
+    return pd.Series(codes, index=documents.index, dtype="str")
+
+
+def _vat(documents: pd.DataFrame, config: BillingConfig) -> pd.Series:
+    """VAT on a sales booking's net total at its code's rate, half-up to cents (reverse charge: none).
+
+    Other kinds leave VAT to AFAS (direct invoices) or have none.
+    """
+    tables = {a: c.vat_codes() for a, c in config.administrations.items()}
     vat = [
-        round_cents(amount * vat_rate) if is_sales else Decimal("0.00")
-        for amount, vat_rate, is_sales in zip(documents["amount"], rate, sales, strict=True)
+        round_cents(amount * tables[int(admin)][code].rate) if code else Decimal("0.00")
+        for amount, admin, code in zip(
+            documents["amount"], documents["administration"], documents["vat_code"], strict=True
+        )
     ]
     return pd.Series(vat, index=documents.index, dtype="object")
 
@@ -222,6 +237,7 @@ def _empty_documents() -> pd.DataFrame:
         "amount_cents",
         "document_date",
         "amount",
+        "vat_code",
         "vat_amount",
         "total",
         "needs_invoice_number",

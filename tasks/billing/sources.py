@@ -82,6 +82,8 @@ class TopdeskSources(_Strict):
     kinds: list[Kind] = Field(default_factory=lambda: list(KINDS), min_length=1)
     include_partials_archived: bool = True
     project_field: str = Field(default="optionalFields1.text1", pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+    # Where incidents keep the customer's purchase-order number (RfCs of direct invoices); None: not read.
+    order_field: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
     activity_query: str | None = None
     completeness: bool = True
     unit_sample: int = Field(default=10, ge=0, le=1000)
@@ -112,6 +114,7 @@ class TopdeskSources(_Strict):
             kinds=tuple(self.kinds),
             include_partials_archived=self.include_partials_archived,
             project_field=self.project_field,
+            order_field=self.order_field,
             activity_query=self.activity_query,
             unit_sample=self.unit_sample,
             odata=odata,

@@ -123,7 +123,8 @@ class CreateDebtors(_Strict):
     never_create: list[str] = Field(default_factory=list)  # branch ids or customer numbers
     defaults: DebtorDefaults = Field(default_factory=DebtorDefaults)
     countries: dict[str, str] = Field(
-        default_factory=lambda: {"Nederland": "NL", "België": "BE", "Duitsland": "DE"}
+        # AFAS country codes (CoId) are vehicle codes: AFAS's own examples write Belgium as "B".
+        default_factory=lambda: {"Nederland": "NL", "België": "B", "Duitsland": "D"}
     )
     default_country: str = Field("NL", min_length=1, max_length=3)
 
