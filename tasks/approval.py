@@ -41,7 +41,10 @@ POLL_SECONDS = 10  # how often a paused run asks Prefect whether it was resumed
 PAUSE_GRACE_SECONDS = 120  # Prefect's pause outlives our wait by this much (see ``wait_for_answer``)
 MAX_ROUNDS = 10  # a plan that keeps changing stops asking (and posts nothing) after this many rounds
 INTERNAL_ENTRY = "internal_entry"
-DOCUMENT_FIELDS = ["reference", "kind", "administration", "debtor_id", "project_id", "period", "amount_cents"]
+DOCUMENT_FIELDS = [
+    "reference", "kind", "administration", "debtor_id", "project_id", "period", "amount_cents", "vat_code",
+    "vat_amount",
+]  # fmt: skip
 LINE_FIELDS = ["reference", "registration_id", "line_kind", "fields_hash", "billed_minutes", "amount_cents"]
 
 

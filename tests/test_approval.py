@@ -15,10 +15,10 @@ from tests.billing_factories import CONFIG_TOML, config
 def documents() -> pd.DataFrame:
     return pd.DataFrame(
         [
-            ("KPL-1-202610-aaaa", "direct_invoice", 1, "10001", "P1", "2026-10", 19000, 120, False),
-            ("KPL-1-202610-bbbb", "internal_entry", 1, "", "", "2026-10", 4750, 60, False),
-            ("KPL-1-202610-cccc", "direct_invoice", 1, "10002", "P2", "2026-10", -9500, -60, True),
-            ("KPL-2-202610-dddd", "project_realisation", 2, "10003", "P3", "2026-10", 9500, 60, False),
+            ("KPL-1-202610-aaaa", "direct_invoice", 1, "10001", "P1", "2026-10", 19000, 120, False, "", 0),
+            ("KPL-1-202610-bbbb", "internal_entry", 1, "", "", "2026-10", 4750, 60, False, "", 0),
+            ("KPL-1-202610-cccc", "direct_invoice", 1, "10002", "P2", "2026-10", -9500, -60, True, "", 0),
+            ("KPL-2-202610-dddd", "sales_booking", 2, "10003", "P3", "2026-10", 9500, 60, False, "1", 19.95),
         ],
         columns=[
             "reference",
@@ -30,6 +30,8 @@ def documents() -> pd.DataFrame:
             "amount_cents",
             "minutes",
             "is_correction",
+            "vat_code",
+            "vat_amount",
         ],
     )
 
@@ -65,9 +67,10 @@ def test_the_fingerprint_ignores_row_order_and_sees_every_change() -> None:
         changed.loc[1, column] = value
         assert fingerprint(docs, changed) != base, column
     assert fingerprint(docs, rows.iloc[1:]) != base  # a line less
-    extra = docs.copy()
-    extra.loc[0, "debtor_id"] = "10009"
-    assert fingerprint(extra, rows) != base
+    for column, value in [("debtor_id", "10009"), ("vat_code", "3"), ("vat_amount", 0)]:
+        extra = docs.copy()
+        extra.loc[3, column] = value  # e.g. the debtor's VAT duty changed in AFAS while the run waited
+        assert fingerprint(extra, rows) != base, column
 
 
 def test_totals_split_customer_revenue_internal_charges_and_corrections() -> None:
