@@ -23,6 +23,7 @@ from connectors.topdesk.paging import Family
 from connectors.topdesk.settings import TopdeskSettings
 from connectors.topdesk.timeregistrations import (
     COLUMNS,
+    ActivityScope,
     TimeRegistrationOptions,
     bulk_query,
     contract_frame,
@@ -501,7 +502,9 @@ def test_options_are_checked():
     with pytest.raises(ValueError, match="kinds"):
         TimeRegistrationOptions(kinds=("incident", "holiday"))
     with pytest.raises(ValueError, match="incident_batch"):
-        TimeRegistrationOptions(incident_batch=51)
+        TimeRegistrationOptions(incident_batch=10_001)
+    with pytest.raises(ValueError, match="since"):
+        ActivityScope(sweep=False)
 
 
 # --- unit reconciliation and the FIQL fallback --------------------------------------------------------
