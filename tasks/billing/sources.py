@@ -101,7 +101,7 @@ class TopdeskSources(_Strict):
         default_factory=_default_sets
     )
     odata_fields: ODataFields = Field(default_factory=ODataFields)
-    operational_activities_lookback_days: int = Field(default=14, ge=0, le=366)
+    operational_activities_lookback_days: int = Field(default=7, ge=0, le=366)
     operational_activities_sweep_days: int = Field(default=7, ge=0, le=366)
     operational_activities_date_fields: list[str] = Field(
         default_factory=lambda: list(ACTIVITY_DATE_FIELDS), min_length=1
