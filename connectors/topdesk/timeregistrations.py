@@ -32,6 +32,7 @@ activity reads and the OData ticket look-ups are all concurrent.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -418,23 +419,30 @@ async def _window_rows(
         "sort": "entryDate:asc,creationDate:asc",
     }
     try:
-        return await _bulk_rows(client, params, options.page_size, options.concurrency)
+        return await _bulk_rows(client, params, options.page_size, options.concurrency, (start, end))
     except RequestRejected as exc:
         log.warning("TOPdesk refused the FIQL query (%s); reading by creationDate instead", exc.message)
         return await _bulk_rows_by_creation(client, start, end, options)
 
 
-async def _bulk_rows(client: TopdeskClient, params: dict[str, Any], page_size: int, ahead: int) -> list[Any]:
-    """Every row the bulk endpoint serves for ``params``: the first page, then ``ahead`` pages at a time.
+async def _bulk_rows(
+    client: TopdeskClient,
+    params: dict[str, Any],
+    page_size: int,
+    ahead: int,
+    span: tuple[datetime, datetime] | None = None,
+) -> list[Any]:
+    """Every row the bulk endpoint serves for ``params``: the first page, then waves of pages side by side.
 
-    Offset pages after the first are asked side by side; the first page that is not full (or a 204) is
-    the last, and rows of pages asked beyond it in the same wave are kept too (served = read; validation
-    collapses a row served twice). A page shorter than asked while the server still announces more (a
-    server that quietly caps the page size) would make offsets skip rows: that fails loudly.
+    A wave holds at most ``ahead`` pages; with ``span`` (the entry-date window of a query sorted by entry
+    date) it holds only as many as the entry date reached so far suggests are left, so the reads end with
+    few or no empty pages. The first page that is not full (or a 204) is the last; rows of pages asked
+    beyond it in the same wave are kept too (served = read; validation collapses a row served twice). A
+    page shorter than asked while the server still announces more (a server that quietly caps the page
+    size) would make offsets skip rows: that fails loudly.
     """
     rows: list[Any] = []
-    offset = 0
-    wave = 1
+    offset, wave = 0, 1
     while True:
         pages = await asyncio.gather(
             *(
@@ -444,11 +452,22 @@ async def _bulk_rows(client: TopdeskClient, params: dict[str, Any], page_size: i
         )
         for page in pages:
             rows += page.rows  # a row served twice across pages is served twice: validation collapses it
-        last = next((p for p in pages if _last_page(p, page_size)), None)
-        if last is not None:
+        if any(_last_page(page, page_size) for page in pages):
             return rows
         offset += wave * page_size
-        wave = max(1, ahead)
+        wave = _wave_size(pages[-1].rows, offset, page_size, max(1, ahead), span)
+
+
+def _wave_size(
+    last_rows: Sequence[Any], read: int, page_size: int, ahead: int, span: tuple[datetime, datetime] | None
+) -> int:
+    """Pages to ask next: the rows left if entries keep coming at the pace seen so far (≤ ``ahead``)."""
+    reached = _moment(last_rows[-1]) if span and last_rows else None
+    if span is None or reached is None or not span[0] < reached < span[1]:
+        return ahead
+    covered = (reached - span[0]) / (span[1] - span[0])
+    left = read / covered - read
+    return max(1, min(ahead, math.ceil(left / page_size)))
 
 
 def _last_page(page: Page, page_size: int) -> bool:
