@@ -28,7 +28,7 @@ from sandbox import topdesk_masterdata as masterdata
 from sandbox import topdesk_odata as odata
 from sandbox import topdesk_operations as operations
 from sandbox import topdesk_ticket_writes as ticket_writes
-from sandbox.topdesk_http import ApiError, error_response, json_response, read_object
+from sandbox.topdesk_http import ApiError, error_response, head_too_long, json_response, read_object
 from sandbox.topdesk_state import TopdeskOptions, TopdeskSim
 from sandbox.world import World
 
@@ -83,6 +83,9 @@ def _guarded(handler: Handler, persons: bool = False, feed: bool = False) -> Han
 
     async def endpoint(request: Request) -> Response:
         sim: TopdeskSim = request.app.state.sim
+        too_long = head_too_long(request)
+        if too_long is not None:  # Tomcat refuses it before authentication
+            return error_response(too_long, "message")
         account = _account(request, sim)
         if account is None:
             return _unauthorized(sim)

@@ -16,6 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Tomcat (which serves TOPdesk) holds the request line and all headers in one 8 KB buffer; a longer head
+# is refused before TOPdesk sees the request (decision §9.6). The simulator answers 414 URI Too Long.
+MAX_HEAD_BYTES = 8192
 JSON = "application/json"
 ERROR_STYLES = ("message", "errors", "descriptions")
 
@@ -33,7 +36,13 @@ class ApiError(Exception):
         self.headers = headers
 
 
-_DEFAULT_CODES = {400: "bad_request", 403: "forbidden", 404: "not_found", 406: "not_acceptable"}
+_DEFAULT_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    406: "not_acceptable",
+    414: "uri_too_long",
+}
 
 
 def error_response(error: ApiError, style: str) -> Response:
@@ -76,6 +85,20 @@ def odata_date(ms: int | None) -> str | None:
     stamp = EPOCH + timedelta(milliseconds=ms)
     fraction = f".{ms % 1000:03d}" if ms % 1000 else ""
     return f"{stamp:%Y-%m-%dT%H:%M:%S}{fraction}Z"
+
+
+def head_too_long(request: Request) -> ApiError | None:
+    """The refusal of a request whose request line plus headers exceed ``MAX_HEAD_BYTES``, else None."""
+    target = request.scope.get("raw_path", b"") + (
+        b"?" + request.scope["query_string"] if request.scope.get("query_string") else b""
+    )
+    line = len(request.method) + 1 + len(target) + len(" HTTP/1.1\r\n")
+    headers = sum(len(name) + 2 + len(value) + 2 for name, value in request.scope.get("headers", []))
+    if line + headers + 2 <= MAX_HEAD_BYTES:
+        return None
+    return ApiError(
+        414, f"Request header is too large ({line + headers + 2} bytes; at most {MAX_HEAD_BYTES})"
+    )
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int | None) -> int:

@@ -29,6 +29,7 @@ from sandbox.topdesk_records import RecordSet, format_dates
 from sandbox.topdesk_state import TopdeskSim
 
 OM_LIST = "application/x.topdesk-collection-om-activity-v1+json"
+OM_PAGE_MAX = 5000  # decision §9.17: the activity list's page maximum (400 above it, never clamped)
 OM_SORTS = ("creationDate", "modificationDate", "plannedStartDate", "number", "id")
 OM_REGISTRATION_FIELDS = ("id", "timeSpent", "note", "entryDate", "creationDate", "reason", "operator")
 OM_REGISTRATION_FIELDS += ("operatorGroup",)
@@ -56,7 +57,7 @@ async def list_activities(request: Request) -> Response:
     sim = _sim(request)
     media = _om_media(request)
     start = int_param(request, "pageStart", 0, 0, None)
-    size = int_param(request, "pageSize", 100, 1, 10_000)
+    size = int_param(request, "pageSize", 100, 1, OM_PAGE_MAX)
     fields = fields_param(request.query_params.get("fields"), _activity_fields(sim), ["id", "number"])
     sort = sort_param(request.query_params.get("sort"), OM_SORTS) or [("creationDate", True)]
     keep = (lambda r: not r["archived"]) if media == "application/json" else None

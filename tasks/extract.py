@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -16,17 +16,21 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Engine
 
 from connectors.afas.client import AfasClient
 from connectors.afas.settings import AfasSettings
 from connectors.topdesk.client import TopdeskClient
 from connectors.topdesk.settings import TopdeskSettings
 from connectors.topdesk.timeregistrations import (
+    ActivityRead,
+    ActivityScope,
     SourceResult,
     TimeRegistrationOptions,
     read_sources,
     read_time_registrations,
 )
+from store import activities
 from tasks.artifacts import publish_table
 from tasks.billing.completeness import completeness_summary, mismatches
 from tasks.billing.config import BillingConfig
@@ -35,6 +39,7 @@ from tasks.billing.prices import screen_prices
 from tasks.billing.served import served_conservation, served_table
 from tasks.billing.sources import TopdeskSources
 from tasks.secrets import load_settings
+from tasks.state import state_engine
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 FLOW = "invoice-hours"
@@ -143,6 +148,7 @@ class TopdeskRead:
     sources: tuple[SourceResult, ...] = ()
     totals: pd.DataFrame = field(default_factory=pd.DataFrame)
     totals_error: str | None = None
+    activities: ActivityRead | None = None
 
     @property
     def failed(self) -> list[SourceResult]:
@@ -161,8 +167,71 @@ async def read_topdesk(
     async with TopdeskClient.from_settings(settings) as client:
         extract = await read_sources(client, window.start, window.end, options)
         return TopdeskRead(
-            extract.frame, client.stats(), extract.sources, extract.totals, extract.totals_error
+            extract.frame,
+            client.stats(),
+            extract.sources,
+            extract.totals,
+            extract.totals_error,
+            extract.activities,
         )
+
+
+# --- which operational activities a run reads ----------------------------------------------------------
+
+
+def sweep_due(last: datetime | None, now: datetime, every_days: int) -> bool:
+    """A full sweep is due: never done, ``every_days`` 0, older than that, or before this month began."""
+    if every_days == 0 or last is None:
+        return True
+    month_start = datetime.combine(now.astimezone(AMSTERDAM).date().replace(day=1), time(), tzinfo=AMSTERDAM)
+    return last < month_start or now - last >= timedelta(days=every_days)
+
+
+def activity_scope(sources: TopdeskSources, window: Window, engine: Engine, now: datetime) -> ActivityScope:
+    """All activities when a sweep is due, else the dated ones since the look-back and the known ones."""
+    if "operational_activity" not in sources.kinds:
+        return ActivityScope()
+    if sweep_due(activities.last_sweep(engine), now, sources.operational_activities_sweep_days):
+        return ActivityScope(sweep=True)
+    since = window.start - timedelta(days=sources.operational_activities_lookback_days)
+    return ActivityScope(
+        sweep=False,
+        since=since,
+        known=activities.activities_with_hours_since(engine, since),
+        date_fields=tuple(sources.operational_activities_date_fields),
+    )
+
+
+def remember_activities(engine: Engine, read: TopdeskRead, now: datetime) -> None:
+    """Store the activities' latest entry dates, and the sweep when one was read completely."""
+    if read.activities is None:
+        return
+    activities.record_activity_hours(engine, read.activities.last_entry)
+    failed = {s.kind for s in read.failed}
+    if read.activities.sweep and "operational_activity" not in failed:
+        activities.record_sweep(engine, now)
+
+
+def read_tracked(
+    settings: TopdeskSettings,
+    window: Window,
+    sources: TopdeskSources,
+    engine: Engine,
+    now: datetime | None = None,
+    *,
+    frame_only: bool = False,
+) -> TopdeskRead:
+    """Read the window's sources with the activity scope the state database allows, then remember it.
+
+    ``frame_only``: no completeness reads and activity rows of the window only (the benchmark's read).
+    """
+    now = now or datetime.now(tz=AMSTERDAM)
+    options = replace(sources.options(), activities=activity_scope(sources, window, engine, now))
+    if frame_only:
+        options = replace(options, totals=False, activities_outside_window=False)
+    read = asyncio.run(read_topdesk(settings, window, options))
+    remember_activities(engine, read, now)
+    return read
 
 
 def sources_table(read: TopdeskRead) -> pd.DataFrame:
@@ -180,6 +249,9 @@ def source_notes(read: TopdeskRead, price_rejects: pd.DataFrame | None = None) -
     notes += [
         f"**SOURCE FAILED — its hours were NOT read:** {s.kind} ({s.source}): {s.error}" for s in read.failed
     ]
+    if read.activities is not None:
+        how = "every activity (sweep)" if read.activities.sweep else "those that can have hours in the period"
+        notes.append(f"**Operational activities read:** {read.activities.listed:,}, {how}.")
     if read.totals_error:
         notes.append(f"**Completeness check not done:** {read.totals_error}")
     else:
@@ -196,8 +268,7 @@ def source_notes(read: TopdeskRead, price_rejects: pd.DataFrame | None = None) -
 @task(name="extract-topdesk-sources", cache_policy=NO_CACHE)
 def extract_topdesk(window: Window, sources: TopdeskSources | None = None) -> TopdeskRead:
     """Read every configured TOPdesk source; publish what each served and the completeness check."""
-    options = (sources or TopdeskSources()).options()
-    read = asyncio.run(read_topdesk(load_settings(TopdeskSettings), window, options))
+    read = read_tracked(load_settings(TopdeskSettings), window, sources or TopdeskSources(), state_engine())
     for failed in read.failed:
         log.error("TOPdesk source %s (%s) failed: %s", failed.kind, failed.source, failed.error)
     publish_table(f"{FLOW}-sources", sources_table(read), "Rows served per TOPdesk source, and failures")

@@ -23,10 +23,12 @@ from connectors.topdesk.paging import Family
 from connectors.topdesk.settings import TopdeskSettings
 from connectors.topdesk.timeregistrations import (
     COLUMNS,
+    ActivityScope,
     TimeRegistrationOptions,
     bulk_query,
     contract_frame,
     incident_record,
+    read_sources,
 )
 
 pytestmark = pytest.mark.anyio
@@ -501,7 +503,9 @@ def test_options_are_checked():
     with pytest.raises(ValueError, match="kinds"):
         TimeRegistrationOptions(kinds=("incident", "holiday"))
     with pytest.raises(ValueError, match="incident_batch"):
-        TimeRegistrationOptions(incident_batch=51)
+        TimeRegistrationOptions(incident_batch=10_001)
+    with pytest.raises(ValueError, match="since"):
+        ActivityScope(sweep=False)
 
 
 # --- unit reconciliation and the FIQL fallback --------------------------------------------------------
@@ -593,3 +597,62 @@ async def test_refused_fiql_falls_back_to_creation_date_order():
     fallback = [s for s in seen if s["path"].endswith("/timeregistrations") and "query" not in s]
     # newest first, two per page: r3,r2 | r1,r4 | r5,r6 (created before 1 Sept: stop) — r6's page ends it
     assert [s["pageStart"] for s in fallback] == ["0", "2", "4"]
+
+
+# --- bulk pages side by side (issue #15) -------------------------------------------------------------
+
+
+def paged_bulk(rows: list[dict], *, failing_offset: int | None = None, cap: int | None = None):
+    """The bulk endpoint over ``rows``: a 500 at one offset, or a server that caps the page size (206)."""
+    seen: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        q = query(request)
+        if request.url.path != "/tas/api/incidents/timeregistrations":
+            return httpx.Response(404, json=[{"message": "not here"}])
+        start, size = int(q["pageStart"]), int(q["pageSize"])
+        seen.append(start)
+        if start == failing_offset:
+            return httpx.Response(500, json=[{"message": "boom"}])
+        page = rows[start : start + min(size, cap or size)]
+        more = cap is not None and start + len(page) < len(rows)
+        return httpx.Response(206 if more else 200, json={"results": page})
+
+    return handler, seen
+
+
+def october_rows(n: int) -> list[dict]:
+    return [
+        {"id": f"r{i}", "timeSpent": 60, "entryDate": "2026-10-02T09:00:00.000+0000", "parent": None}
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "pages"), [(0, [0]), (3, [0]), (4, [0, 4, 8, 12, 16]), (13, [0, 4, 8, 12, 16])]
+)
+async def test_bulk_pages_after_the_first_are_asked_side_by_side_and_every_served_row_is_kept(rows, pages):
+    handler, seen = paged_bulk(october_rows(rows))
+    options = TimeRegistrationOptions(kinds=("incident",), page_size=4, unit_sample=0, totals=False)
+    async with client(handler) as topdesk:
+        frame = await read_sources(topdesk, *OCT, options)
+    assert sorted(seen) == pages  # the first page alone, then waves of `concurrency` (4) pages
+    assert len(frame.frame) == rows and not frame.failed
+
+
+async def test_a_bulk_page_that_fails_fails_the_incident_source_loudly():
+    handler, _ = paged_bulk(october_rows(13), failing_offset=8)
+    options = TimeRegistrationOptions(kinds=("incident",), page_size=4, unit_sample=0, totals=False)
+    async with client(handler) as topdesk:
+        extract = await read_sources(topdesk, *OCT, options)
+    assert [s.kind for s in extract.failed] == ["incident"] and extract.frame.empty
+    assert "500" in extract.failed[0].error or "boom" in extract.failed[0].error
+
+
+async def test_a_server_capping_the_page_size_fails_the_source_instead_of_skipping_rows():
+    handler, _ = paged_bulk(october_rows(13), cap=3)
+    options = TimeRegistrationOptions(kinds=("incident",), page_size=4, unit_sample=0, totals=False)
+    async with client(handler) as topdesk:
+        extract = await read_sources(topdesk, *OCT, options)
+    assert [s.kind for s in extract.failed] == ["incident"]
+    assert "caps the page size" in extract.failed[0].error

@@ -951,11 +951,11 @@ def test_operational_activities_paging_edges(api: Api, world: World, count: int)
 
 def test_operational_activities_media_types_fields_and_query(api: Api, world: World) -> None:
     activities = world.extra["td_om_activities"]
-    new = api.get(f"{API}/operationalActivities", params={"pageSize": 10_000, "fields": "all"}).json()
+    new = api.get(f"{API}/operationalActivities", params={"pageSize": 5_000, "fields": "all"}).json()
     assert len(new["item"]) == len(activities) and new["next"] is None
     assert all("linkedBranches" in item for item in new["item"])
     old = api.get(
-        f"{API}/operationalActivities", params={"pageSize": 10_000}, headers={"Accept": "application/json"}
+        f"{API}/operationalActivities", params={"pageSize": 5_000}, headers={"Accept": "application/json"}
     )
     assert len(old.json()["results"]) == int((~activities["archived"]).sum())
     wrong = api.get(
@@ -968,7 +968,7 @@ def test_operational_activities_media_types_fields_and_query(api: Api, world: Wo
         params={
             "query": f"modificationDate=ge={cutoff}",
             "fields": "id,modificationDate",
-            "pageSize": 10_000,
+            "pageSize": 5_000,
         },
     ).json()["item"]
     assert len(recent) == int((activities["modificationDate"] >= cutoff).sum())

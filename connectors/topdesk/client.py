@@ -29,7 +29,7 @@ from connectors.http import (
 from connectors.paging import Page, PageRequest, paginate
 from connectors.topdesk.endpoints import API, Endpoint
 from connectors.topdesk.errors import TopdeskClassifier
-from connectors.topdesk.paging import page_from, paginator_for
+from connectors.topdesk.paging import Family, page_from, paginator_for
 from connectors.topdesk.settings import TopdeskSettings
 
 SYSTEM = "TOPdesk"
@@ -161,7 +161,8 @@ class TopdeskClient(ClientLifecycle):
         """The rows of ``endpoint`` page by page, following its family's paging and stop rule."""
         path = endpoint.url(**(path_values or {}))
         fixed = dict(params or {})
-        paginator = paginator_for(endpoint.family, page_size or endpoint.page_size, fixed, endpoint.signal)
+        size = endpoint.checked_page_size(page_size or endpoint.page_size)
+        paginator = paginator_for(endpoint.family, size, fixed, endpoint.signal)
 
         async def fetch(request: PageRequest) -> Page:
             if request.url is not None:
@@ -170,6 +171,18 @@ class TopdeskClient(ClientLifecycle):
 
         async for page in paginate(fetch, paginator):
             yield page.rows
+
+    async def page_at(self, endpoint: Endpoint, params: Mapping[str, Any], offset: int, size: int) -> Page:
+        """One family-A page at ``offset`` (for pages read side by side; the caller applies the stop rule)."""
+        if endpoint.family is not Family.A:
+            raise ValueError(f"{endpoint.name}: only offset pages (family A) can be read by offset")
+        size = endpoint.checked_page_size(size)
+        return await self._page(endpoint, endpoint.path, {**params, "pageStart": offset, "pageSize": size})
+
+    def target_length(self, path: str, params: Mapping[str, Any]) -> int:
+        """Bytes of the request target (path and encoded query) a GET of ``path`` with ``params`` sends."""
+        url = httpx.URL(f"{self.root}/{path.lstrip('/')}", params=dict(params))
+        return len(url.raw_path)
 
     async def read_all(
         self, endpoint: Endpoint, params: Mapping[str, Any] | None = None, **kwargs: Any

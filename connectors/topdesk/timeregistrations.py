@@ -3,11 +3,14 @@
 Sources (reference §6, decisions §9.1–§9.5):
 
 - incidents: the bulk endpoint ``/incidents/timeregistrations`` (FIQL on ``entryDate`` with explicit
-  ``Z``, explicit ``fields``, sort ``entryDate:asc,creationDate:asc``, ``pageSize`` 1000, de-duplicated
-  SECONDS; partial and archived incidents included by default), with ticket context looked up in batches
-  of ≤ 50 ids through ``/incidents``; partials are billed on their main incident's customer and project;
-- operational activities: the activity list, then each activity's registrations (bounded concurrency;
-  SECONDS on GET), kept when their ``entryDate`` lies in the period;
+  ``Z``, explicit ``fields``, sort ``entryDate:asc,creationDate:asc``, pages of 10,000 (the maximum) read
+  side by side after the first, SECONDS; partial and archived incidents included by default), with ticket
+  context looked up through ``/incidents`` in ``id=in=`` lists as long as the URL allows
+  (``connectors.topdesk.idlists``); partials are billed on their main incident's customer and project;
+- operational activities: the activity list (pages of 5,000), then each listed activity's registrations
+  (SECONDS on GET). The endpoint has no date filter, so which activities are read is an
+  ``ActivityScope``: all of them (a *sweep*), or only those that can have hours in the period — planned,
+  created or modified since a look-back before it, or known (from earlier reads) to have hours since then;
 - changes, change activities and problems: the OData reporting feed; entity sets, property names and
   the unit are configuration (``ODataOptions``; defaults match the sandbox, see docs/sandbox.md).
 
@@ -19,11 +22,17 @@ reason. A bulk value that is not a whole number of minutes keeps ``minutes`` NA 
 rounded). A source (one endpoint or OData entity set) that fails as a whole is recorded in the
 ``Extract`` with its error while the other sources are still read; ``read_sources`` returns it,
 ``read_time_registrations`` (the frame alone, activity rows of the window only) raises ``SourceFailed``.
+
+Requests: every source, page and id list goes out at once and the HTTP layer's one concurrency limit
+(``max_concurrency``) decides what is in flight; sources are read side by side, and within a source the
+bulk pages after the first, the incident look-ups, the unit sample, the completeness reads, the
+activity reads and the OData ticket look-ups are all concurrent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -33,6 +42,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from connectors.errors import AuthError, ConnectorError, ProtocolError, RequestRejected
+from connectors.paging import Page
 from connectors.redaction import get_logger
 from connectors.topdesk.client import TopdeskClient
 from connectors.topdesk.dates import fiql_datetime, parse_datetime, parse_datetimes
@@ -44,6 +54,7 @@ from connectors.topdesk.endpoints import (
     TIME_REGISTRATIONS,
     odata,
 )
+from connectors.topdesk.idlists import id_chunks
 from connectors.topdesk.lookups import Lookups
 from connectors.topdesk.raw import (
     MAX_ABS_MINUTES,
@@ -91,7 +102,8 @@ INCIDENT_FIELDS += ("mainIncident", *TOTAL_FIELDS)
 OM_ACTIVITY_FIELDS = ("id", "number", "briefDescription", "status", "archived", "linkedBranches")
 OM_REGISTRATION_FIELDS = ("id", "timeSpent", "note", "entryDate", "creationDate", "operator", "operatorGroup")
 OM_REGISTRATION_FIELDS += ("reason",)
-INCIDENT_BATCH = 50  # decision §9.6
+INCIDENT_BATCH = INCIDENTS.max_page_size  # ids per /incidents call at most; the URL's length decides first
+ACTIVITY_DATE_FIELDS = ("plannedStartDate", "creationDate", "modificationDate")
 
 
 @dataclass(frozen=True)
@@ -134,7 +146,7 @@ class ODataOptions:
     branch_id: str = "BranchId"
     branch_name: str = "BranchName"
     customer_number: str = "BranchCustomerNumber"
-    ticket_batch: int = 40
+    ticket_batch: int = 1000  # ids per ticket look-up at most; the URL's length decides first
 
     def registration_select(self) -> str:
         """``$select`` of a registration set."""
@@ -149,6 +161,35 @@ class ODataOptions:
 
 
 @dataclass(frozen=True)
+class ActivityScope:
+    """Which operational activities a read lists and reads the registrations of.
+
+    ``sweep``: every activity of the tenant. Otherwise the activities whose ``date_fields`` (any of them)
+    lie at or after ``since`` — new, planned or touched lately — plus ``known``: activities an earlier read
+    found hours on at or after ``since`` (a long-running activity planned long ago stays read while it
+    gets hours). An activity outside both is read at the next sweep.
+    """
+
+    sweep: bool = True
+    since: datetime | None = None
+    known: frozenset[str] = frozenset()
+    date_fields: tuple[str, ...] = ACTIVITY_DATE_FIELDS
+
+    def __post_init__(self) -> None:
+        if not self.sweep and (self.since is None or self.since.tzinfo is None):
+            raise ValueError("a selective activity scope needs a time-zone aware 'since'")
+        if not self.sweep and not self.date_fields:
+            raise ValueError("a selective activity scope needs at least one date field")
+
+    def query(self) -> str | None:
+        """FIQL for the dated part (None for a sweep): any date field at or after ``since``."""
+        if self.sweep or self.since is None:
+            return None
+        moment = fiql_datetime(self.since)
+        return ",".join(f"{name}=ge={moment}" for name in self.date_fields)
+
+
+@dataclass(frozen=True)
 class TimeRegistrationOptions:
     """How to read time registrations; the defaults follow the reference's decisions."""
 
@@ -156,7 +197,7 @@ class TimeRegistrationOptions:
     include_partials_archived: bool = True  # decision §9.5: adds status=in=(…) to the bulk query
     project_field: str = "optionalFields1.text1"  # where incidents keep the AFAS project code
     order_field: str | None = None  # where incidents keep the customer's purchase-order number (order_ref)
-    page_size: int = 1000
+    page_size: int = TIME_REGISTRATIONS.page_size
     incident_batch: int = INCIDENT_BATCH
     concurrency: int = 4  # parallel incident look-ups / activity reads (the HTTP layer bounds it too)
     activity_query: str | None = None  # FIQL narrowing the operational activities listed (None = all)
@@ -167,6 +208,7 @@ class TimeRegistrationOptions:
     # Operational-activity registrations have no date filter: keep those outside the window (the billing's
     # window guard counts them) or drop them here (callers that only want the window's hours).
     activities_outside_window: bool = True
+    activities: ActivityScope = field(default_factory=ActivityScope)  # default: a sweep
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(KINDS)
@@ -194,11 +236,25 @@ class Extract:
     sources: tuple[SourceResult, ...]
     totals: pd.DataFrame  # per incident read: TOPdesk's own totals and the minutes of all its registrations
     totals_error: str | None = None
+    activities: ActivityRead | None = None  # what the operational-activity source read, when it did
 
     @property
     def failed(self) -> list[SourceResult]:
         """The sources that could not be read."""
         return [s for s in self.sources if s.error is not None]
+
+
+@dataclass(frozen=True)
+class ActivityRead:
+    """Which operational activities were read, and the latest entry date of each one's registrations.
+
+    ``last_entry`` holds every activity read that served at least one registration with a readable date
+    (any date, not only the window's): what the next run's ``ActivityScope.known`` is built from.
+    """
+
+    sweep: bool
+    listed: int
+    last_entry: Mapping[str, datetime]
 
 
 class SourceFailed(ConnectorError):
@@ -226,39 +282,32 @@ async def read_time_registrations(
 async def read_sources(
     client: TopdeskClient, start: datetime, end: datetime, options: TimeRegistrationOptions | None = None
 ) -> Extract:
-    """Read every configured source; a failing source is recorded and the others are still read."""
+    """Read every configured source side by side; a failing source is recorded and the others still read."""
     options = options or TimeRegistrationOptions()
     if start.tzinfo is None or end.tzinfo is None or start >= end:
         raise ValueError("start and end must be time-zone aware with start < end")
-    lookups = Lookups(client)
-    records: list[dict[str, Any]] = []
-    results: list[SourceResult] = []
-    totals, totals_error = empty_totals(), None
+    jobs: list[tuple[str, str, Awaitable[list[dict[str, Any]]]]] = []
+    incident = _IncidentJob(client, start, end, options)
+    activity = _ActivityJob(client, start, end, options, Lookups(client))
     if "incident" in options.kinds:
-        tickets: dict[str, dict[str, Any]] = {}
-        reader = incident_source(client, start, end, options, tickets)
-        found = await _guarded("incident", TIME_REGISTRATIONS.path, reader)
-        records += found[0]
-        results.append(found[1])
-        if options.totals and found[1].error is None:
-            try:
-                totals = await incident_totals(client, _parents(found[0]), options, tickets)
-            except ConnectorError as exc:
-                totals_error = str(exc)
-                log.error("TOPdesk incident totals could not be read: %s", exc)
+        jobs.append(("incident", TIME_REGISTRATIONS.path, incident.run()))
     if "operational_activity" in options.kinds:
-        reader = read_activity_registrations(client, start, end, options, lookups)
-        found = await _guarded("operational_activity", OM_ACTIVITIES.path, reader)
-        records += found[0]
-        results.append(found[1])
+        jobs.append(("operational_activity", OM_ACTIVITIES.path, activity.run()))
     for kind in ("change", "change_activity", "problem"):
         if kind in options.kinds:
-            entity_set = options.odata.registration_sets[kind]
             reader = read_odata_registrations(client, kind, start, end, options.odata)
-            found = await _guarded(kind, f"OData {entity_set}", reader)
-            records += found[0]
-            results.append(found[1])
-    return Extract(contract_frame(records), tuple(results), totals, totals_error)
+            jobs.append((kind, f"OData {options.odata.registration_sets[kind]}", reader))
+    outcomes = await asyncio.gather(*(_guarded(*job) for job in jobs), return_exceptions=True)
+    for outcome in outcomes:  # a refused login or wrong units stop the run, after every job has ended
+        if isinstance(outcome, BaseException):
+            raise outcome
+    found = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
+    records = [record for rows, _ in found for record in rows]
+    results = tuple(result for _, result in found)
+    totals, totals_error = empty_totals(), None
+    if "incident" in options.kinds and options.totals and results[0].error is None:
+        totals, totals_error = incident.totals, incident.totals_error
+    return Extract(contract_frame(records), results, totals, totals_error, activity.read)
 
 
 async def _guarded(
@@ -298,36 +347,61 @@ def bulk_query(start: datetime, end: datetime, include_partials_archived: bool) 
     return query
 
 
+class _IncidentJob:
+    """The incident source: bulk pages, then look-ups, unit sample and completeness reads side by side.
+
+    ``totals``/``totals_error`` hold the completeness check's result once ``run`` has ended; a failing
+    completeness read never fails the source (its hours were read).
+    """
+
+    def __init__(
+        self, client: TopdeskClient, start: datetime, end: datetime, options: TimeRegistrationOptions
+    ) -> None:
+        self.client, self.start, self.end, self.options = client, start, end, options
+        self.totals, self.totals_error = empty_totals(), None
+
+    async def run(self) -> list[dict[str, Any]]:
+        """Every served incident registration of the window as a record; completeness on the side."""
+        client, options = self.client, self.options
+        rows = await _window_rows(client, self.start, self.end, options)
+        objects = [row for row in rows if isinstance(row, Mapping)]
+        parents = sorted({p for row in objects if (p := usable_id(dig(row, "parent.id")))})
+        resolving = asyncio.ensure_future(resolve_incidents(client, parents, options))
+        counting = asyncio.ensure_future(_registrations_by_parent(client, parents, options))
+        if not options.totals:
+            counting.cancel()
+        try:
+            if options.unit_sample:
+                await check_units(client, objects, options.unit_sample)
+            tickets = await resolving
+        except BaseException:
+            resolving.cancel()
+            counting.cancel()
+            raise
+        records = [incident_record(row, tickets, options.project_field, options.order_field) for row in rows]
+        if options.totals:
+            await self._complete(counting, _parents(records), tickets)
+        return records
+
+    async def _complete(
+        self, counting: asyncio.Future[list[Any]], parents: list[str], tickets: Mapping[str, Any]
+    ) -> None:
+        try:
+            served = await counting
+            self.totals = await _totals_frame(self.client, parents, served, self.options, tickets)
+        except ConnectorError as exc:
+            self.totals_error = str(exc)
+            log.error("TOPdesk incident totals could not be read: %s", exc)
+
+
 async def incident_source(
     client: TopdeskClient,
     start: datetime,
     end: datetime,
     options: TimeRegistrationOptions,
-    resolved: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Incident registrations served for the window with their ticket context, every served row kept.
-
-    ``resolved``, when given, receives the incidents looked up (with their time totals).
-    """
-    params = {
-        "query": bulk_query(start, end, options.include_partials_archived),
-        "fields": ",".join(BULK_FIELDS),
-        "sort": "entryDate:asc,creationDate:asc",
-    }
-    try:
-        rows = await _bulk_rows(client, params, options.page_size)
-    except RequestRejected as exc:
-        log.warning("TOPdesk refused the FIQL query (%s); reading by creationDate instead", exc.message)
-        rows = await _bulk_rows_by_creation(client, start, end, options)
-    objects = [row for row in rows if isinstance(row, Mapping)]
-    parents = {p for row in objects if (p := usable_id(dig(row, "parent.id")))}
-    tickets = await resolve_incidents(client, parents, options)
-    if resolved is not None:
-        resolved.update(tickets)
-    if options.unit_sample:
-        known = [row for row in objects if usable_id(dig(row, "parent.id")) in tickets]
-        await check_units(client, known, options.unit_sample)
-    return [incident_record(row, tickets, options.project_field, options.order_field) for row in rows]
+    """Incident registrations served for the window with their ticket context, every served row kept."""
+    return await _IncidentJob(client, start, end, replace(options, totals=False)).run()
 
 
 async def read_incident_registrations(
@@ -337,11 +411,76 @@ async def read_incident_registrations(
     return await incident_source(client, start, end, options)
 
 
-async def _bulk_rows(client: TopdeskClient, params: dict[str, Any], page_size: int) -> list[Any]:
+async def _window_rows(
+    client: TopdeskClient, start: datetime, end: datetime, options: TimeRegistrationOptions
+) -> list[Any]:
+    params = {
+        "query": bulk_query(start, end, options.include_partials_archived),
+        "fields": ",".join(BULK_FIELDS),
+        "sort": "entryDate:asc,creationDate:asc",
+    }
+    try:
+        return await _bulk_rows(client, params, options.page_size, options.concurrency, (start, end))
+    except RequestRejected as exc:
+        log.warning("TOPdesk refused the FIQL query (%s); reading by creationDate instead", exc.message)
+        return await _bulk_rows_by_creation(client, start, end, options)
+
+
+async def _bulk_rows(
+    client: TopdeskClient,
+    params: dict[str, Any],
+    page_size: int,
+    ahead: int,
+    span: tuple[datetime, datetime] | None = None,
+) -> list[Any]:
+    """Every row the bulk endpoint serves for ``params``: the first page, then waves of pages side by side.
+
+    A wave holds at most ``ahead`` pages; with ``span`` (the entry-date window of a query sorted by entry
+    date) it holds only as many as the entry date reached so far suggests are left, so the reads end with
+    few or no empty pages. The first page that is not full (or a 204) is the last; rows of pages asked
+    beyond it in the same wave are kept too (served = read; validation collapses a row served twice). A
+    page shorter than asked while the server still announces more (a server that quietly caps the page
+    size) would make offsets skip rows: that fails loudly.
+    """
     rows: list[Any] = []
-    async for page in client.iter_pages(TIME_REGISTRATIONS, params, page_size=page_size):
-        rows += page  # a row served twice across pages is served twice: validation collapses it
-    return rows
+    offset, wave = 0, 1
+    while True:
+        pages = await asyncio.gather(
+            *(
+                client.page_at(TIME_REGISTRATIONS, params, offset + i * page_size, page_size)
+                for i in range(wave)
+            )
+        )
+        for page in pages:
+            rows += page.rows  # a row served twice across pages is served twice: validation collapses it
+        if any(_last_page(page, page_size) for page in pages):
+            return rows
+        offset += wave * page_size
+        wave = _wave_size(pages[-1].rows, offset, page_size, max(1, ahead), span)
+
+
+def _wave_size(
+    last_rows: Sequence[Any], read: int, page_size: int, ahead: int, span: tuple[datetime, datetime] | None
+) -> int:
+    """Pages to ask next: the rows left if entries keep coming at the pace seen so far (≤ ``ahead``)."""
+    reached = _moment(last_rows[-1]) if span and last_rows else None
+    if span is None or reached is None or not span[0] < reached < span[1]:
+        return ahead
+    covered = (reached - span[0]) / (span[1] - span[0])
+    left = read / covered - read
+    return max(1, min(ahead, math.ceil(left / page_size)))
+
+
+def _last_page(page: Page, page_size: int) -> bool:
+    if page.status == 204 or len(page.rows) >= page_size:
+        return page.status == 204
+    if page.status == 206 or page.next_url is not None:
+        raise ProtocolError(
+            f"TOPdesk served {len(page.rows)} rows for a page of {page_size} yet announced more: it caps "
+            "the page size, and offset pages would skip rows",
+            system="TOPdesk",
+        )
+    return True
 
 
 async def _bulk_rows_by_creation(
@@ -379,7 +518,7 @@ def _moment(row: Any) -> datetime | None:
 async def resolve_incidents(
     client: TopdeskClient, ids: Iterable[str], options: TimeRegistrationOptions
 ) -> dict[str, dict[str, Any]]:
-    """Incidents by id (``id=in=``, ≤ 50 per call, partials and archived included), plus their mains."""
+    """Incidents by id (``id=in=`` lists, partials and archived included), plus their mains."""
     found = await _incidents_by_id(client, sorted(ids), options)
     mains = {usable_id(dig(i, "mainIncident.id")) for i in found.values()}
     missing = sorted(m for m in mains if m and m not in found)
@@ -388,28 +527,34 @@ async def resolve_incidents(
     return found
 
 
+def _id_in(name: str, more: str = "") -> Callable[[Sequence[str]], str]:
+    return lambda chunk: f"{name}=in=({','.join(chunk)}){more}"
+
+
 async def _incidents_by_id(
     client: TopdeskClient, ids: list[str], options: TimeRegistrationOptions
 ) -> dict[str, dict[str, Any]]:
     """Incidents by id; an id that is not id-shaped is never put in a query, an unknown one is absent."""
     top_fields = [f.split(".", 1)[0] for f in (options.project_field, options.order_field) if f]
-    fields = ",".join(dict.fromkeys((*INCIDENT_FIELDS, *top_fields)))
+    fixed = {
+        "all": "true",
+        "dateFormat": "iso8601",
+        "fields": ",".join(dict.fromkeys((*INCIDENT_FIELDS, *top_fields))),
+    }
+    query = _id_in("id")
     ids = [i for i in ids if UUID.match(i)]
-    batches = [ids[i : i + options.incident_batch] for i in range(0, len(ids), options.incident_batch)]
+    chunks = id_chunks(
+        client, INCIDENTS.path, ids, lambda c: {"query": query(c), **fixed}, at_most=options.incident_batch
+    )
 
-    async def one(batch: list[str]) -> list[dict[str, Any]]:
-        params = {
-            "query": f"id=in=({','.join(batch)})",
-            "all": "true",
-            "dateFormat": "iso8601",
-            "fields": fields,
-        }
+    async def one(chunk: list[str]) -> list[dict[str, Any]]:
         try:
-            return await client.read_all(INCIDENTS, params, page_size=len(batch))
-        except RequestRejected:  # one odd id spoils the batch: ask one by one
-            return [i for key in batch if (i := await _incident(client, key, fields)) is not None]
+            return await client.read_all(INCIDENTS, {"query": query(chunk), **fixed}, page_size=len(chunk))
+        except RequestRejected:  # one odd id spoils the list: ask one by one
+            found = await asyncio.gather(*(_incident(client, key, fixed["fields"]) for key in chunk))
+            return [i for i in found if i is not None]
 
-    results = await gather_bounded([lambda b=b: one(b) for b in batches], options.concurrency)
+    results = await gather_bounded([lambda c=c: one(c) for c in chunks], options.concurrency)
     return {
         key: i
         for batch in results
@@ -508,37 +653,57 @@ async def incident_totals(
 ) -> pd.DataFrame:
     """Per incident: TOPdesk's own time totals and the minutes of ALL its registrations (any date).
 
-    The registrations come from the bulk endpoint by ``parent.id=in=(…)`` (≤ 50 ids a call, every status);
-    each id counts once. The incidents' totals come from ``/incidents`` (minutes; ``known`` are reused).
+    The registrations come from the bulk endpoint by ``parent.id=in=(…)`` (every status, lists as long
+    as the URL allows); each id counts once. The incidents' totals come from ``/incidents`` (minutes;
+    ``known`` are reused).
     """
+    served = await _registrations_by_parent(client, list(incident_ids), options)
+    return await _totals_frame(client, list(incident_ids), served, options, known or {})
+
+
+async def _registrations_by_parent(
+    client: TopdeskClient, incident_ids: Sequence[str], options: TimeRegistrationOptions
+) -> list[Any]:
+    """Every registration of the incidents (any date), read by ``parent.id=in=(…)`` lists side by side."""
     ids = [i for i in incident_ids if UUID.match(i)]
-    known = known or {}
-    incidents = {key: known[key] for key in ids if key in known}
-    missing = [key for key in ids if key not in incidents]
-    if missing:
-        incidents.update(await _incidents_by_id(client, missing, options))
-    batches = [ids[i : i + options.incident_batch] for i in range(0, len(ids), options.incident_batch)]
+    query = _id_in("parent.id", f";status=in=({','.join(ALL_STATUSES)})")
+    fixed = {"fields": "id,timeSpent,parent"}
+    chunks = id_chunks(client, TIME_REGISTRATIONS.path, ids, lambda c: {"query": query(c), **fixed})
 
-    async def one(batch: list[str]) -> list[Any]:
-        query = f"parent.id=in=({','.join(batch)});status=in=({','.join(ALL_STATUSES)})"
-        params = {"query": query, "fields": "id,timeSpent,parent"}
-        return await _bulk_rows(client, params, options.page_size)
+    async def one(chunk: list[str]) -> list[Any]:
+        return await _bulk_rows(client, {"query": query(chunk), **fixed}, options.page_size, 1)
 
-    # The first batch alone: a tenant that ignores the query would serve everything to every batch.
-    served = [await one(batches[0])] if batches else []
-    strays = [r for r in served[0] if usable_id(dig(r, "parent.id")) not in set(batches[0])] if served else []
+    # The first list alone: a tenant that ignores the query would serve everything to every list.
+    served = [await one(chunks[0])] if chunks else []
+    strays = [r for r in served[0] if usable_id(dig(r, "parent.id")) not in set(chunks[0])] if served else []
     if strays:
         raise ProtocolError(
             f"TOPdesk ignored the parent.id query ({len(strays)} registrations of other incidents served); "
             "the completeness check is not done",
             system="TOPdesk",
         )
-    served += await gather_bounded([lambda b=b: one(b) for b in batches[1:]], options.concurrency)
+    served += await gather_bounded([lambda c=c: one(c) for c in chunks[1:]], options.concurrency)
+    return [row for rows in served for row in rows]
+
+
+async def _totals_frame(
+    client: TopdeskClient,
+    incident_ids: Sequence[str],
+    served: Sequence[Any],
+    options: TimeRegistrationOptions,
+    known: Mapping[str, Mapping[str, Any]],
+) -> pd.DataFrame:
+    """The totals frame of ``incident_ids`` from the registrations served and the incidents' totals."""
+    ids = [i for i in incident_ids if UUID.match(i)]
+    incidents = {key: known[key] for key in ids if key in known}
+    missing = [key for key in ids if key not in incidents]
+    if missing:
+        incidents.update(await _incidents_by_id(client, missing, options))
     wanted = set(ids)
     minutes: dict[str, int] = dict.fromkeys(ids, 0)
     odd: dict[str, int] = dict.fromkeys(ids, 0)
     seen: set[str] = set()
-    for row in (r for rows in served for r in rows if isinstance(r, Mapping)):
+    for row in (r for r in served if isinstance(r, Mapping)):
         parent, key = usable_id(dig(row, "parent.id")), usable_id(row.get("id"))
         if parent not in wanted or key in seen:
             continue
@@ -569,6 +734,51 @@ def empty_totals() -> pd.DataFrame:
 # --- operational activities ---------------------------------------------------------------------------
 
 
+class _ActivityJob:
+    """The operational-activity source: the activities in scope, then each one's registrations.
+
+    The endpoint has no date filter, so rows outside the window are served too; they are kept
+    (``activities_outside_window``: the billing's window guard counts them in their own bucket) or left
+    out here. A row whose dates cannot be read is always kept (validation rejects it). ``read`` holds
+    what was read once ``run`` has ended.
+    """
+
+    def __init__(
+        self,
+        client: TopdeskClient,
+        start: datetime,
+        end: datetime,
+        options: TimeRegistrationOptions,
+        lookups: Lookups,
+    ) -> None:
+        self.client, self.start, self.end, self.options, self.lookups = client, start, end, options, lookups
+        self.read: ActivityRead | None = None
+
+    async def run(self) -> list[dict[str, Any]]:
+        """Every registration served for the activities in scope, as records."""
+        scope, client = self.options.activities, self.client
+        activities = await _activities_in_scope(client, self.options)
+        fields = {"fields": ",".join(OM_REGISTRATION_FIELDS)}
+
+        async def one(activity: Mapping[str, Any]) -> list[dict[str, Any]]:
+            return await client.read_all(OM_REGISTRATIONS, fields, path_values={"id": str(activity["id"])})
+
+        per_activity, _ = await asyncio.gather(
+            gather_bounded([lambda a=a: one(a) for a in activities], self.options.concurrency),
+            self.lookups.load(),
+        )
+        records, last_entry = [], {}
+        keep_all = self.options.activities_outside_window
+        for activity, rows in zip(activities, per_activity, strict=True):
+            moments = [m for r in rows if (m := _moment(r)) is not None]
+            if moments:
+                last_entry[str(activity["id"])] = max(moments)
+            kept = [r for r in rows if keep_all or _moment(r) is None or _in_window(r, self.start, self.end)]
+            records += [activity_record(r, activity, self.lookups) for r in kept]
+        self.read = ActivityRead(scope.sweep, len(activities), last_entry)
+        return records
+
+
 async def read_activity_registrations(
     client: TopdeskClient,
     start: datetime,
@@ -576,33 +786,34 @@ async def read_activity_registrations(
     options: TimeRegistrationOptions,
     lookups: Lookups,
 ) -> list[dict[str, Any]]:
-    """Every registration served for the operational activities (the endpoint has no date filter).
+    """Every registration served for the operational activities in ``options.activities``' scope."""
+    return await _ActivityJob(client, start, end, options, lookups).run()
 
-    Rows outside the window are kept (``activities_outside_window``): the billing's window guard counts
-    them in their own bucket. A row whose dates cannot be read is always kept (validation rejects it).
-    """
-    params: dict[str, Any] = {"fields": ",".join(OM_ACTIVITY_FIELDS)}
-    if options.activity_query:
-        params["query"] = options.activity_query
-    served = await client.read_all(OM_ACTIVITIES, params)
+
+async def _activities_in_scope(
+    client: TopdeskClient, options: TimeRegistrationOptions
+) -> list[Mapping[str, Any]]:
+    """The activities a read covers (each once): all, or the dated ones plus the known ones by id."""
+    scope = options.activities
+    fixed: dict[str, Any] = {"fields": ",".join(OM_ACTIVITY_FIELDS)}
+
+    def query(part: str | None) -> dict[str, Any]:
+        parts = [f"({q})" for q in (options.activity_query, part) if q]
+        return {**fixed, "query": ";".join(parts)} if parts else dict(fixed)
+
+    reads = [client.read_all(OM_ACTIVITIES, query(scope.query()))]
+    if not scope.sweep and scope.known:
+        by_id = _id_in("id")
+        chunks = id_chunks(client, OM_ACTIVITIES.path, sorted(scope.known), lambda c: query(by_id(c)))
+        reads += [client.read_all(OM_ACTIVITIES, query(by_id(chunk))) for chunk in chunks]
+    served = [row for rows in await asyncio.gather(*reads) for row in rows]
     activities = [a for a in served if isinstance(a, Mapping) and usable_id(a.get("id"))]
     if len(activities) < len(served):
         log.error(
             "TOPdesk served %d operational activities without a usable id", len(served) - len(activities)
         )
-    fields = {"fields": ",".join(OM_REGISTRATION_FIELDS)}
-
-    async def one(activity: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return await client.read_all(OM_REGISTRATIONS, fields, path_values={"id": str(activity["id"])})
-
-    per_activity = await gather_bounded([lambda a=a: one(a) for a in activities], options.concurrency)
-    await lookups.load()
-    records = []
-    keep_all = options.activities_outside_window
-    for activity, rows in zip(activities, per_activity, strict=True):
-        kept = [r for r in rows if keep_all or _moment(r) is None or _in_window(r, start, end)]
-        records += [activity_record(r, activity, lookups) for r in kept]
-    return records
+    unique = {str(a["id"]): a for a in reversed(activities)}  # listed by date and by id: read once
+    return [unique[key] for key in dict.fromkeys(str(a["id"]) for a in activities)]
 
 
 def _in_window(row: Mapping[str, Any], start: datetime, end: datetime) -> bool:
@@ -665,14 +876,22 @@ async def read_odata_registrations(
 async def _odata_tickets(
     client: TopdeskClient, entity_set: str, ids: list[str], c: ODataOptions
 ) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
+    """Tickets by id in ``Id eq … or …`` filters as long as the URL allows, read side by side."""
+    endpoint = odata(entity_set)
     ids = [key for key in ids if UUID.match(key)]
-    for i in range(0, len(ids), c.ticket_batch):
-        condition = " or ".join(f"{c.ticket_key} eq {key}" for key in ids[i : i + c.ticket_batch])
-        params = {"$filter": condition, "$select": c.ticket_select()}
-        for ticket in await client.read_all(odata(entity_set), params):
-            if isinstance(ticket, Mapping) and (key := usable_id(ticket.get(c.ticket_key))):
-                found[key] = dict(ticket)
+
+    def params(chunk: Sequence[str]) -> dict[str, str]:
+        return {
+            "$filter": " or ".join(f"{c.ticket_key} eq {key}" for key in chunk),
+            "$select": c.ticket_select(),
+        }
+
+    chunks = id_chunks(client, endpoint.path, ids, params, at_most=c.ticket_batch)
+    served = await asyncio.gather(*(client.read_all(endpoint, params(chunk)) for chunk in chunks))
+    found: dict[str, dict[str, Any]] = {}
+    for ticket in (t for rows in served for t in rows):
+        if isinstance(ticket, Mapping) and (key := usable_id(ticket.get(c.ticket_key))):
+            found[key] = dict(ticket)
     return found
 
 

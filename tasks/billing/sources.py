@@ -6,6 +6,12 @@ and problems, which only TOPdesk's OData reporting feed serves — the entity se
 the tenant (``koppel topdesk sources`` lists what the tenant's feed offers). ``[price_checks]`` bounds the
 hourly prices read from AFAS. Every key is checked when the file is loaded; see
 ``config/billing.example.toml``.
+
+Operational activities (TOPdesk cannot filter their registrations by date) are read selectively: the
+activities planned, created or modified (``operational_activities_date_fields``) since
+``operational_activities_lookback_days`` before the period, plus those an earlier read saw hours on
+since then; every ``operational_activities_sweep_days`` days, and on the first run of each calendar
+month, every activity of the tenant is read (a *sweep*; ``0`` = every run sweeps).
 """
 
 from __future__ import annotations
@@ -16,7 +22,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from connectors.topdesk.timeregistrations import KINDS, ODataOptions, TimeRegistrationOptions
+from connectors.topdesk.timeregistrations import (
+    ACTIVITY_DATE_FIELDS,
+    KINDS,
+    ODataOptions,
+    TimeRegistrationOptions,
+)
 
 Kind = Literal["incident", "change", "change_activity", "operational_activity", "problem"]
 ODATA_KINDS = ("change", "change_activity", "problem")
@@ -92,6 +103,15 @@ class TopdeskSources(_Strict):
         default_factory=_default_sets
     )
     odata_fields: ODataFields = Field(default_factory=ODataFields)
+    operational_activities_lookback_days: int = Field(default=7, ge=0, le=366)
+    operational_activities_sweep_days: int = Field(default=7, ge=0, le=366)
+    operational_activities_date_fields: list[str] = Field(
+        default_factory=lambda: list(ACTIVITY_DATE_FIELDS), min_length=1
+    )
+
+    _date_fields = field_validator("operational_activities_date_fields")(
+        lambda names: [_identifier(name) for name in names]
+    )
 
     @model_validator(mode="after")
     def _sets_for_kinds(self) -> TopdeskSources:
