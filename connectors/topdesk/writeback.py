@@ -29,14 +29,18 @@ INCIDENT_ACTIONS = Endpoint(
     "incident actions", f"{API}/incidents/id/{{id}}/actions", Family.B, page_size=100, signal="status"
 )
 CHANGE_PROGRESS = Endpoint(
-    "change progress trail", f"{API}/operatorChanges/{{id}}/progresstrail", Family.C, 100, "results"
+    "change progress trail",
+    f"{API}/operatorChanges/{{id}}/progresstrail",
+    Family.C,
+    page_size=100,
+    rows_key="results",
 )
 ACTIVITY_PROGRESS = Endpoint(
     "change activity progress trail",
     f"{API}/operatorChangeActivities/{{id}}/progresstrail",
     Family.C,
-    100,
-    "results",
+    page_size=100,
+    rows_key="results",
 )
 TRAILS = {"change": CHANGE_PROGRESS, "change_activity": ACTIVITY_PROGRESS}
 PATCH_PATHS = {
