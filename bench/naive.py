@@ -26,7 +26,7 @@ def run_naive(info: dict[str, Any], db_url: str, window: Any) -> dict[str, Any]:
     from store.settings import StoreSettings
     from tasks.billing.config import load_billing_config
     from tasks.billing.payloads import build_payloads
-    from tasks.billing.pipeline import bill
+    from tasks.billing.pipeline import Scope, bill
     from tasks.extract import read_masters, read_registrations
     from tasks.load import CONNECTORS
 
@@ -42,10 +42,11 @@ def run_naive(info: dict[str, Any], db_url: str, window: Any) -> dict[str, Any]:
         masters,
         config,
         ignore=exclusions.as_frame(engine),
-        ledger=ledger.billed_state(engine, ids, (window.first, window.last + timedelta(days=1))),
+        state=ledger.billed_state(engine, ids, (window.first, window.last + timedelta(days=1))),
+        posted=ledger.posted_lines(engine, ids, (window.first, window.last + timedelta(days=1))),
         bundles=bundles.balances(engine, window.last),
         prior_draws=bundles.draws(engine, ids),
-        run_range=(window.start, window.end),
+        scope=Scope(regular=True, window=(window.start, window.end)),
     )
     payloads = build_payloads(billing.documents, billing.document_lines, config)
     kinds = dict(zip(billing.documents["reference"], billing.documents["kind"], strict=True))

@@ -123,7 +123,17 @@ def reconcile(
     charge_correction: dict[int, bool] = {}
     billed_rows: list[int] = []
     lines = lines.reset_index(drop=True)
-    for position, line in enumerate(lines.itertuples(index=False)):
+    # Most registrations are neither pending nor billed before: a new charge at the version read, decided
+    # in one vectorised pass. Only the others go through the row-by-row diff below (in line order).
+    ids = lines["registration_id"]
+    special = (ids.isin(list(pending)) | ids.isin(list(open_by_id))).to_numpy()
+    for position in np.flatnonzero(~special).tolist():
+        charge_rows.append(position)
+    plain_versions = ids[~special].map(versions) if versions else None
+    special_rows = np.flatnonzero(special)
+    for position, line in zip(
+        special_rows.tolist(), lines.iloc[special_rows].itertuples(index=False), strict=True
+    ):
         rid = line.registration_id
         version = versions.get(rid)
         if rid in pending:
@@ -169,11 +179,17 @@ def reconcile(
         decided.append(_row(line, "re-charged", _change_reason(old.iloc[0], line)))
     decided += _not_billable(not_billable, open_by_id, pending, versions, config, periods, scope, credits)
     decided += _unread(opened, read, pending, versions, config, periods, scope, credits)
+    charge_rows.sort()
     charges = lines.iloc[charge_rows].copy()
-    charges["expected_version"] = pd.array([charge_versions[p] for p in charge_rows], dtype="Int64")
-    charges["is_correction"] = pd.Series(
-        [charge_correction[p] for p in charge_rows], index=charges.index, dtype="bool"
-    )
+    version_of = pd.Series(pd.NA, index=lines.index, dtype="Int64")
+    if plain_versions is not None:
+        version_of[~special] = plain_versions.astype("Int64")
+    correction_of = np.zeros(len(lines), dtype=bool)
+    for position, version in charge_versions.items():
+        version_of.iloc[position] = version
+        correction_of[position] = charge_correction[position]
+    charges["expected_version"] = version_of.iloc[charge_rows].set_axis(charges.index)
+    charges["is_correction"] = pd.Series(correction_of[charge_rows], index=charges.index, dtype="bool")
     charges["line_kind"] = "charge"
     to_bill = pd.concat([charges, *credits], ignore_index=True) if credits else charges.reset_index(drop=True)
     to_bill = to_bill.astype({"is_correction": "bool", "expected_version": "Int64"})
