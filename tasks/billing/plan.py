@@ -19,6 +19,7 @@ import pandas as pd
 from tasks.billing.config import BillingConfig, Mode
 from tasks.billing.join import INTERNAL
 from tasks.billing.money import cents_to_decimal, div_half_up, round_cents
+from tasks.billing.order import group_codes, sort_order, sorted_frame
 
 INTERNAL_ENTRY = "internal_entry"
 REFERENCE_PREFIX = "KPL"
@@ -109,10 +110,10 @@ def fields_hashes(lines: pd.DataFrame) -> pd.Series:
     The text hashed is the context fields then the amounts, joined by U+001F; contexts repeat a lot, so
     each distinct one is formatted once.
     """
-    context = lines[HASHED_CONTEXT].astype("str").fillna("")
-    group = context.groupby(HASHED_CONTEXT, sort=False, dropna=False).ngroup().to_numpy()
-    firsts = context.groupby(group, sort=True).first()
-    texts = ["\x1f".join(values) for values in firsts.itertuples(index=False, name=None)]
+    context = [lines[column].astype("str").fillna("") for column in HASHED_CONTEXT]
+    group = group_codes(context)
+    _, first_rows = np.unique(group, return_index=True)  # group numbers are 0..n-1, first seen first
+    texts = ["\x1f".join(values) for values in zip(*(c.to_numpy()[first_rows] for c in context), strict=True)]
     amounts = zip(
         *(lines[column].to_numpy(dtype=np.int64).tolist() for column in HASHED_AMOUNTS), strict=True
     )
@@ -137,7 +138,7 @@ def build_documents(lines: pd.DataFrame, config: BillingConfig) -> tuple[pd.Data
     references = _references(lines)
     lines = lines.assign(reference=references)
     documents = summarise(lines, config)
-    return documents, lines.sort_values(["reference", "registration_id", "line_kind"]).reset_index(drop=True)
+    return documents, sorted_frame(lines, ["reference", "registration_id", "line_kind"]).reset_index(drop=True)
 
 
 def _with_keys(lines: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
@@ -148,17 +149,19 @@ def _with_keys(lines: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
     limit = lines["administration"].map(
         {a: c.max_lines_per_document for a, c in config.administrations.items()}
     )
-    ordered = lines.sort_values(["registration_id", "line_kind"])
-    rank = ordered.groupby(DOCUMENT_KEY, sort=False).cumcount()
-    return lines.assign(chunk=(rank // limit.loc[ordered.index]).reindex(lines.index).astype("int64"))
+    order = sort_order([lines["registration_id"], lines["line_kind"]])
+    group = group_codes([lines[column] for column in DOCUMENT_KEY])
+    rank = np.empty(len(lines), dtype=np.int64)
+    rank[order] = pd.Series(group[order]).groupby(group[order], sort=False).cumcount().to_numpy()
+    return lines.assign(chunk=(rank // limit.to_numpy(dtype=np.int64)).astype("int64"))
 
 
 def _references(lines: pd.DataFrame) -> pd.Series:
     """``KPL-<admin>-<YYYYPP>-<16 hex>``: hash over the document key and its sorted (id, kind, hash)."""
     keys = [*DOCUMENT_KEY, "chunk"]
-    group = lines.groupby(keys, sort=False, dropna=False).ngroup()
+    group = pd.Series(group_codes([lines[key] for key in keys]), index=lines.index)
     token = lines["registration_id"].str.cat([lines["line_kind"], lines["fields_hash"]], sep=":")
-    ordered = pd.DataFrame({"group": group, "token": token}).sort_values(["group", "token"])
+    ordered = pd.DataFrame({"group": group, "token": token}).take(sort_order([group, token]))
     content = ordered.groupby("group", sort=True)["token"].agg("\n".join)
     firsts = lines.groupby(group, sort=True)[keys].first()
     key_text = firsts[keys[0]].astype("str").str.cat([firsts[k].astype("str") for k in keys[1:]], sep="|")

@@ -18,6 +18,7 @@ from schemas.afas import SalesPrices
 from tasks.billing.config import DAYS, BillingConfig
 from tasks.billing.join import CUSTOMER, INTERNAL, clean_text, day_numbers, on_distinct
 from tasks.billing.money import as_decimal
+from tasks.billing.order import sorted_frame
 from tasks.billing.prices import believable_prices, refused_debtor_prices
 
 # Which registration columns an exclusion kind matches (ids and names/numbers alike).
@@ -312,7 +313,7 @@ def ticket_minimum_topup(
         rows = pd.concat([rows, extra.set_axis(range(-len(extra), 0))])
     keys = ["ticket", "period", "debtor"]
     total = rows.groupby(keys)["minutes"].transform("sum")
-    order = rows.sort_values(["day", "registration_id"])
+    order = sorted_frame(rows, ["day", "registration_id"])
     first = order[~order.duplicated(subset=keys, keep="first") & order["read"]]
     short = (minimum - total).clip(lower=0)
     topup.loc[first.index] = short.loc[first.index].astype("int64")
