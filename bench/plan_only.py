@@ -37,6 +37,9 @@ def repeated(read: Any, count: int) -> Any:
     """``read`` repeated with fresh registration ids up to ``count`` rows."""
     import pandas as pd
 
+    # The text columns in this interpreter's default string storage (Arrow when pyarrow is installed), as
+    # the extract would have built them; a pickle keeps the storage of the process that wrote it.
+    read = read.astype({c: "str" for c, t in read.dtypes.items() if isinstance(t, pd.StringDtype)})
     copies = -(-count // max(len(read), 1))
     parts = []
     for k in range(copies):

@@ -138,7 +138,8 @@ def build_documents(lines: pd.DataFrame, config: BillingConfig) -> tuple[pd.Data
     references = _references(lines)
     lines = lines.assign(reference=references)
     documents = summarise(lines, config)
-    return documents, sorted_frame(lines, ["reference", "registration_id", "line_kind"]).reset_index(drop=True)
+    ordered = sorted_frame(lines, ["reference", "registration_id", "line_kind"])
+    return documents, ordered.reset_index(drop=True)
 
 
 def _with_keys(lines: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
