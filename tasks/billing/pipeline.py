@@ -6,7 +6,7 @@ and wiring in one place: validate → exclude → join → price → plan lines 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -27,9 +27,13 @@ __all__ = ["BillingRun", "Masters", "Scope", "bill"]
 
 @dataclass(frozen=True)
 class BillingRun:
-    """Every intermediate frame of one billing run, and the conservation result."""
+    """The frames of one billing run that later steps, reports and tests read, and the conservation result.
 
-    valid: pd.DataFrame
+    Intermediates nobody reads (the valid, kept and joined registrations) are released as soon as the next
+    step has them; ``reconciled.to_bill`` is ``document_lines`` (the same lines, sorted, with their
+    document reference) so that a million lines are held once.
+    """
+
     rejects: pd.DataFrame
     excluded: pd.DataFrame
     priced: pd.DataFrame
@@ -63,7 +67,9 @@ def bill(
     valid, invalid = split_valid(read, config.max_minutes_per_registration)
     valid, outside = split_outside_window(valid, *scope.window) if scope.window else (valid, None)
     kept, excluded = split_excluded(valid, config, ignore)
+    del valid
     joined, unjoined = join_masters(kept, masters, config)
+    del kept
     joined, elsewhere = split_out_of_scope(joined, config)
     excluded = combine_excluded([excluded, elsewhere])
     opened = open_charges(posted)
@@ -72,6 +78,7 @@ def bill(
     priced, unpriced, draws = price(
         joined, config, masters.sales_prices, bundles, prior_draws, billed_ids, history
     )
+    del joined
     lines = plan_lines(priced, config)
     rejects = combine_rejects([invalid, unjoined, unpriced])
     not_billable = pd.concat(
@@ -92,6 +99,7 @@ def bill(
         read_ids=read["registration_id"],
     )
     documents, document_lines = build_documents(reconciled.to_bill, config)
+    reconciled = replace(reconciled, to_bill=document_lines)
     buckets = assemble_buckets(
         rejects=[rejects],
         excluded=excluded,
@@ -102,7 +110,6 @@ def bill(
     )
     check_outputs(documents, buckets, rejects, excluded, draws)
     return BillingRun(
-        valid=valid,
         rejects=rejects,
         excluded=excluded,
         priced=priced,

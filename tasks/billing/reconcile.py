@@ -180,7 +180,7 @@ def reconcile(
     decided += _not_billable(not_billable, open_by_id, pending, versions, config, periods, scope, credits)
     decided += _unread(opened, read, pending, versions, config, periods, scope, credits)
     charge_rows.sort()
-    charges = lines.iloc[charge_rows].copy()
+    charges = lines.copy(deep=False) if len(charge_rows) == len(lines) else lines.iloc[charge_rows]
     version_of = pd.Series(pd.NA, index=lines.index, dtype="Int64")
     if plain_versions is not None:
         version_of[~special] = plain_versions.astype("Int64")
