@@ -114,14 +114,19 @@ def fields_hashes(lines: pd.DataFrame) -> pd.Series:
     group = group_codes(context)
     _, first_rows = np.unique(group, return_index=True)  # group numbers are 0..n-1, first seen first
     texts = ["\x1f".join(values) for values in zip(*(c.to_numpy()[first_rows] for c in context), strict=True)]
-    amounts = zip(
-        *(lines[column].to_numpy(dtype=np.int64).tolist() for column in HASHED_AMOUNTS), strict=True
+    amounts = [lines[column].to_numpy(dtype=np.int64) for column in HASHED_AMOUNTS]
+    # Lines with the same context and the same amounts have the same hash: compute each distinct one once.
+    distinct = group_codes([group, *amounts])
+    _, firsts = np.unique(distinct, return_index=True)
+    parts = zip(group[firsts].tolist(), *(values[firsts].tolist() for values in amounts), strict=True)
+    digests = np.array(
+        [
+            hashlib.blake2b(f"{texts[g]}\x1f{a}\x1f{b}\x1f{c}\x1f{d}".encode(), digest_size=16).hexdigest()
+            for g, a, b, c, d in parts
+        ],
+        dtype=object,
     )
-    digests = [
-        hashlib.blake2b(f"{texts[g]}\x1f{a}\x1f{b}\x1f{c}\x1f{d}".encode(), digest_size=16).hexdigest()
-        for g, (a, b, c, d) in zip(group, amounts, strict=True)
-    ]
-    return pd.Series(digests, index=lines.index, dtype="str")
+    return pd.Series(digests.take(distinct), index=lines.index, dtype="str")
 
 
 def build_documents(lines: pd.DataFrame, config: BillingConfig) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -113,8 +113,10 @@ def reconcile(
     scope = scope or Scope(regular=False)
     opened = open_charges(posted)
     versions, pending = _state_columns(state)
-    read = set(read_ids.dropna().astype(str)) if read_ids is not None else set(lines["registration_id"])
-    read |= set(not_billable["registration_id"].dropna().astype(str))
+    read: set[str] = set()  # what was read: only the unread open charges need it
+    if not opened.empty:
+        read = set(read_ids.dropna().astype(str)) if read_ids is not None else set(lines["registration_id"])
+        read |= set(not_billable["registration_id"].dropna().astype(str))
     open_by_id = {rid: group for rid, group in opened.groupby("registration_id", sort=False)}
     decided: list[dict[str, Any]] = []
     credits: list[pd.DataFrame] = []
@@ -291,6 +293,7 @@ def _not_billable(
 ) -> list[dict[str, Any]]:
     """Excluded or rejected registrations that were billed: reversed or kept (``after_billing``)."""
     decided = []
+    frame = frame[frame["registration_id"].isin(list(open_by_id))]  # only those billed before
     for row in frame.itertuples(index=False):
         rid = row.registration_id
         if not isinstance(rid, str) or rid not in open_by_id:
