@@ -19,7 +19,7 @@ import pandas as pd
 from tasks.billing.config import BillingConfig, Mode
 from tasks.billing.join import INTERNAL
 from tasks.billing.money import cents_to_decimal, div_half_up, round_cents
-from tasks.billing.order import group_codes, sort_order, sorted_frame
+from tasks.billing.order import group_codes, sort_order
 
 INTERNAL_ENTRY = "internal_entry"
 REFERENCE_PREFIX = "KPL"
@@ -139,15 +139,19 @@ def build_documents(lines: pd.DataFrame, config: BillingConfig) -> tuple[pd.Data
         return _empty_documents(), lines.assign(
             reference=pd.Series(dtype="str"), chunk=pd.Series(dtype="int64")
         )
-    lines = _with_keys(lines, config)
+    by_registration = sort_order([lines["registration_id"], lines["line_kind"]])
+    lines = _with_keys(lines, config, by_registration)
     references = _references(lines)
     lines = lines.assign(reference=references)
     documents = summarise(lines, config)
-    ordered = sorted_frame(lines, ["reference", "registration_id", "line_kind"])
+    position = np.empty(len(lines), dtype=np.int64)  # rank of (registration_id, line_kind), computed once
+    position[by_registration] = np.arange(len(lines), dtype=np.int64)
+    ordered = lines.take(sort_order([lines["reference"], position]))
     return documents, ordered.reset_index(drop=True)
 
 
-def _with_keys(lines: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
+def _with_keys(lines: pd.DataFrame, config: BillingConfig, order: np.ndarray) -> pd.DataFrame:
+    """Document key columns and the chunk (``order``: the lines by registration id and line kind)."""
     internal = lines["kind"].eq(INTERNAL_ENTRY)
     debtor = lines["debtor_id"].astype("str").fillna("").mask(internal, "")
     project = lines["project_id"].astype("str").fillna("").mask(internal, "")
@@ -155,7 +159,6 @@ def _with_keys(lines: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
     limit = lines["administration"].map(
         {a: c.max_lines_per_document for a, c in config.administrations.items()}
     )
-    order = sort_order([lines["registration_id"], lines["line_kind"]])
     group = group_codes([lines[column] for column in DOCUMENT_KEY])
     rank = np.empty(len(lines), dtype=np.int64)
     rank[order] = pd.Series(group[order]).groupby(group[order], sort=False).cumcount().to_numpy()
