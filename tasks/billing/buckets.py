@@ -191,14 +191,9 @@ def _identity_check(read_ids: pd.Series, bucket_ids: pd.Series) -> dict[str, Any
     """Every read id exactly once in the buckets; as many id-less rows on both sides."""
     id_less = {"read": int(read_ids.isna().sum()), "bucketed": int(bucket_ids.isna().sum())}
     read_ids, bucket_ids = read_ids.dropna(), bucket_ids.dropna()
-    # One factorisation of both sides, then counts per id: a million ids hashed once, not three times.
-    codes, uniques = pd.factorize(pd.concat([read_ids, bucket_ids], ignore_index=True))
-    read_codes, bucket_codes = codes[: len(read_ids)], codes[len(read_ids) :]
-    in_buckets = np.bincount(bucket_codes, minlength=len(uniques))
-    was_read = np.bincount(read_codes, minlength=len(uniques)) > 0
-    doubled = sorted(uniques[in_buckets > 1])
-    missing = sorted(read_ids[in_buckets[read_codes] == 0])
-    unexpected = sorted(uniques[(in_buckets > 0) & ~was_read])
+    doubled = sorted(bucket_ids[bucket_ids.duplicated()].unique())
+    missing = sorted(read_ids[~read_ids.isin(bucket_ids)])
+    unexpected = sorted(bucket_ids[~bucket_ids.isin(read_ids)].unique())
     return {
         "ok": not (doubled or missing or unexpected) and id_less["read"] == id_less["bucketed"],
         "missing_ids": missing[:SHOWN_IDS],
