@@ -152,13 +152,15 @@ def check_outputs(
     The per-registration line frames (``BillableLines``, ``DocumentLines``) are checked in the tests:
     their per-element ``Decimal`` checks cost about a second per 250,000 lines.
     """
+    # ``inplace``: these schemas coerce nothing, so the frames are only read; without it pandera first
+    # deep-copies each frame (a million bucket rows at the run's peak memory).
     if not documents.empty:
-        PlannedDocuments.validate(documents)
-    Buckets.validate(buckets)
-    Rejects.validate(rejects)
-    Exclusions.validate(excluded)
+        PlannedDocuments.validate(documents, inplace=True)
+    Buckets.validate(buckets, inplace=True)
+    Rejects.validate(rejects, inplace=True)
+    Exclusions.validate(excluded, inplace=True)
     if not draws.empty:
-        BundleDraws.validate(draws)
+        BundleDraws.validate(draws, inplace=True)
 
 
 def combine_excluded(frames: list[pd.DataFrame]) -> pd.DataFrame:
