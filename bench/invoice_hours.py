@@ -295,12 +295,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-naive", action="store_true", help="skip the naive sequential client")
     parser.add_argument("--plan-only", type=int, metavar="N", help="only plan N registrations (e.g. 1000000)")
     parser.add_argument("--from-size", type=int, default=20_000, help="--plan-only: month extracted first")
+    parser.add_argument("--repeat", type=int, default=1, help="--plan-only: plans, each in a fresh process")
+    parser.add_argument(
+        "--month-file", type=Path, help="--plan-only: keep the extracted month here and reuse it if present"
+    )
     args = parser.parse_args(argv)
     if args.plan_only:
-        from bench.plan_only import run
+        from bench.plan_only import plan_children, run, save_month
 
-        with sandbox_process(args.from_size) as info:
-            run(info, Window(*WINDOW), args.plan_only)
+        if args.month_file is None:
+            with sandbox_process(args.from_size) as info:
+                run(info, Window(*WINDOW), args.plan_only, args.repeat)
+            return 0
+        if not args.month_file.exists():
+            with sandbox_process(args.from_size) as info:
+                save_month(info, Window(*WINDOW), args.month_file)
+        plan_children(args.month_file, args.plan_only, args.repeat)
         return 0
     sys.stdout.write(
         f"invoice-hours benchmark: AFAS {AFAS_LATENCY_MS} ms/call, TOPdesk "

@@ -37,6 +37,9 @@ def repeated(read: Any, count: int) -> Any:
     """``read`` repeated with fresh registration ids up to ``count`` rows."""
     import pandas as pd
 
+    # The text columns in this interpreter's default string storage (Arrow when pyarrow is installed), as
+    # the extract would have built them; a pickle keeps the storage of the process that wrote it.
+    read = read.astype({c: "str" for c, t in read.dtypes.items() if isinstance(t, pd.StringDtype)})
     copies = -(-count // max(len(read), 1))
     parts = []
     for k in range(copies):
@@ -49,7 +52,7 @@ def repeated(read: Any, count: int) -> Any:
 def child(path: str, count: int) -> None:
     """In the child: plan ``count`` registrations and print the figures."""
     from tasks.billing.config import load_billing_config
-    from tasks.billing.pipeline import bill
+    from tasks.billing.pipeline import Scope, bill
 
     with open(path, "rb") as handle:
         read, masters, run_range, last_day = pickle.load(handle)  # noqa: S301 — our own file, just written
@@ -57,7 +60,8 @@ def child(path: str, count: int) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     wall, cpu = time.perf_counter(), time.process_time()
     empty = _empty_state(last_day)
-    result = bill(read, masters, load_billing_config(), run_range=run_range, **empty)
+    scope = Scope(regular=True, window=run_range)
+    result = bill(read, masters, load_billing_config(), scope=scope, **empty)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sys.stdout.write(
@@ -77,7 +81,8 @@ def _empty_state(last_day: Any) -> dict[str, Any]:
         engine = connect(StoreSettings(db_url=f"sqlite:///{Path(folder) / 'plan.db'}"))
         state = {
             "ignore": exclusions.as_frame(engine),
-            "ledger": ledger.billed_state(engine, []),
+            "state": ledger.billed_state(engine, []),
+            "posted": ledger.posted_lines(engine, []),
             "bundles": bundles.balances(engine, last_day),
             "prior_draws": bundles.draws(engine, []),
         }
@@ -85,12 +90,23 @@ def _empty_state(last_day: Any) -> dict[str, Any]:
     return state
 
 
-def run(info: dict[str, Any], window: Any, count: int) -> None:
-    """Extract once, then plan ``count`` registrations in a child process."""
+def save_month(info: dict[str, Any], window: Any, path: Path) -> None:
+    """Extract the month from the sandbox and pickle it (with its window) to ``path``."""
     read, masters = extract(info, window)
+    with open(path, "wb") as handle:
+        pickle.dump((read, masters, (window.start, window.end), window.last), handle)
+
+
+def plan_children(path: Path, count: int, repeat: int = 1) -> None:
+    """Plan ``count`` registrations of the month in ``path``, ``repeat`` times, each in a fresh child."""
+    code = f"from bench.plan_only import child; child({str(path)!r}, {count})"
+    for _ in range(repeat):
+        subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def run(info: dict[str, Any], window: Any, count: int, repeat: int = 1) -> None:
+    """Extract once, then plan ``count`` registrations in a child process (``repeat`` times)."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "month.pickle"
-        with open(path, "wb") as handle:
-            pickle.dump((read, masters, (window.start, window.end), window.last), handle)
-        code = f"from bench.plan_only import child; child({str(path)!r}, {count})"
-        subprocess.run([sys.executable, "-c", code], check=True)
+        save_month(info, window, path)
+        plan_children(path, count, repeat)

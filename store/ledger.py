@@ -446,27 +446,38 @@ def _state_snapshot(row: Row[Any] | None) -> dict[str, Any] | None:
 def _insert_lines(
     connection: Connection, document: DocumentClaim, previous: Mapping[str, Row[Any]], now: datetime
 ) -> None:
-    rows = [
-        {
-            "registration_id": line.registration_id,
-            "document_reference": document.reference,
-            "line_kind": line.line_kind,
-            "fields_hash": line.fields_hash,
-            "minutes": line.minutes,
-            "amount": line.amount,
-            "entry_date": line.entry_date,
-            "customer_number": line.customer_number,
-            "previous_state": _state_snapshot(previous.get(line.registration_id)),
-            "created_at": now,
-            **{name: line.details.get(name) for name in LINE_DETAILS},
-        }
-        for line in document.lines
-    ]
+    rows = [_line_values(line, document.reference, previous, now) for line in document.lines]
     connection.execute(ledger_lines.insert(), rows)
+
+
+def _line_values(
+    line: LineClaim, reference: str, previous: Mapping[str, Row[Any]], now: datetime
+) -> dict[str, Any]:
+    return {
+        "registration_id": line.registration_id,
+        "document_reference": reference,
+        "line_kind": line.line_kind,
+        "fields_hash": line.fields_hash,
+        "minutes": line.minutes,
+        "amount": line.amount,
+        "entry_date": line.entry_date,
+        "customer_number": line.customer_number,
+        "previous_state": _state_snapshot(previous.get(line.registration_id)),
+        "created_at": now,
+        **{name: line.details.get(name) for name in LINE_DETAILS},
+    }
 
 
 def _next_invoice_number(connection: Connection, administration: int, year: int) -> str:
     """Take the next number of this administration and year; it rolls back with the claim (no gaps)."""
+    number = _bump_counter(connection, administration, year, 1)
+    if number >= 10**INVOICE_DIGITS:
+        raise LedgerError(f"invoice numbers of administration {administration} in {year} are exhausted")
+    return f"{INVOICE_PREFIX}{year % 100:02d}{number:0{INVOICE_DIGITS}d}"
+
+
+def _bump_counter(connection: Connection, administration: int, year: int, count: int) -> int:
+    """Add ``count`` to the invoice counter of this administration and year; return its new last number."""
     key = and_(invoice_counters.c.administration == administration, invoice_counters.c.year == year)
     connection.execute(
         _insert(connection, invoice_counters)
@@ -476,13 +487,10 @@ def _next_invoice_number(connection: Connection, administration: int, year: int)
     bump = (
         update(invoice_counters)
         .where(key)
-        .values(last_number=invoice_counters.c.last_number + 1)
+        .values(last_number=invoice_counters.c.last_number + count)
         .returning(invoice_counters.c.last_number)
     )
-    number = connection.execute(bump).scalar_one()
-    if number >= 10**INVOICE_DIGITS:
-        raise LedgerError(f"invoice numbers of administration {administration} in {year} are exhausted")
-    return f"{INVOICE_PREFIX}{year % 100:02d}{number:0{INVOICE_DIGITS}d}"
+    return int(connection.execute(bump).scalar_one())
 
 
 def _transition(connection: Connection, reference: str, target: str, values: Mapping[str, Any]) -> None:
@@ -570,11 +578,159 @@ def claim_batch(
     for attempt in range(1, CLAIM_ATTEMPTS + 1):
         try:
             with write_transaction(engine) as connection:
+                together = _claim_together(connection, run_id, documents)
+                if together is not None:
+                    return together
                 return [_claim_in_savepoint(connection, run_id, document) for document in documents]
         except DBAPIError as error:
             if attempt == CLAIM_ATTEMPTS or not _retryable(error):
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _NotTogether(Exception):
+    """The batch cannot be claimed in one pass (an existing reference or a conflict): claim one by one."""
+
+
+def _claim_together(
+    connection: Connection, run_id: str, documents: Sequence[DocumentClaim]
+) -> list[ClaimResult | ClaimConflict] | None:
+    """Claim every document of the batch with one statement per table, or ``None`` to go one by one.
+
+    The common case (new references, no registration claimed elsewhere, each registration in one document
+    of the batch) writes the same rows as claiming the documents one by one, with a handful of statements
+    instead of several per document. Anything else rolls this attempt back (a savepoint) and returns
+    ``None``: the caller then claims document by document, which sorts out conflicts per document.
+    """
+    planned = [(document, _planned_states(document)) for document in documents]
+    ids = [rid for _, states in planned for rid in states]
+    if len(documents) < 2 or len(ids) != len(set(ids)):
+        return None
+    savepoint = connection.begin_nested()
+    try:
+        numbers = _claim_all(connection, run_id, planned)
+    except _NotTogether:
+        savepoint.rollback()
+        return None
+    savepoint.commit()
+    return [
+        ClaimResult(document.reference, "claimed", False, invoice_number=number, claimed_by_run=run_id)
+        for document, number in zip(documents, numbers, strict=True)
+    ]
+
+
+def _claim_all(
+    connection: Connection, run_id: str, planned: list[tuple[DocumentClaim, dict[str, _PlannedState]]]
+) -> list[str | None]:
+    """The statements of ``_claim_together``; raises ``_NotTogether`` when the batch needs the slow path."""
+    now = utcnow()
+    rows = [
+        {"reference": document.reference, "created_at": now, **_document_values(run_id, document, now)}
+        for document, _ in planned
+    ]
+    statement = (
+        _insert(connection, documents_table)
+        .on_conflict_do_nothing(index_elements=["reference"])
+        .returning(documents_table.c.reference)
+    )
+    if len(set(connection.execute(statement, rows).scalars())) != len(rows):
+        raise _NotTogether
+    reference_of = {rid: document.reference for document, states in planned for rid in states}
+    expected = {
+        rid: state.expected_version
+        for _, states in planned
+        for rid, state in states.items()
+        if state.expected_version is not None
+    }
+    previous = _lock_states(connection, sorted(expected))
+    if any(getattr(previous.get(rid), "version", 0) != version for rid, version in expected.items()):
+        raise _NotTogether
+    state_of = {rid: state for _, states in planned for rid, state in states.items()}
+    fresh = [rid for rid in sorted(state_of) if rid not in expected]
+    if fresh and _insert_fresh_states(connection, fresh, state_of, reference_of, now):
+        raise _NotTogether
+    _update_many_states(connection, sorted(expected), state_of, reference_of, previous, now)
+    connection.execute(
+        ledger_lines.insert(),
+        [
+            _line_values(line, document.reference, previous, now)
+            for document, _ in planned
+            for line in document.lines
+        ],
+    )
+    return _invoice_numbers(connection, [document for document, _ in planned])
+
+
+def _insert_fresh_states(
+    connection: Connection,
+    fresh: list[str],
+    state_of: Mapping[str, _PlannedState],
+    reference_of: Mapping[str, str],
+    now: datetime,
+) -> bool:
+    """Insert the state rows of never-billed registrations; True when any of them existed already."""
+    statement = (
+        _insert(connection, registration_state)
+        .on_conflict_do_nothing(index_elements=["registration_id"])
+        .returning(registration_state.c.registration_id)
+    )
+    rows = [
+        {"registration_id": rid, "version": 1, **_state_values(state_of[rid].line, reference_of[rid], now)}
+        for rid in fresh
+    ]
+    return len(set(connection.execute(statement, rows).scalars())) != len(rows)
+
+
+def _update_many_states(
+    connection: Connection,
+    ids: list[str],
+    state_of: Mapping[str, _PlannedState],
+    reference_of: Mapping[str, str],
+    previous: Mapping[str, Row[Any]],
+    now: datetime,
+) -> None:
+    if not ids:
+        return
+    rows = []
+    for rid in ids:
+        values = _state_values(state_of[rid].line, reference_of[rid], now)
+        values["version"] = previous[rid].version + 1
+        values["registration_id"] = rid
+        rows.append({f"b_{name}": value for name, value in values.items()})
+    statement = (
+        update(registration_state)
+        .where(registration_state.c.registration_id == bindparam("b_registration_id"))
+        .values({name[2:]: bindparam(name) for name in rows[0] if name != "b_registration_id"})
+    )
+    connection.execute(statement, rows)
+
+
+def _invoice_numbers(connection: Connection, documents: Sequence[DocumentClaim]) -> list[str | None]:
+    """Invoice numbers for the documents that need one, in their order: one counter bump per series."""
+    wanted: dict[tuple[int, int], list[int]] = {}
+    for position, document in enumerate(documents):
+        if document.needs_invoice_number:
+            wanted.setdefault((document.administration, int(document.period[:4])), []).append(position)
+    numbers: list[str | None] = [None] * len(documents)
+    for (administration, year), positions in wanted.items():
+        last = _bump_counter(connection, administration, year, len(positions))
+        if last >= 10**INVOICE_DIGITS:
+            raise _NotTogether  # one by one raises the exhaustion error at the right document
+        for position, number in zip(positions, range(last - len(positions) + 1, last + 1), strict=True):
+            numbers[position] = f"{INVOICE_PREFIX}{year % 100:02d}{number:0{INVOICE_DIGITS}d}"
+    given = [
+        {"b_reference": document.reference, "b_invoice_number": number}
+        for document, number in zip(documents, numbers, strict=True)
+        if number is not None
+    ]
+    if given:
+        statement = (
+            update(documents_table)
+            .where(documents_table.c.reference == bindparam("b_reference"))
+            .values(invoice_number=bindparam("b_invoice_number"))
+        )
+        connection.execute(statement, given)
+    return numbers
 
 
 def _claim_in_savepoint(
@@ -607,6 +763,8 @@ def confirm_batch(engine: Engine, confirmations: Sequence[Confirmation]) -> None
     if not confirmations:
         return
     with write_transaction(engine) as connection:
+        if _confirm_together(connection, confirmations):
+            return
         for item in confirmations:
             if item.status == "posted":
                 _posted_in(connection, item.reference, item.afas_keys or {})
@@ -614,6 +772,65 @@ def confirm_batch(engine: Engine, confirmations: Sequence[Confirmation]) -> None
                 _failed_in(connection, item.reference, item.message, item.profit_log_reference)
             else:
                 _uncertain_in(connection, item.reference, item.message)
+
+
+def _confirm_together(connection: Connection, confirmations: Sequence[Confirmation]) -> bool:
+    """Record all outcomes with one read and one UPDATE per outcome; False to go one by one instead.
+
+    The statuses are read (and on PostgreSQL locked) first, so every transition is checked before
+    anything is written; a batch with a reference twice, an unknown reference or a transition not allowed
+    goes one by one, which raises the same error at the same document as ``mark_*`` would.
+    """
+    references = [item.reference for item in confirmations]
+    if len(confirmations) < 2 or len(set(references)) != len(references):
+        return False
+    status: dict[str, str] = {}
+    for chunk in chunked(sorted(references)):
+        statement = (
+            select(documents_table.c.reference, documents_table.c.status)
+            .where(documents_table.c.reference.in_(chunk))
+            .order_by(documents_table.c.reference)
+            .with_for_update()
+        )
+        status.update((row.reference, row.status) for row in connection.execute(statement))
+    for item in confirmations:
+        if item.status == "posted" and status.get(item.reference) == "posted":
+            continue
+        if status.get(item.reference) not in _ALLOWED_FROM[item.status]:
+            return False
+    now = utcnow()
+    attempts = documents_table.c.attempts + 1
+    updates: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {
+        "posted": ({"afas_keys": bindparam("b_afas_keys"), "posted_at": now}, []),
+        "failed": (
+            {
+                "error_message": bindparam("b_message"),
+                "profit_log_reference": bindparam("b_profit_log_reference"),
+            },
+            [],
+        ),
+        "uncertain": ({"error_message": bindparam("b_message")}, []),
+    }
+    for item in confirmations:
+        if item.status == "posted" and status[item.reference] == "posted":
+            continue
+        row = {"b_reference": item.reference}
+        if item.status == "posted":
+            row["b_afas_keys"] = dict(item.afas_keys or {})
+        else:
+            row["b_message"] = item.message
+        if item.status == "failed":
+            row["b_profit_log_reference"] = item.profit_log_reference
+        updates[item.status][1].append(row)
+    for target, (values, rows) in updates.items():
+        if rows:
+            statement = (
+                update(documents_table)
+                .where(documents_table.c.reference == bindparam("b_reference"))
+                .values(status=target, updated_at=now, attempts=attempts, **values)
+            )
+            connection.execute(statement, rows)
+    return True
 
 
 def release(engine: Engine, reference: str) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import Engine, event
 
@@ -10,7 +12,9 @@ from store.ledger import ClaimConflict, ClaimResult, Confirmation
 from tests.store_support import (  # noqa: F401
     charges,
     db_url_fixture,
+    document,
     engine_fixture,
+    line,
     postgres_admin,
     postgres_schema_url,
 )
@@ -84,3 +88,88 @@ def test_a_refused_transition_rolls_the_whole_confirmation_back(engine: Engine) 
     assert ledger.document(engine, "D0").status == "claimed"
     with pytest.raises(ValueError, match="unknown status"):
         Confirmation("D0", "done")
+
+
+def statements(engine: Engine) -> list[str]:
+    """A list that grows by one per SQL statement sent on ``engine``."""
+    seen: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    return seen
+
+
+def mixed_batch(size: int) -> list[ledger.DocumentClaim]:
+    """Documents of two administrations, with invoice numbers, fresh and billed-before registrations.
+
+    ``old-*`` registrations were billed by ``OLD`` (version 1): each batch document corrects one of them
+    (a credit and a charge expecting version 1) and charges two fresh ones.
+    """
+    batch = []
+    for n in range(size):
+        lines = [
+            line(f"old-{n}", kind="credit", expected_version=1, amount="-42.50"),
+            line(f"old-{n}", fields_hash=f"new-{n}", expected_version=1, minutes=45),
+            line(f"new-{n}-a"),
+            line(f"new-{n}-b", minutes=60, amount="85.00"),
+        ]
+        batch.append(
+            document(
+                f"M{n:02d}",
+                lines,
+                kind="sales_booking",
+                administration=1 + n % 2,
+                needs_invoice_number=n % 3 != 0,
+            )
+        )
+    return batch
+
+
+def ledger_rows(engine: Engine) -> dict[str, list[tuple]]:
+    """The ledger's tables without clocks and surrogate keys, in a fixed order."""
+    from sqlalchemy import select
+
+    from store.models import documents, invoice_counters, ledger_lines, registration_state
+
+    skip = {"created_at", "updated_at", "posted_at", "id"}
+    tables = {"documents": documents, "state": registration_state, "lines": ledger_lines}
+    tables["counters"] = invoice_counters
+    with engine.connect() as connection:
+        return {
+            name: sorted(
+                (
+                    tuple(str(row._mapping[c]) for c in (column.name for column in table.c) if c not in skip)
+                    for row in connection.execute(select(table))
+                ),
+            )
+            for name, table in tables.items()
+        }
+
+
+def test_a_batch_claimed_in_one_pass_writes_what_claims_one_by_one_write(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from store.db import connect
+    from store.settings import StoreSettings
+
+    one_by_one = connect(StoreSettings(db_url=f"sqlite:///{tmp_path / 'one-by-one.db'}"))
+    size = 12
+    for target in (engine, one_by_one):
+        ledger.claim(target, "run-0", charges("OLD", [f"old-{n}" for n in range(size)]))
+        ledger.mark_posted(target, "OLD", {"OrNu": "1"})
+    sent = statements(engine)
+    results = ledger.claim_batch(engine, "run-1", mixed_batch(size))
+    claimed = len(sent)
+    expected = [ledger.claim(one_by_one, "run-1", claim) for claim in mixed_batch(size)]
+    assert [(r.reference, r.status, r.invoice_number) for r in results] == [
+        (r.reference, r.status, r.invoice_number) for r in expected
+    ]
+    assert ledger_rows(engine) == ledger_rows(one_by_one)
+    # a handful of statements for the batch (two invoice series take two each), not several per document
+    assert claimed <= 14, sent[:claimed]  # one by one: more than 80
+    before_confirm = len(sent)
+    confirmations = [Confirmation(f"M{n:02d}", "posted", {"InId": str(n)}) for n in range(size)]
+    ledger.confirm_batch(engine, confirmations)
+    confirmed = len(sent)
+    ledger.confirm_batch(one_by_one, confirmations)
+    assert ledger_rows(engine) == ledger_rows(one_by_one)
+    assert confirmed - before_confirm <= 4, sent[before_confirm:confirmed]
+    one_by_one.dispose()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from schemas.billing import BUCKETS
@@ -27,6 +28,16 @@ GUARDED = ("outside window",)  # in the equation when a run has them (tasks/bill
 EQUATION = tuple(name for name in BUCKETS if name not in (*BESIDE, *GUARDED))
 BUCKET_COLUMNS = ["registration_id", "bucket", "reason", "minutes", "billed_minutes", "amount", "reference"]
 SHOWN_IDS = 20
+TO_BILL_COLUMNS = [
+    "registration_id",
+    "kind",
+    "line_kind",
+    "minutes",
+    "billed_minutes",
+    "amount",
+    "reference",
+    "document_reference",
+]
 
 
 def assemble_buckets(
@@ -43,6 +54,8 @@ def assemble_buckets(
     ``decided``: the reconciliation's own verdicts (re-charged, reversed, kept, pending, possibly deleted);
     they replace the reject, exclusion or charge row of the same registration.
     """
+    # Only the columns a bucket row needs: filtering every column of a million lines would copy them all.
+    to_bill = to_bill[[c for c in TO_BILL_COLUMNS if c in to_bill]]
     decided = _with_documents(decided, to_bill)
     taken = set() if decided is None else set(decided["registration_id"])
     charges = to_bill[to_bill["line_kind"].eq("charge")] if not to_bill.empty else to_bill
@@ -118,7 +131,18 @@ def _part(frame: pd.DataFrame, bucket: str, reason: pd.Series | None) -> pd.Data
 
 def read_units(read: pd.DataFrame) -> pd.DataFrame:
     """The registrations read: exact duplicates collapsed, one row per id, id-less rows one each."""
-    frame = collapse_exact_duplicates(conform(read))
+    conform(read.iloc[0:0])  # the contract's columns are there (raises otherwise)
+    read = read.reset_index(drop=True)
+    ids = (
+        read["registration_id"]
+        if read["registration_id"].dtype == "str"
+        else read["registration_id"].astype("str")
+    )
+    frame = pd.DataFrame({"registration_id": ids, "minutes": read["minutes"].astype("Int64")})
+    candidates = (ids.notna() & ids.duplicated(keep=False)).to_numpy()
+    if candidates.any():  # only rows sharing an id can be exact duplicates: conform and compare just those
+        shared = conform(read[candidates]).set_axis(np.flatnonzero(candidates))
+        frame = frame.drop(index=shared.index.difference(collapse_exact_duplicates(shared).index))
     ids = frame["registration_id"]
     first = ids.isna() | ~ids.duplicated(keep="first")
     return frame.loc[first, ["registration_id", "minutes"]]

@@ -6,7 +6,7 @@ and wiring in one place: validate → exclude → join → price → plan lines 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -27,9 +27,13 @@ __all__ = ["BillingRun", "Masters", "Scope", "bill"]
 
 @dataclass(frozen=True)
 class BillingRun:
-    """Every intermediate frame of one billing run, and the conservation result."""
+    """The frames of one billing run that later steps, reports and tests read, and the conservation result.
 
-    valid: pd.DataFrame
+    Intermediates nobody reads (the valid, kept and joined registrations) are released as soon as the next
+    step has them; ``reconciled.to_bill`` is ``document_lines`` (the same lines, sorted, with their
+    document reference) so that a million lines are held once.
+    """
+
     rejects: pd.DataFrame
     excluded: pd.DataFrame
     priced: pd.DataFrame
@@ -64,7 +68,9 @@ def bill(
     valid, invalid = split_valid(read, config.max_minutes_per_registration)
     valid, outside = split_outside_window(valid, *scope.window) if scope.window else (valid, None)
     kept, excluded = split_excluded(valid, config, ignore)
+    del valid
     joined, unjoined = join_masters(kept, masters, config)
+    del kept
     joined, elsewhere = split_out_of_scope(joined, config)
     excluded = combine_excluded([excluded, elsewhere])
     opened = open_charges(posted)
@@ -73,6 +79,7 @@ def bill(
     priced, unpriced, draws = price(
         joined, config, masters.sales_prices, bundles, prior_draws, billed_ids, history
     )
+    del joined
     lines = plan_lines(priced, config)
     rejects = combine_rejects([invalid, unjoined, unpriced])
     not_billable = pd.concat(
@@ -94,6 +101,7 @@ def bill(
         draws=prior_draws if prior_draws is not None and "registration_id" in prior_draws else None,
     )
     documents, document_lines = build_documents(reconciled.to_bill, config)
+    reconciled = replace(reconciled, to_bill=document_lines)
     buckets = assemble_buckets(
         rejects=[rejects],
         excluded=excluded,
@@ -104,7 +112,6 @@ def bill(
     )
     check_outputs(documents, buckets, rejects, excluded, draws)
     return BillingRun(
-        valid=valid,
         rejects=rejects,
         excluded=excluded,
         priced=priced,
@@ -147,13 +154,15 @@ def check_outputs(
     The per-registration line frames (``BillableLines``, ``DocumentLines``) are checked in the tests:
     their per-element ``Decimal`` checks cost about a second per 250,000 lines.
     """
+    # ``inplace``: these schemas coerce nothing, so the frames are only read; without it pandera first
+    # deep-copies each frame (a million bucket rows at the run's peak memory).
     if not documents.empty:
-        PlannedDocuments.validate(documents)
-    Buckets.validate(buckets)
-    Rejects.validate(rejects)
-    Exclusions.validate(excluded)
+        PlannedDocuments.validate(documents, inplace=True)
+    Buckets.validate(buckets, inplace=True)
+    Rejects.validate(rejects, inplace=True)
+    Exclusions.validate(excluded, inplace=True)
     if not draws.empty:
-        BundleDraws.validate(draws)
+        BundleDraws.validate(draws, inplace=True)
 
 
 def combine_excluded(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -19,6 +19,7 @@ import pandas as pd
 from tasks.billing.config import BillingConfig, Mode
 from tasks.billing.join import INTERNAL
 from tasks.billing.money import cents_to_decimal, div_half_up, round_cents
+from tasks.billing.order import group_codes, sort_order
 
 INTERNAL_ENTRY = "internal_entry"
 REFERENCE_PREFIX = "KPL"
@@ -112,21 +113,37 @@ def fields_hashes(lines: pd.DataFrame) -> pd.Series:
     The text hashed is the context fields then the amounts, joined by U+001F; contexts repeat a lot, so
     each distinct one is formatted once.
     """
-    context = lines[HASHED_CONTEXT].astype("str").fillna("")
-    group = context.groupby(HASHED_CONTEXT, sort=False, dropna=False).ngroup().to_numpy()
-    firsts = context.groupby(group, sort=True).first()
-    texts = ["\x1f".join(values) for values in firsts.itertuples(index=False, name=None)]
-    amounts = zip(
-        *(lines[column].to_numpy(dtype=np.int64).tolist() for column in HASHED_AMOUNTS), strict=True
-    )
+    context = [lines[column].astype("str").fillna("") for column in HASHED_CONTEXT]
+    group = group_codes(context)
+    _, first_rows = np.unique(group, return_index=True)  # group numbers are 0..n-1, first seen first
+    texts = ["\x1f".join(values) for values in zip(*(c.to_numpy()[first_rows] for c in context), strict=True)]
+    amounts = [lines[column].to_numpy(dtype=np.int64) for column in HASHED_AMOUNTS]
     # Minutes from an allowance are hashed only when there are any, so lines without stay as hashed before.
     included = lines.get("included_minutes", pd.Series(0, index=lines.index)).to_numpy(dtype=np.int64)
-    tails = ["" if i == 0 else f"\x1fincluded {i}" for i in included.tolist()]
-    digests = [
-        hashlib.blake2b(f"{texts[g]}\x1f{a}\x1f{b}\x1f{c}\x1f{d}{t}".encode(), digest_size=16).hexdigest()
-        for g, (a, b, c, d), t in zip(group, amounts, tails, strict=True)
-    ]
-    return pd.Series(digests, index=lines.index, dtype="str")
+    # Lines with the same context, amounts and included minutes have the same hash: compute each one once.
+    distinct = group_codes([group, *amounts, included])
+    _, firsts = np.unique(distinct, return_index=True)
+    parts = zip(
+        group[firsts].tolist(),
+        *(values[firsts].tolist() for values in amounts),
+        included[firsts].tolist(),
+        strict=True,
+    )
+    digests = np.array(
+        [
+            hashlib.blake2b(
+                f"{texts[g]}\x1f{a}\x1f{b}\x1f{c}\x1f{d}{_included_tail(i)}".encode(), digest_size=16
+            ).hexdigest()
+            for g, a, b, c, d, i in parts
+        ],
+        dtype=object,
+    )
+    return pd.Series(digests.take(distinct), index=lines.index, dtype="str")
+
+
+def _included_tail(minutes: int) -> str:
+    """The hashed text's tail for minutes from an allowance (none: empty, as hashed before allowances)."""
+    return "" if minutes == 0 else f"\x1fincluded {minutes}"
 
 
 def build_documents(lines: pd.DataFrame, config: BillingConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -139,14 +156,19 @@ def build_documents(lines: pd.DataFrame, config: BillingConfig) -> tuple[pd.Data
         return _empty_documents(), lines.assign(
             reference=pd.Series(dtype="str"), chunk=pd.Series(dtype="int64")
         )
-    lines = _with_keys(lines, config)
+    by_registration = sort_order([lines["registration_id"], lines["line_kind"]])
+    lines = _with_keys(lines, config, by_registration)
     references = _references(lines)
     lines = lines.assign(reference=references)
     documents = summarise(lines, config)
-    return documents, lines.sort_values(["reference", "registration_id", "line_kind"]).reset_index(drop=True)
+    position = np.empty(len(lines), dtype=np.int64)  # rank of (registration_id, line_kind), computed once
+    position[by_registration] = np.arange(len(lines), dtype=np.int64)
+    ordered = lines.take(sort_order([lines["reference"], position]))
+    return documents, ordered.reset_index(drop=True)
 
 
-def _with_keys(lines: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
+def _with_keys(lines: pd.DataFrame, config: BillingConfig, order: np.ndarray) -> pd.DataFrame:
+    """Document key columns and the chunk (``order``: the lines by registration id and line kind)."""
     internal = lines["kind"].eq(INTERNAL_ENTRY)
     debtor = lines["debtor_id"].astype("str").fillna("").mask(internal, "")
     project = lines["project_id"].astype("str").fillna("").mask(internal, "")
@@ -154,17 +176,18 @@ def _with_keys(lines: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
     limit = lines["administration"].map(
         {a: c.max_lines_per_document for a, c in config.administrations.items()}
     )
-    ordered = lines.sort_values(["registration_id", "line_kind"])
-    rank = ordered.groupby(DOCUMENT_KEY, sort=False).cumcount()
-    return lines.assign(chunk=(rank // limit.loc[ordered.index]).reindex(lines.index).astype("int64"))
+    group = group_codes([lines[column] for column in DOCUMENT_KEY])
+    rank = np.empty(len(lines), dtype=np.int64)
+    rank[order] = pd.Series(group[order]).groupby(group[order], sort=False).cumcount().to_numpy()
+    return lines.assign(chunk=(rank // limit.to_numpy(dtype=np.int64)).astype("int64"))
 
 
 def _references(lines: pd.DataFrame) -> pd.Series:
     """``KPL-<admin>-<YYYYPP>-<16 hex>``: hash over the document key and its sorted (id, kind, hash)."""
     keys = [*DOCUMENT_KEY, "chunk"]
-    group = lines.groupby(keys, sort=False, dropna=False).ngroup()
+    group = pd.Series(group_codes([lines[key] for key in keys]), index=lines.index)
     token = lines["registration_id"].str.cat([lines["line_kind"], lines["fields_hash"]], sep=":")
-    ordered = pd.DataFrame({"group": group, "token": token}).sort_values(["group", "token"])
+    ordered = pd.DataFrame({"group": group, "token": token}).take(sort_order([group, token]))
     content = ordered.groupby("group", sort=True)["token"].agg("\n".join)
     firsts = lines.groupby(group, sort=True)[keys].first()
     key_text = firsts[keys[0]].astype("str").str.cat([firsts[k].astype("str") for k in keys[1:]], sep="|")

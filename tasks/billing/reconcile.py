@@ -118,8 +118,10 @@ def reconcile(
     scope = scope or Scope(regular=False)
     opened = open_charges(posted)
     versions, pending = _state_columns(state)
-    read = set(read_ids.dropna().astype(str)) if read_ids is not None else set(lines["registration_id"])
-    read |= set(not_billable["registration_id"].dropna().astype(str))
+    read: set[str] = set()  # what was read: only the unread open charges need it
+    if not opened.empty:
+        read = set(read_ids.dropna().astype(str)) if read_ids is not None else set(lines["registration_id"])
+        read |= set(not_billable["registration_id"].dropna().astype(str))
     open_by_id = {rid: group for rid, group in opened.groupby("registration_id", sort=False)}
     decided: list[dict[str, Any]] = []
     credits: list[pd.DataFrame] = []
@@ -128,7 +130,17 @@ def reconcile(
     charge_correction: dict[int, bool] = {}
     billed_rows: list[int] = []
     lines = lines.reset_index(drop=True)
-    for position, line in enumerate(lines.itertuples(index=False)):
+    # Most registrations are neither pending nor billed before: a new charge at the version read, decided
+    # in one vectorised pass. Only the others go through the row-by-row diff below (in line order).
+    ids = lines["registration_id"]
+    special = (ids.isin(list(pending)) | ids.isin(list(open_by_id))).to_numpy()
+    for position in np.flatnonzero(~special).tolist():
+        charge_rows.append(position)
+    plain_versions = ids[~special].map(versions) if versions else None
+    special_rows = np.flatnonzero(special)
+    for position, line in zip(
+        special_rows.tolist(), lines.iloc[special_rows].itertuples(index=False), strict=True
+    ):
         rid = line.registration_id
         version = versions.get(rid)
         if rid in pending:
@@ -175,11 +187,17 @@ def reconcile(
     decided += _not_billable(not_billable, open_by_id, pending, versions, config, periods, scope, credits)
     decided += _unread(opened, read, pending, versions, config, periods, scope, credits)
     credits = [mirror_draws(credit, draws) for credit in credits]
-    charges = lines.iloc[charge_rows].copy()
-    charges["expected_version"] = pd.array([charge_versions[p] for p in charge_rows], dtype="Int64")
-    charges["is_correction"] = pd.Series(
-        [charge_correction[p] for p in charge_rows], index=charges.index, dtype="bool"
-    )
+    charge_rows.sort()
+    charges = lines.copy(deep=False) if len(charge_rows) == len(lines) else lines.iloc[charge_rows]
+    version_of = pd.Series(pd.NA, index=lines.index, dtype="Int64")
+    if plain_versions is not None:
+        version_of[~special] = plain_versions.astype("Int64")
+    correction_of = np.zeros(len(lines), dtype=bool)
+    for position, version in charge_versions.items():
+        version_of.iloc[position] = version
+        correction_of[position] = charge_correction[position]
+    charges["expected_version"] = version_of.iloc[charge_rows].set_axis(charges.index)
+    charges["is_correction"] = pd.Series(correction_of[charge_rows], index=charges.index, dtype="bool")
     charges["line_kind"] = "charge"
     to_bill = pd.concat([charges, *credits], ignore_index=True) if credits else charges.reset_index(drop=True)
     to_bill = to_bill.astype({"is_correction": "bool", "expected_version": "Int64"})
@@ -281,6 +299,7 @@ def _not_billable(
 ) -> list[dict[str, Any]]:
     """Excluded or rejected registrations that were billed: reversed or kept (``after_billing``)."""
     decided = []
+    frame = frame[frame["registration_id"].isin(list(open_by_id))]  # only those billed before
     for row in frame.itertuples(index=False):
         rid = row.registration_id
         if not isinstance(rid, str) or rid not in open_by_id:

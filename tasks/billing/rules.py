@@ -20,6 +20,7 @@ from tasks.billing.allowances import draw_pools
 from tasks.billing.config import DAYS, BillingConfig
 from tasks.billing.join import CUSTOMER, INTERNAL, clean_text, day_numbers, on_distinct
 from tasks.billing.money import as_decimal
+from tasks.billing.order import group_codes, sort_order, sorted_frame
 from tasks.billing.prices import believable_prices, refused_debtor_prices
 
 # Which registration columns an exclusion kind matches (ids and names/numbers alike).
@@ -315,11 +316,23 @@ def ticket_minimum_topup(
         )
         rows = pd.concat([rows, extra.set_axis(range(-len(extra), 0))])
     keys = ["ticket", "period", "debtor"]
-    total = rows.groupby(keys)["minutes"].transform("sum")
-    order = rows.sort_values(["day", "registration_id"])
-    first = order[~order.duplicated(subset=keys, keep="first") & order["read"]]
-    short = (minimum - total).clip(lower=0)
-    topup.loc[first.index] = short.loc[first.index].astype("int64")
+    if rows[keys].isna().any(axis=None):  # pandas' own missing-key semantics (not expected to occur)
+        total = rows.groupby(keys)["minutes"].transform("sum")
+        order = sorted_frame(rows, ["day", "registration_id"])
+        first = order[~order.duplicated(subset=keys, keep="first") & order["read"]]
+        short = (minimum - total).clip(lower=0)
+        topup.loc[first.index] = short.loc[first.index].astype("int64")
+        return topup
+    # The same on integer group numbers: total per ticket/period/debtor, its earliest registration.
+    group = group_codes([rows[key] for key in keys])
+    total = np.bincount(group, weights=rows["minutes"].to_numpy(dtype=np.int64)).astype(np.int64)
+    order = sort_order([rows["day"].to_numpy(dtype=np.int64), rows["registration_id"]])
+    ordered_group = group[order]
+    earliest = np.zeros(len(order), dtype=bool)
+    earliest[np.unique(ordered_group, return_index=True)[1]] = True
+    chosen = order[earliest & rows["read"].to_numpy(dtype=bool)[order]]
+    short = np.clip(minimum - total[group[chosen]], 0, None)
+    topup.loc[rows.index[chosen]] = short.astype("int64")
     return topup
 
 
