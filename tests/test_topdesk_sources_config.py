@@ -13,7 +13,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "billing.example.toml
 
 
 def with_section(text: str) -> str:
-    return EXAMPLE.read_text(encoding="utf-8").split("[topdesk]")[0] + text
+    """The example up to its ``[topdesk]`` table (the header line, not a comment naming it), then ``text``."""
+    return EXAMPLE.read_text(encoding="utf-8").split("\n[topdesk]\n")[0] + "\n" + text
 
 
 def test_the_example_documents_every_source_key_and_maps_onto_the_connector():
