@@ -15,7 +15,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-DOCUMENT_KINDS = ("direct_invoice", "project_realisation", "sales_booking", "internal_entry")
+from schemas.kinds import DOCUMENT_KINDS
+
 LINE_KINDS = ("charge", "credit")
 TARGETS = ("customer", "internal")
 # Every registration read ends in one of the first eleven or "outside window"; "reversed (deleted)" and

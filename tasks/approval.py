@@ -32,6 +32,7 @@ from prefect.client.schemas.objects import State
 from prefect.states import Cancelled, Failed
 from pydantic import Field
 
+from schemas.kinds import INTERNAL_ENTRY
 from store import runs
 from tasks.artifacts import artifact_key, markdown_table, table_rows
 from tasks.state import close_run, state_engine
@@ -40,7 +41,6 @@ FLOW = "invoice-hours"
 POLL_SECONDS = 10  # how often a paused run asks Prefect whether it was resumed
 PAUSE_GRACE_SECONDS = 120  # Prefect's pause outlives our wait by this much (see ``wait_for_answer``)
 MAX_ROUNDS = 10  # a plan that keeps changing stops asking (and posts nothing) after this many rounds
-INTERNAL_ENTRY = "internal_entry"
 DOCUMENT_FIELDS = ["reference", "kind", "administration", "debtor_id", "project_id", "period", "amount_cents"]
 LINE_FIELDS = ["reference", "registration_id", "line_kind", "fields_hash", "billed_minutes", "amount_cents"]
 

@@ -29,6 +29,8 @@ from sqlalchemy.engine import Engine
 from connectors.afas.client import AfasClient
 from connectors.afas.payloads import Reference
 from connectors.errors import AuthError, BusinessError, ConnectorError, UncertainOutcome
+from schemas.kinds import KINDS, Mode
+from schemas.kinds import kind as document_kind
 from store import ledger
 from tasks.billing.config import BillingConfig
 from tasks.billing.payloads import build_payload, fill_invoice_number
@@ -36,13 +38,8 @@ from tasks.billing.plan import build_documents
 
 log = logging.getLogger(__name__)
 
-# UpdateConnector per document kind (reference §6).
-CONNECTORS = {
-    "direct_invoice": "FbDirectInvoice",
-    "project_realisation": "PtRealization",
-    "sales_booking": "FiEntries",
-    "internal_entry": "FiEntries",
-}
+# UpdateConnector per document kind (reference §6; schemas/kinds.py).
+CONNECTORS = {row.name: row.connector for row in KINDS}
 MAX_REPLANS = 3
 PLAN_COLUMNS = ("reference", "chunk", "debtor_key", "project_key")
 
@@ -76,11 +73,10 @@ class LoadPlan:
 
 def reference_for(kind: str, reference: str, payload: Mapping[str, Any]) -> Reference:
     """Where the document carrying ``reference`` can be found in AFAS (decision §11.8)."""
-    if kind == "direct_invoice":
-        return Reference("Koppel_DirectInvoices", "RfCs", reference)
-    if kind in ("sales_booking", "internal_entry"):
-        return Reference("Koppel_Entries", "BpNr", reference)
-    return Reference("Koppel_Realizations", "XpRe", first_external_key(payload))
+    row = document_kind(kind)
+    if row.mode is Mode.PROJECT_REALISATION:  # one body is one transaction: its first line's key finds it
+        return Reference(row.read_back, row.reference_field, first_external_key(payload))
+    return Reference(row.read_back, row.reference_field, reference)
 
 
 def first_external_key(payload: Mapping[str, Any]) -> str:

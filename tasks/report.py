@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from schemas.kinds import NUMBER_KEYS
 from tasks.artifacts import amounts_markdown, markdown_table
 from tasks.load import Outcome
 
@@ -109,7 +110,7 @@ def documents_table(documents: pd.DataFrame, outcomes: Sequence[Outcome]) -> pd.
 
 def afas_number(keys: dict[str, Any], invoice_number: str) -> str:
     """The number AFAS gave the document (order, entry or realisation), or Koppel's invoice number."""
-    for name in ("OrNu", "EnNo", "Id", "Identity", "XpRe"):
+    for name in NUMBER_KEYS:
         for key, value in (keys or {}).items():
             if key.casefold() == name.casefold() and value:
                 return str(value)

@@ -18,32 +18,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from koppel.config_files import ConfigFileError, load_toml, parse_toml
+from schemas.kinds import ExclusionKind, Mode
 from tasks.billing.sources import PriceChecks, TopdeskSources
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-EXCLUSION_KINDS = (
-    "registration",
-    "ticket",
-    "operator",
-    "operator_group",
-    "branch",
-    "customer",
-    "reason",
-    "category",
-)
 
 
 class BillingConfigError(ConfigFileError):
     """The billing configuration is invalid; the message names every offending key."""
-
-
-class Mode(StrEnum):
-    """How an administration's customer hours end up in AFAS."""
-
-    DIRECT_INVOICE = "direct_invoice"
-    PROJECT_REALISATION = "project_realisation"
-    SALES_BOOKING = "sales_booking"
 
 
 class Grouping(StrEnum):
@@ -199,9 +182,7 @@ class Surcharge(_Strict):
 class ExclusionRule(_Strict):
     """Registrations matching ``kind``/``value`` are not billed (bucket *excluded*)."""
 
-    kind: Literal[
-        "registration", "ticket", "operator", "operator_group", "branch", "customer", "reason", "category"
-    ]
+    kind: ExclusionKind
     value: str = Field(min_length=1)
     reason: str = Field(min_length=1)
 

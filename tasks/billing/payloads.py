@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.billing.config import BillingConfig, Grouping, Mode
+from schemas.kinds import DOCUMENT_KINDS, kind
+from tasks.billing.config import BillingConfig, Grouping
 from tasks.billing.money import CENT
-from tasks.billing.plan import INTERNAL_ENTRY, descriptions
+from tasks.billing.plan import descriptions
 
 Payload = dict[str, Any]
 XPRE_LENGTH = 40
@@ -45,19 +46,14 @@ def hundredths(value: int) -> float:
 
 def build_payloads(documents: pd.DataFrame, lines: pd.DataFrame, config: BillingConfig) -> dict[str, Payload]:
     """Payload per document reference."""
-    builders: dict[str, Callable[..., dict[str, Payload]]] = {
-        Mode.DIRECT_INVOICE.value: direct_invoices,
-        Mode.PROJECT_REALISATION.value: realisations,
-        Mode.SALES_BOOKING.value: sales_entries,
-        INTERNAL_ENTRY: internal_entries,
-    }
-    unknown = sorted(set(documents["kind"]) - set(builders))
+    unknown = sorted(set(documents["kind"]) - set(DOCUMENT_KINDS))
     if unknown:
         raise ValueError(f"unknown document kinds {unknown}")
     payloads: dict[str, Payload] = {}
-    for kind, chosen in documents.groupby("kind", sort=True):
+    for name, chosen in documents.groupby("kind", sort=True):
         own = lines[lines["reference"].isin(chosen["reference"])]
-        payloads.update(builders[str(kind)](chosen, own, config))
+        build: Callable[..., dict[str, Payload]] = globals()[kind(str(name)).builder]  # schemas/kinds.py
+        payloads.update(build(chosen, own, config))
     return payloads
 
 

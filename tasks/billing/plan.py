@@ -16,11 +16,11 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from tasks.billing.config import BillingConfig, Mode
+from schemas.kinds import INTERNAL_ENTRY, Mode
+from tasks.billing.config import BillingConfig
 from tasks.billing.join import INTERNAL
 from tasks.billing.money import cents_to_decimal, div_half_up, round_cents
 
-INTERNAL_ENTRY = "internal_entry"
 REFERENCE_PREFIX = "KPL"
 # The billed fields: what a registration's context is (text) and how much was billed (integers).
 HASHED_CONTEXT = [

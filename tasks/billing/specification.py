@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-INTERNAL_ENTRY = "internal_entry"
+from schemas.kinds import INTERNAL_ENTRY
+
 COLUMNS = [
     "ticket",
     "title",
