@@ -114,14 +114,13 @@ def run_stages(info: dict[str, Any], db_url: str) -> tuple[list[Stage], dict[str
     from store.db import connect
     from store.runs import start_run
     from store.settings import StoreSettings
-    from tasks.billing.buckets import conservation
+    from tasks.billing.buckets import conservation, settle_buckets
     from tasks.billing.config import load_billing_config
     from tasks.billing.payloads import build_payloads
     from tasks.billing.pipeline import Scope, bill
     from tasks.extract import Window, read_masters, read_registrations
     from tasks.load import LoadPlan
     from tasks.load_batches import BatchLoader, LoadSettings, batches
-    from tasks.report import settle_buckets
 
     os.environ.update(info["env"])
     os.environ["KOPPEL_STATE_DB_URL"] = db_url

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -27,7 +26,7 @@ from tasks.artifacts import (
     publish_markdown,
     publish_table,
 )
-from tasks.billing.buckets import conservation
+from tasks.billing.buckets import bucket_statistics, conservation, settle_buckets
 from tasks.billing.config import BillingConfig
 from tasks.billing.horizon import horizon
 from tasks.billing.join import Masters
@@ -40,7 +39,6 @@ from tasks.load_batches import BatchLoader
 from tasks.report import (
     documents_table,
     planned_outcomes,
-    settle_buckets,
     summary_markdown,
 )
 from tasks.secrets import load_settings
@@ -262,16 +260,3 @@ REJECT_COLUMNS = [
     "operator_name",
     "reason",
 ]
-
-
-def bucket_statistics(buckets: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Registrations, minutes read and amount per bucket, as the store keeps them per run."""
-    statistics = {}
-    for name, group in buckets.groupby("bucket"):
-        amounts = [a for a in group["amount"] if isinstance(a, Decimal)]
-        statistics[str(name)] = {
-            "count": len(group),
-            "minutes": int(group["minutes"].astype("Int64").fillna(0).sum()),
-            "amount": sum(amounts, Decimal("0.00")),
-        }
-    return statistics

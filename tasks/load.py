@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 # UpdateConnector per document kind (reference §6; schemas/kinds.py).
 CONNECTORS = {row.name: row.connector for row in KINDS}
 MAX_REPLANS = 3
+# Outcome statuses of documents that did not post in this run (their registrations: bucket "failed") and of
+# documents another run claimed or holds (bucket "billed before"); tasks/billing/buckets.py:settle_buckets.
+FAILED_STATUSES = {"failed", "uncertain", "refused"}
+ELSEWHERE_STATUSES = {"claimed-elsewhere", "existing-claimed", "existing-uncertain", "existing-failed"}
 PLAN_COLUMNS = ("reference", "chunk", "debtor_key", "project_key")
 
 

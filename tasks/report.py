@@ -10,10 +10,7 @@ import pandas as pd
 
 from schemas.kinds import NUMBER_KEYS
 from tasks.artifacts import amounts_markdown, markdown_table
-from tasks.load import Outcome
-
-FAILED_STATUSES = {"failed", "uncertain", "refused"}
-ELSEWHERE_STATUSES = {"claimed-elsewhere", "existing-claimed", "existing-uncertain", "existing-failed"}
+from tasks.load import FAILED_STATUSES, Outcome
 
 
 def outcomes_frame(outcomes: Sequence[Outcome]) -> pd.DataFrame:
@@ -31,42 +28,6 @@ def outcomes_frame(outcomes: Sequence[Outcome]) -> pd.DataFrame:
     ]
     rows = [{c: getattr(o, c) for c in columns} for o in outcomes]
     return pd.DataFrame(rows, columns=columns)
-
-
-def settle_buckets(buckets: pd.DataFrame, outcomes: Sequence[Outcome]) -> pd.DataFrame:
-    """Move registrations of documents that did not post into ``failed`` or ``billed before``.
-
-    Failed or uncertain documents → ``failed`` (with AFAS's message); documents another run claimed or
-    holds → ``billed before`` (the other run bills them); re-planned-away registrations likewise.
-    """
-    buckets = buckets.copy()
-    moves = pd.DataFrame([_move(o) for o in outcomes], columns=["reference", "bucket", "reason"])
-    moves = moves.dropna(subset=["bucket"]).drop_duplicates("reference").set_index("reference")
-    hit = buckets["reference"].isin(moves.index)
-    buckets.loc[hit, "bucket"] = buckets.loc[hit, "reference"].map(moves["bucket"])
-    buckets.loc[hit, "reason"] = buckets.loc[hit, "reference"].map(moves["reason"])
-    held = {rid: o.message for o in outcomes if o.status == "held" for rid in o.registration_ids}
-    if held:
-        hit = buckets["registration_id"].isin(list(held))
-        buckets.loc[hit, "bucket"] = "failed"
-        buckets.loc[hit, "reason"] = "held: " + buckets.loc[hit, "registration_id"].map(held)
-    taken = {rid for o in outcomes for rid in o.conflicts}
-    if taken:
-        moved = buckets["registration_id"].isin(taken) & buckets["bucket"].isin(["invoiced", "internal"])
-        buckets.loc[moved, "bucket"] = "billed before"
-        buckets.loc[moved, "reason"] = "claimed by a concurrent run"
-    return buckets
-
-
-def _move(outcome: Outcome) -> tuple[str, str | None, str | None]:
-    """Where the registrations of a document go when it did not post in this run (None: stay)."""
-    if outcome.status in FAILED_STATUSES:
-        return outcome.reference, "failed", f"{outcome.status}: {outcome.message}"
-    if outcome.status == "held":
-        return outcome.reference, None, None
-    if outcome.status in ELSEWHERE_STATUSES or outcome.status.startswith("existing-"):
-        return outcome.reference, "billed before", f"document {outcome.reference} already {outcome.status}"
-    return outcome.reference, None, None
 
 
 def documents_table(documents: pd.DataFrame, outcomes: Sequence[Outcome]) -> pd.DataFrame:

@@ -51,12 +51,11 @@ from store import ledger
 from store.db import connect
 from store.models import metadata
 from store.settings import StoreSettings
-from tasks.billing.buckets import BESIDE
+from tasks.billing.buckets import BESIDE, settle_buckets
 from tasks.billing.payloads import build_payloads, payload_problems
 from tasks.billing.pipeline import Scope, bill
 from tasks.load import LoadPlan
 from tasks.load_batches import BatchLoader, LoadSettings
-from tasks.report import settle_buckets
 from tests.billing_factories import AMS, CONFIG_TOML, at, config, masters, registration, registrations
 from tests.invoice_support import decimal
 

@@ -6,10 +6,16 @@ minutes *as read* (a rejected row without parseable minutes counts 0). A registr
 duplicate row counts once (validation collapses it) and rows without an id count one each. Registrations the
 ledger billed but this run did not read (``reversed (deleted)``, ``possibly deleted``) are not reads: they
 are reported beside the equation.
+
+The one home of the equation: which buckets it holds (named in ``schemas/billing.BUCKETS``, the contract),
+how a run's frames are assembled into buckets, how they settle after loading (``settle_buckets``), whether
+the equation holds (``conservation``) and the per-bucket statistics the store keeps (``bucket_statistics``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -17,6 +23,7 @@ import pandas as pd
 from schemas.billing import BUCKETS
 from tasks.billing.plan import INTERNAL_ENTRY
 from tasks.billing.validate import collapse_exact_duplicates, conform
+from tasks.load import ELSEWHERE_STATUSES, FAILED_STATUSES, Outcome
 
 ALWAYS = ("invoiced", "internal", "excluded", "rejected", "billed before", "failed")
 # Registrations the ledger billed that this run did not read: reported beside the equation.
@@ -193,3 +200,52 @@ def equation_line(result: dict[str, Any]) -> str:
         f"{result['read']['minutes']:,} = {minutes} minutes; "
         f"{result['read']['count']:,} = {counts} registrations ({verdict})"
     )
+
+
+def settle_buckets(buckets: pd.DataFrame, outcomes: Sequence[Outcome]) -> pd.DataFrame:
+    """Move registrations of documents that did not post into ``failed`` or ``billed before``.
+
+    Failed or uncertain documents → ``failed`` (with AFAS's message); documents another run claimed or
+    holds → ``billed before`` (the other run bills them); re-planned-away registrations likewise.
+    """
+    buckets = buckets.copy()
+    moves = pd.DataFrame([_move(o) for o in outcomes], columns=["reference", "bucket", "reason"])
+    moves = moves.dropna(subset=["bucket"]).drop_duplicates("reference").set_index("reference")
+    hit = buckets["reference"].isin(moves.index)
+    buckets.loc[hit, "bucket"] = buckets.loc[hit, "reference"].map(moves["bucket"])
+    buckets.loc[hit, "reason"] = buckets.loc[hit, "reference"].map(moves["reason"])
+    held = {rid: o.message for o in outcomes if o.status == "held" for rid in o.registration_ids}
+    if held:
+        hit = buckets["registration_id"].isin(list(held))
+        buckets.loc[hit, "bucket"] = "failed"
+        buckets.loc[hit, "reason"] = "held: " + buckets.loc[hit, "registration_id"].map(held)
+    taken = {rid for o in outcomes for rid in o.conflicts}
+    if taken:
+        moved = buckets["registration_id"].isin(taken) & buckets["bucket"].isin(["invoiced", "internal"])
+        buckets.loc[moved, "bucket"] = "billed before"
+        buckets.loc[moved, "reason"] = "claimed by a concurrent run"
+    return buckets
+
+
+def _move(outcome: Outcome) -> tuple[str, str | None, str | None]:
+    """Where the registrations of a document go when it did not post in this run (None: stay)."""
+    if outcome.status in FAILED_STATUSES:
+        return outcome.reference, "failed", f"{outcome.status}: {outcome.message}"
+    if outcome.status == "held":
+        return outcome.reference, None, None
+    if outcome.status in ELSEWHERE_STATUSES or outcome.status.startswith("existing-"):
+        return outcome.reference, "billed before", f"document {outcome.reference} already {outcome.status}"
+    return outcome.reference, None, None
+
+
+def bucket_statistics(buckets: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Registrations, minutes read and amount per bucket, as the store keeps them per run."""
+    statistics = {}
+    for name, group in buckets.groupby("bucket"):
+        amounts = [a for a in group["amount"] if isinstance(a, Decimal)]
+        statistics[str(name)] = {
+            "count": len(group),
+            "minutes": int(group["minutes"].astype("Int64").fillna(0).sum()),
+            "amount": sum(amounts, Decimal("0.00")),
+        }
+    return statistics
