@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 os.environ.setdefault("PREFECT_HOME", str(Path(".koppel/prefect").resolve()))
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
@@ -22,6 +20,7 @@ os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 
 import pandas as pd
 
+from koppel import clock
 from koppel.settings import SettingsError
 
 DEMO_DB = Path(".koppel/demo.db")
@@ -87,7 +86,7 @@ def main() -> int:
     from sandbox.server import running_sandbox
     from sandbox.world import generate_world
 
-    anchor = datetime.now(tz=ZoneInfo("Europe/Amsterdam")).date().replace(day=1)
+    anchor = clock.today().replace(day=1)
     DEMO_DB.parent.mkdir(exist_ok=True)
     DEMO_DB.unlink(missing_ok=True)
     say("Koppel demo: generating the sandbox world and starting AFAS + TOPdesk simulators on loopback ...")

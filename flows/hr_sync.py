@@ -7,13 +7,12 @@ logic lives in ``tasks/hr_sync`` (plain functions over frames); ``tasks/hr.py`` 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from prefect import flow, runtime
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
+from koppel import clock
 from koppel.notifications import notify_failure
 from tasks.hr import (
     HR_SYNC,
@@ -93,7 +92,7 @@ def hr_sync(
     p = HrSyncParameters(mode=mode, from_date=from_date, dry_run=dry_run, config_path=config_path)
     preflight(["state", "afas", "occupational-health"])
     config = load_hr_config(p.config_path)
-    today = datetime.now(ZoneInfo("Europe/Amsterdam")).date()
+    today = clock.today()
     window_start = absence_window_start(p.from_date, config, today)
     run_id = open_run(HR_SYNC, p.model_dump(mode="json"), runtime.flow_run.id)
     sync = read_sync_state(config, p.mode, window_start)

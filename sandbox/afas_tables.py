@@ -15,12 +15,11 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+from koppel.clock import AMSTERDAM
 
 
 class Table:

@@ -30,18 +30,19 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from koppel.clock import AMSTERDAM
 from sandbox.world import _FIRST, _LAST, World, stable_uuid
+from tasks.billing.money import CENT, round_cents
 
-TZ = "Europe/Amsterdam"
+TZ = AMSTERDAM.key
 ENVIRONMENT_NUMBER = "12345"  # the sandbox's AFAS environment (user ids are prefixed with it)
 _AFAS_STREAM = 0xAF45  # second seed word: the AFAS side draws from its own stream
-CENT = Decimal("0.01")
 _MONTHS_NL = [
     "januari",
     "februari",
@@ -291,7 +292,7 @@ def _sales_prices(rng: np.random.Generator, world: World, debtors: pd.DataFrame)
     for debtor in chosen:
         k = int(rng.integers(0, len(general)))
         code, _, price = general[k]
-        special.append((code, debtor, (price * Decimal("0.90")).quantize(CENT, rounding=ROUND_HALF_UP)))
+        special.append((code, debtor, round_cents(price * Decimal("0.90"))))
     frame = pd.DataFrame(general + special, columns=["ItemCode", "DebtorId", "Price"])
     frame["DateStart"] = valid_from
     return frame
@@ -510,12 +511,12 @@ def _pay(rng: np.random.Generator, kind: str, on_call: bool) -> dict[str, Decima
     hours = Decimal(8) if on_call else _HOURS[int(rng.integers(0, len(_HOURS)))]
     low, high = (4800, 7500) if kind != "team" else (2800, 5200)
     full_time = Decimal(int(rng.integers(low, high)) // 25 * 25)
-    monthly = (full_time * hours / 40).quantize(CENT, rounding=ROUND_HALF_UP)
+    monthly = round_cents(full_time * hours / 40)
     return {
         "hours_per_week": hours,
         "salary_monthly": monthly,
-        "salary_four_weekly": (monthly * 12 / 13).quantize(CENT, rounding=ROUND_HALF_UP),
-        "sv_wage": (monthly * Decimal("1.08")).quantize(CENT, rounding=ROUND_HALF_UP),  # incl. holiday pay
+        "salary_four_weekly": round_cents(monthly * 12 / 13),
+        "sv_wage": round_cents(monthly * Decimal("1.08")),  # incl. holiday pay
     }
 
 

@@ -75,11 +75,11 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from koppel.clock import AMSTERDAM
 from sandbox.world import World, stable_uuid
 
 TOPDESK_STREAM = 0x70D35C  # second key of the TOPdesk side's random stream, next to the seed
 API_LOGIN = "koppel.api"
-AMSTERDAM = "Europe/Amsterdam"
 UNKNOWN_CUSTOMER_NUMBER = "99901"
 ARCHIVING_REASONS = ["Klant vertrokken", "Dubbel aangemaakt", "Niet meer actief in AFAS"]
 COUNTRIES = ["Nederland", "België", "Duitsland"]
@@ -257,7 +257,7 @@ def _finish_branches(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     frame.insert(0, "id", [stable_uuid("topdesk-branch", seed, k) for k in key])
     frame.insert(3, "archived", frame["dirty"] == "archived_duplicate")
     frame["country"] = "Nederland"
-    frame["timeZone"] = AMSTERDAM
+    frame["timeZone"] = AMSTERDAM.key
     frame["branchType"] = "independentBranch"
     columns = ["id", "name", "clientReferenceNumber", "archived", "phone", "email", "street", "number"]
     columns += ["postcode", "city", "country", "timeZone", "branchType", "kind", "dirty"]
@@ -327,7 +327,7 @@ def _uuids(rng: np.random.Generator, n: int) -> np.ndarray:
 def _utc_ms(days: np.ndarray, minutes: np.ndarray) -> np.ndarray:
     """Amsterdam wall-clock (local date + minute of day, never 02:00-03:00) as UTC epoch milliseconds."""
     naive = days.astype("datetime64[D]").astype("datetime64[ms]") + minutes.astype("timedelta64[m]")
-    local = pd.DatetimeIndex(naive).tz_localize(AMSTERDAM, ambiguous="raise", nonexistent="raise")
+    local = pd.DatetimeIndex(naive).tz_localize(AMSTERDAM.key, ambiguous="raise", nonexistent="raise")
     return local.as_unit("ms").asi8
 
 
@@ -596,7 +596,7 @@ def _bad_entry_texts(entry: np.ndarray, dirty: np.ndarray) -> np.ndarray:
     """Local time in a format TOPdesk never sends, for the ``bad_entry_date`` rows."""
     text = np.full(len(entry), "", dtype=object)
     rows = np.flatnonzero(dirty == "bad_entry_date")
-    local = _dates(entry[rows]).tz_convert(AMSTERDAM)
+    local = _dates(entry[rows]).tz_convert(AMSTERDAM.key)
     formats = ("%d-%m-%Y %H:%M", "%Y/%m/%d %H:%M:%S")
     text[rows] = [stamp.strftime(formats[i % 2]) for i, stamp in enumerate(local)]
     return text

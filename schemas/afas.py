@@ -15,13 +15,13 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-AMSTERDAM = "Europe/Amsterdam"
+from koppel.clock import AMSTERDAM
 
 
 def is_amsterdam_datetime(series: pd.Series) -> bool:
     """A tz-aware datetime column in Amsterdam time (any resolution: ns or, from pandas 3 parsing, us)."""
     dtype = series.dtype
-    return isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == AMSTERDAM
+    return isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == AMSTERDAM.key
 
 
 class Debtors(pa.DataFrameModel):
@@ -57,18 +57,6 @@ class Projects(pa.DataFrameModel):
         strict = False
 
 
-class Worktypes(pa.DataFrameModel):
-    """``Profit_Worktype``: the items hours are billed as."""
-
-    ItemCode: Series[str] = pa.Field(unique=True, coerce=True)
-    Description: Series[str] = pa.Field(nullable=True, coerce=True)
-
-    class Config:
-        """More columns (``Group``, …) may follow."""
-
-        strict = False
-
-
 class Periods(pa.DataFrameModel):
     """``Profit_periods_per_administration``: one row per administration, year and period."""
 
@@ -88,19 +76,6 @@ class Periods(pa.DataFrameModel):
 
         strict = False
         unique = ("Unit", "Year", "Period")
-
-
-class Administrations(pa.DataFrameModel):
-    """``Profit_Administrations``."""
-
-    AdminId: Series[int] = pa.Field(unique=True, coerce=True)
-    AdminNm: Series[str] = pa.Field(nullable=True, coerce=True)
-    AdminCd: Series[str] = pa.Field(nullable=True, coerce=True)
-
-    class Config:
-        """Extra columns allowed."""
-
-        strict = False
 
 
 class SalesPrices(pa.DataFrameModel):

@@ -90,9 +90,3 @@ def row_rules_schema(max_minutes: int = MAX_MINUTES) -> pa.DataFrameSchema:
     Validation runs this lazily once the dtypes are normalised; the whole schema costs three times as much.
     """
     return valid_registrations_schema(max_minutes).select_columns(ROW_RULE_COLUMNS)
-
-
-def empty_raw_registrations() -> pd.DataFrame:
-    """An empty frame with every §1 column in its contract dtype (a run that read nothing)."""
-    columns = RawRegistrations.to_schema().columns
-    return pd.DataFrame({name: pd.Series(dtype=column.dtype.type) for name, column in columns.items()})

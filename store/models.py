@@ -34,8 +34,8 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from schemas.kinds import DOCUMENT_KINDS
 from schemas.kinds import STORED_EXCLUSION_KINDS as EXCLUSION_KINDS
+from tasks.billing.money import CENT
 
-CENT = Decimal("0.01")
 # Numeric(18, 2): 16 digits before the decimal point.
 MONEY_LIMIT = Decimal("1e16")
 

@@ -35,6 +35,7 @@ from pydantic import Field
 from schemas.kinds import INTERNAL_ENTRY
 from store import runs
 from tasks.artifacts import artifact_key, markdown_table, table_rows
+from tasks.billing.money import minutes_to_hours
 from tasks.state import close_run, state_engine
 
 FLOW = "invoice-hours"
@@ -104,7 +105,7 @@ def totals(documents: pd.DataFrame) -> Totals:
 
     return Totals(
         documents=len(documents),
-        hours=(Decimal(int(documents["minutes"].sum())) / 60).quantize(Decimal("0.01")),
+        hours=minutes_to_hours(int(documents["minutes"].sum())),
         customer_revenue=euros(~internal & ~correction),
         internal_charges=euros(internal & ~correction),
         corrections=euros(correction),

@@ -27,6 +27,7 @@ from connectors.topdesk.timeregistrations import (
     read_sources,
     read_time_registrations,
 )
+from koppel.clock import AMSTERDAM
 from tasks.artifacts import publish_table
 from tasks.billing.completeness import completeness_summary, mismatches
 from tasks.billing.config import BillingConfig
@@ -36,17 +37,20 @@ from tasks.billing.served import served_conservation, served_table
 from tasks.billing.sources import TopdeskSources
 from tasks.secrets import load_settings
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 FLOW = "invoice-hours"
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Window:
-    """A billing range of whole days in Europe/Amsterdam, ``first`` to ``last`` inclusive."""
+    """A billing range of whole days, ``first`` to ``last`` inclusive, cut in ``zone``.
+
+    ``zone``: billing.toml's ``timezone`` (``BillingConfig.zone``), Europe/Amsterdam unless it names another.
+    """
 
     first: date
     last: date
+    zone: ZoneInfo = AMSTERDAM
 
     def __post_init__(self) -> None:
         if self.last < self.first:
@@ -54,13 +58,13 @@ class Window:
 
     @property
     def start(self) -> datetime:
-        """Midnight at the start of ``first``, Amsterdam time (aware)."""
-        return datetime.combine(self.first, time(), tzinfo=AMSTERDAM)
+        """Midnight at the start of ``first`` in the window's zone (aware)."""
+        return datetime.combine(self.first, time(), tzinfo=self.zone)
 
     @property
     def end(self) -> datetime:
-        """Midnight after ``last``, Amsterdam time (aware): the window is ``start <= t < end``."""
-        return datetime.combine(self.last + timedelta(days=1), time(), tzinfo=AMSTERDAM)
+        """Midnight after ``last`` in the window's zone (aware): the window is ``start <= t < end``."""
+        return datetime.combine(self.last + timedelta(days=1), time(), tzinfo=self.zone)
 
     def label(self) -> str:
         """``2026-10-01..2026-10-31``."""
@@ -76,22 +80,24 @@ class Window:
         months, first = [], self.first
         while first <= self.last:
             following = (first.replace(day=1) + timedelta(days=32)).replace(day=1)
-            months.append(Window(first, min(self.last, following - timedelta(days=1))))
+            months.append(Window(first, min(self.last, following - timedelta(days=1)), self.zone))
             first = following
         return months
 
 
-def previous_month(today: date) -> Window:
+def previous_month(today: date, zone: ZoneInfo = AMSTERDAM) -> Window:
     """The calendar month before ``today``'s month."""
     last = today.replace(day=1) - timedelta(days=1)
-    return Window(last.replace(day=1), last)
+    return Window(last.replace(day=1), last, zone)
 
 
-def billing_window(start_date: date | None, end_date: date | None, now: datetime | None = None) -> Window:
-    """The window a run bills: the given dates, or the previous calendar month in Europe/Amsterdam."""
-    today = (now or datetime.now(tz=AMSTERDAM)).astimezone(AMSTERDAM).date()
-    default = previous_month(today)
-    return Window(start_date or default.first, end_date or default.last)
+def billing_window(
+    start_date: date | None, end_date: date | None, now: datetime | None = None, zone: ZoneInfo = AMSTERDAM
+) -> Window:
+    """The window a run bills: the given dates, or the previous calendar month, in ``zone``."""
+    today = (now or datetime.now(tz=zone)).astimezone(zone).date()
+    default = previous_month(today, zone)
+    return Window(start_date or default.first, end_date or default.last, zone)
 
 
 async def read_registrations(

@@ -91,8 +91,8 @@ def run_window(
     """``(window, regular)``: the horizon for a run without dates, else the backfill's dates."""
     if start_date is None and end_date is None:
         first, last = horizon(masters.periods, config)
-        return Window(first, last), True
-    return billing_window(start_date, end_date), False
+        return Window(first, last, config.zone), True
+    return billing_window(start_date, end_date, zone=config.zone), False
 
 
 @task(name="read-ledger-state", cache_policy=NO_CACHE)

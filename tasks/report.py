@@ -10,6 +10,7 @@ import pandas as pd
 
 from schemas.kinds import NUMBER_KEYS
 from tasks.artifacts import amounts_markdown, markdown_table
+from tasks.billing.money import minutes_to_hours
 from tasks.load import FAILED_STATUSES, Outcome
 
 
@@ -59,7 +60,7 @@ def documents_table(documents: pd.DataFrame, outcomes: Sequence[Outcome]) -> pd.
                 "debtor": "" if doc is None else doc["debtor_id"],
                 "project": "" if doc is None else doc["project_id"],
                 "period": "" if doc is None else doc["period"],
-                "hours": (Decimal(int(outcome.minutes)) / 60).quantize(Decimal("0.01")),
+                "hours": minutes_to_hours(outcome.minutes),
                 "amount": outcome.amount,
                 "afas_number": afas_number(outcome.afas_keys, outcome.invoice_number),
                 "status": outcome.status,

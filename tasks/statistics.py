@@ -20,7 +20,6 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 from prefect import task
@@ -28,17 +27,18 @@ from prefect.artifacts import create_image_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
+from koppel.clock import AMSTERDAM
 from store import ledger, runs
 from store.db import connect
 from store.settings import StoreSettings
 from tasks.artifacts import artifact_key, markdown_table, publish_markdown, publish_table
+from tasks.billing.money import minutes_to_hours
 from tasks.secrets import load_settings
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 FLOW = "statistics"
 BILLING_FLOW = "invoice-hours"
 INTERNAL = "(internal)"
@@ -55,8 +55,6 @@ CHANGE_WORDS = frozenset(
     | {"added", "changed", "removed"}
 )
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-HOUR = Decimal(60)
-CENT = Decimal("0.01")
 
 
 def check_period(period: str) -> str:
@@ -82,7 +80,7 @@ def default_periods(today: date, months: int = 12) -> tuple[str, str]:
 
 def hours(minutes: int) -> Decimal:
     """Minutes as hours with two decimals (exact: minutes are whole numbers)."""
-    return (Decimal(int(minutes)) / HOUR).quantize(CENT)
+    return minutes_to_hours(minutes)
 
 
 def customer_label(frame: pd.DataFrame) -> pd.Series:

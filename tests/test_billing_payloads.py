@@ -211,6 +211,27 @@ def test_sales_entry_is_balanced_with_vat_and_gets_its_invoice_number_later():
         fill_invoice_number(entry, "KPL-2026-000000001")
 
 
+def test_entry_amounts_with_a_half_cent_round_half_up_not_to_even():
+    """Behaviour change (issue 18): ``_cents`` quantized without a rounding mode, i.e. banker's rounding.
+
+    A VAT amount of 24.945 went out as 24.94 (half to even); every other amount in Koppel rounds half up, so
+    it now goes out as 24.95. 24.935 showed no difference (half-even and half-up both give 24.94).
+    """
+    result, cfg, _ = mixed_run()
+    document = result.documents[result.documents["kind"].eq("sales_booking")].iloc[0].to_dict()
+    lines = result.document_lines[result.document_lines["reference"].eq(document["reference"])]
+
+    def vat_line(vat_amount):
+        payload = build_payload({**document, "vat_amount": Decimal(vat_amount)}, lines, cfg)
+        return [r["Fields"] for r in payload["FiEntryPar"]["Element"]["Objects"][0]["FiEntries"]["Element"]][
+            -1
+        ]
+
+    assert vat_line("24.945")["AmCr"] == 24.95  # half-even would give 24.94
+    assert vat_line("24.935")["AmCr"] == 24.94
+    assert vat_line("-24.945")["AmDe"] == 24.95  # away from zero on the other side too
+
+
 def test_internal_entry_debits_departments_with_cost_centre_and_credits_revenue():
     result, _, payloads = mixed_run()
     _, entry = payload_of(result, payloads, "internal_entry")

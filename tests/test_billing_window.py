@@ -33,3 +33,20 @@ def test_rows_outside_the_range_get_their_own_reason_and_the_edges_are_half_open
 def test_naive_bounds_are_refused():
     with pytest.raises(ValueError, match="time-zone aware"):
         split_outside_window(frame(), datetime(2026, 10, 5), datetime(2026, 10, 6))  # noqa: DTZ001
+
+
+def test_the_run_window_is_cut_in_the_time_zone_billing_toml_names():
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from tasks.invoicing import run_window
+    from tests.billing_factories import CONFIG_TOML, config
+
+    default, _ = run_window.fn(date(2026, 10, 1), date(2026, 10, 31), None, config())
+    assert default.start == datetime(2026, 9, 30, 22, 0, tzinfo=UTC)  # midnight in Amsterdam (CEST)
+    london = config(base=CONFIG_TOML.replace("Europe/Amsterdam", "Europe/London", 1))
+    window, regular = run_window.fn(date(2026, 10, 1), date(2026, 10, 31), None, london)
+    assert not regular and window.zone == ZoneInfo("Europe/London")
+    assert window.start == datetime(2026, 9, 30, 23, 0, tzinfo=UTC)  # midnight in London (BST)
+    assert window.end == datetime(2026, 11, 1, 0, 0, tzinfo=UTC)  # London is back on GMT by then
+    assert [month.zone for month in window.months()] == [ZoneInfo("Europe/London")]

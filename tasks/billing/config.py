@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from koppel.clock import AMSTERDAM
 from koppel.config_files import ConfigFileError, load_toml, parse_toml
 from schemas.kinds import ExclusionKind, Mode
 from tasks.billing.sources import PriceChecks, TopdeskSources
@@ -242,7 +243,7 @@ class Reconciliation(_Strict):
 class BillingConfig(_Strict):
     """The whole billing configuration."""
 
-    timezone: str = "Europe/Amsterdam"
+    timezone: str = AMSTERDAM.key  # the zone billing days and periods are cut in (koppel/clock.py)
     max_minutes_per_registration: int = Field(default=720, ge=1)
     administrations: dict[int, Administration] = Field(min_length=1)
     projects: Projects
@@ -274,6 +275,11 @@ class BillingConfig(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """``timezone`` as a zone: billing days, periods and run windows are cut in it."""
+        return ZoneInfo(self.timezone)
 
     def _zone_problems(self) -> list[str]:
         try:

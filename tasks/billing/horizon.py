@@ -10,17 +10,19 @@ read again (its registrations could only be booked in a later period anyway).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from koppel import clock
+from koppel.clock import AMSTERDAM
 from tasks.billing.config import BillingConfig
 
 
-def today(timezone: str = "Europe/Amsterdam") -> date:
+def today(timezone: str = AMSTERDAM.key) -> date:
     """The local date now (one place, so tests can pin the clock)."""
-    return datetime.now(tz=ZoneInfo(timezone)).date()
+    return clock.today(ZoneInfo(timezone))
 
 
 def horizon(periods: pd.DataFrame | None, config: BillingConfig, on: date | None = None) -> tuple[date, date]:

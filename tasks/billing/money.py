@@ -3,6 +3,8 @@
 Amounts are computed as int64 cents (and hourly quantities as int64 hundredths of an hour) so that
 250,000 registrations are priced without a Python loop and without float; rounding is ROUND_HALF_UP
 (away from zero on .5), the rule Dutch invoices use. ``Decimal`` columns are built only at the end.
+This module is the one place money (and hours shown to 0.01 h) is rounded: ``CENT``, ``round_cents``,
+``div_half_up``, ``minutes_to_hours``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ def round_cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def minutes_to_hours(minutes: int) -> Decimal:
+    """Whole minutes as hours to 0.01 h, half-up (as every hours column and total shows them)."""
+    return round_cents(Decimal(int(minutes)) / 60)
+
+
 def cents_to_decimal(cents: pd.Series) -> pd.Series:
     """int64 cents → object column of ``Decimal`` euros with two places."""
     unique = pd.unique(cents.to_numpy(dtype=np.int64))
@@ -55,16 +62,6 @@ def cents_to_decimal(cents: pd.Series) -> pd.Series:
     )
 
 
-def hundredths_to_decimal(values: pd.Series) -> pd.Series:
-    """int64 hundredths (of an hour) → object column of ``Decimal`` with two places."""
-    return cents_to_decimal(values)
-
-
 def decimal_to_cents(values: pd.Series) -> pd.Series:
     """Object column of ``Decimal`` euros → int64 cents (each must be whole cents)."""
     return pd.Series([to_cents(as_decimal(v)) for v in values], index=values.index, dtype="int64")
-
-
-def decimal_sum(values: pd.Series) -> Decimal:
-    """Exact sum of an object column of ``Decimal``."""
-    return sum((as_decimal(v) for v in values), Decimal("0.00"))

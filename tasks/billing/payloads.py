@@ -22,7 +22,7 @@ import pandas as pd
 
 from schemas.kinds import DOCUMENT_KINDS, kind
 from tasks.billing.config import BillingConfig, Grouping
-from tasks.billing.money import CENT
+from tasks.billing.money import CENT, round_cents, to_cents
 from tasks.billing.plan import descriptions
 
 Payload = dict[str, Any]
@@ -326,7 +326,8 @@ def _entry(document: Mapping[str, Any], journal: str, rows: Iterable[Payload]) -
 
 
 def _cents(amount: Decimal) -> int:
-    return int(amount.quantize(CENT) * 100)
+    """Whole cents of an amount, rounded half-up (``money.round_cents``) like every other amount."""
+    return to_cents(round_cents(amount))
 
 
 def _debit_credit(cents: int) -> dict[str, float]:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,7 @@ import pandas as pd
 
 from tasks.billing.config import BillingConfig
 from tasks.billing.join import CUSTOMER, INTERNAL, day_numbers
-from tasks.billing.money import as_decimal, cents_to_decimal, decimal_to_cents
+from tasks.billing.money import as_decimal, cents_to_decimal, decimal_to_cents, round_cents
 from tasks.billing.periods import posting_periods
 from tasks.billing.plan import INTERNAL_ENTRY, hundredths_of_hours
 
@@ -452,9 +452,5 @@ def _unit_prices(old: pd.DataFrame, quantity: pd.Series, amount_cents: pd.Series
         if price is not None and not pd.isna(price):
             prices.append(as_decimal(price))
         else:
-            prices.append(
-                (Decimal(int(a)) / Decimal(int(q))).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-                if q
-                else Decimal("0.00")
-            )
+            prices.append(round_cents(Decimal(int(a)) / Decimal(int(q))) if q else Decimal("0.00"))
     return pd.Series(prices, index=old.index, dtype="object")

@@ -9,7 +9,7 @@ Everything is vectorised; money stays ``Decimal``/int cents, never float.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ import pandas as pd
 from schemas.afas import SalesPrices
 from tasks.billing.config import DAYS, BillingConfig
 from tasks.billing.join import CUSTOMER, INTERNAL, clean_text, day_numbers, on_distinct
-from tasks.billing.money import as_decimal
+from tasks.billing.money import as_decimal, round_cents
 from tasks.billing.prices import believable_prices, refused_debtor_prices
 
 # Which registration columns an exclusion kind matches (ids and names/numbers alike).
@@ -329,7 +329,7 @@ def unit_prices(rate: pd.Series, surcharge_hundredths: pd.Series) -> dict[str, p
     lookup = {}
     for key in np.unique(pair):
         base, hundredths = rates_seen[int(key) // 1_000_000], Decimal(int(key) % 1_000_000).scaleb(-2)
-        lookup[int(key)] = (base * (100 + hundredths) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        lookup[int(key)] = round_cents(base * (100 + hundredths) / 100)
     prices = pd.Series(pair, index=rate.index).map(lookup)
     cents = pd.Series(pair, index=rate.index).map({k: int(v * 100) for k, v in lookup.items()})
     return {"unit_price": prices.astype("object"), "unit_price_cents": cents.astype("int64")}

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
+
+from tasks.billing.money import round_cents
 
 DIFFERENCE_COLUMNS = ["reference", "kind", "period", "problem", "expected", "found"]
 
@@ -21,7 +23,7 @@ def number(value: Any) -> Decimal:
     """An AFAS number (float, text or Decimal; empty = 0) as a Decimal with two places."""
     if value is None or value == "" or (isinstance(value, float) and pd.isna(value)):
         return Decimal("0.00")
-    return Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return round_cents(Decimal(str(value)))
 
 
 def _elements(node: Any) -> list[Mapping[str, Any]]:
