@@ -27,16 +27,19 @@ demo: $(STAMP)
 test: $(STAMP)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check --quiet .
+	@$(BIN)/mypy
 	@$(BIN)/python -m pytest -q $(SYSTEM_FILTER) $(PYTEST_ARGS)
 
 test-all: $(STAMP)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check --quiet .
+	@$(BIN)/mypy
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
 
 format: $(STAMP)
 	@$(BIN)/ruff format .

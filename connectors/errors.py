@@ -80,7 +80,7 @@ class BusinessError(ConnectorError):
         self.error_number = error_number
         self.profit_log_reference = profit_log_reference
         suffix = f" [log reference {profit_log_reference}]" if profit_log_reference else ""
-        super().__init__(f"{message}{suffix}", **where)  # type: ignore[arg-type]
+        super().__init__(f"{message}{suffix}", **where)  # type: ignore[arg-type]  # where: optional request/record keywords the base class names
 
 
 class RequestRejected(ConnectorError):

@@ -504,7 +504,7 @@ def afas_keygen(
     existing = [str(p) for p in (key_path, cert_path) if p.exists()]
     if existing and not force:
         fail(f"{', '.join(existing)} already exists; use --force to replace (and upload the new certificate)")
-    material = generate(f"koppel {environment}", kind=kind, days=days)  # type: ignore[arg-type]
+    material = generate(f"koppel {environment}", kind=kind, days=days)  # type: ignore[arg-type]  # typer validated kind against the key kinds generate() takes
     out.mkdir(parents=True, exist_ok=True)
     key_path.touch(mode=0o600, exist_ok=True)
     key_path.chmod(0o600)

@@ -9,6 +9,7 @@ its failure cases into one reject per registration. Billing lines downstream are
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
@@ -21,9 +22,9 @@ MAX_MINUTES = 720  # default ceiling per registration (12 h); the billing config
 _UTC = {"unit": "ns", "tz": "UTC"}
 
 
-def _text(**kwargs: object) -> object:
+def _text(**kwargs: Any) -> Any:
     """A nullable text column; coerced so that an all-None object column becomes the string dtype."""
-    return pa.Field(nullable=True, coerce=True, **kwargs)  # type: ignore[arg-type]
+    return pa.Field(nullable=True, coerce=True, **kwargs)
 
 
 class RawRegistrations(pa.DataFrameModel):

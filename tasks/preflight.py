@@ -47,7 +47,7 @@ class Check:
 
 
 async def _afas(settings: BaseSettings) -> str:
-    async with AfasClient.from_settings(settings) as client:  # type: ignore[arg-type]
+    async with AfasClient.from_settings(settings) as client:  # type: ignore[arg-type]  # the settings class chosen by the caller matches the client  # the settings class chosen by the caller matches the client  # the settings class chosen by the caller matches the client
         return f"Profit {await client.profit_version()}"
 
 
@@ -65,7 +65,7 @@ async def _oh(settings: BaseSettings) -> str:
 async def _state(settings: BaseSettings) -> str:
     from store.db import connect
 
-    engine = await asyncio.to_thread(connect, settings)  # type: ignore[arg-type]
+    engine = await asyncio.to_thread(connect, settings)  # type: ignore[arg-type]  # StoreSettings, chosen by the caller
     try:
         return f"{engine.dialect.name} database migrated"
     finally:

@@ -28,7 +28,7 @@ def secret_from_block(env_var: str) -> str | None:
     from prefect.blocks.system import Secret
 
     try:
-        value = Secret.load(block_name(env_var), _sync=True)  # type: ignore[call-arg]
+        value = Secret.load(block_name(env_var), _sync=True)  # type: ignore[call-arg]  # Prefect's sync/async dispatch keyword, not in the stubs  # Prefect's sync/async dispatch keyword, not in the stubs
     except ValueError:  # Prefect raises ValueError for an unknown block document
         return None
     return str(value.get())

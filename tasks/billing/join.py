@@ -88,10 +88,10 @@ def clean_text(values: pd.Series) -> pd.Series:
     return on_distinct(values, lambda text: text.str.strip().replace("", None))
 
 
-def on_distinct(values: pd.Series, transform: object) -> pd.Series:
+def on_distinct(values: pd.Series, transform: Callable[[pd.Series], pd.Series]) -> pd.Series:
     """Apply a string ``transform`` to each distinct value once (ids and names repeat a lot), as text."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    done = transform(pd.Series(uniques, dtype="str"))  # type: ignore[operator]
+    done = transform(pd.Series(uniques, dtype="str"))
     mapped = done.to_numpy(dtype=object).take(codes, mode="clip") if len(done) else np.full(len(codes), None)
     return pd.Series(np.where(codes < 0, None, mapped), index=values.index, dtype="str")
 
