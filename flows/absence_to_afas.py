@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 
 from koppel.notifications import notify_failure
 from tasks.artifacts import publish_markdown
-from tasks.hr import (
+from tasks.hr_sync.config import load_hr_config
+from tasks.hr_sync.tasks import (
     ABSENCE_TO_AFAS,
     advance_registered,
     extract_registered,
@@ -23,7 +24,6 @@ from tasks.hr import (
     registered_since,
     report_absences,
 )
-from tasks.hr_sync.config import load_hr_config
 from tasks.preflight import preflight
 from tasks.state import close_run, mark_run_ended, open_run
 

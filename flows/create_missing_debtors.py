@@ -14,7 +14,8 @@ from prefect import flow, runtime
 from pydantic import BaseModel, Field
 
 from koppel.notifications import notify_failure
-from tasks.companies import (
+from tasks.company_sync.config import load_companies_config
+from tasks.company_sync.tasks import (
     create_debtors,
     extract_afas_relations,
     extract_billable_branches,
@@ -23,9 +24,8 @@ from tasks.companies import (
     read_skip_list,
     report_missing_debtors,
 )
-from tasks.company_sync.config import load_companies_config
-from tasks.extract import billing_window
 from tasks.history import OptionalDate
+from tasks.invoice_hours.extract import billing_window
 from tasks.preflight import preflight
 from tasks.state import close_run, mark_run_ended, open_run
 

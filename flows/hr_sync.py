@@ -2,7 +2,7 @@
 
 Reads as a table of contents: state → extract (full or changed rows) → plan (validate, mirror, desired
 records, diff) → store the mirror → send upserts and deactivations → record what was sent → report. The
-logic lives in ``tasks/hr_sync`` (plain functions over frames); ``tasks/hr.py`` wraps it in tasks.
+logic lives in ``tasks/hr_sync`` (plain functions over frames); ``tasks/hr_sync/tasks.py`` wraps it in tasks.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from koppel import clock
 from koppel.notifications import notify_failure
-from tasks.hr import (
+from tasks.hr_sync.config import absence_window_start, load_hr_config, parse_from_date
+from tasks.hr_sync.mirror import Mode
+from tasks.hr_sync.report import planned_outcomes
+from tasks.hr_sync.tasks import (
     HR_SYNC,
     extract_hr,
     plan,
@@ -26,9 +29,6 @@ from tasks.hr import (
     store_mirror,
     sync_statistics,
 )
-from tasks.hr_sync.config import absence_window_start, load_hr_config, parse_from_date
-from tasks.hr_sync.mirror import Mode
-from tasks.hr_sync.report import planned_outcomes
 from tasks.preflight import preflight
 from tasks.state import close_run, mark_run_ended, open_run
 

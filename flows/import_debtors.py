@@ -12,7 +12,7 @@ from prefect import flow, runtime
 from pydantic import BaseModel, Field
 
 from koppel.notifications import notify_failure
-from tasks.companies import extract_afas_relations, import_afas_relations, report_import
+from tasks.company_sync.tasks import extract_afas_relations, import_afas_relations, report_import
 from tasks.preflight import preflight
 from tasks.state import close_run, mark_run_ended, open_run
 

@@ -1,7 +1,8 @@
 """invoice-hours: TOPdesk hours → AFAS invoices, realisations, sales bookings and journal entries.
 
 Reads as a table of contents: extract → plan (validate, join, rules, plan, reconcile) → load (claim, post,
-confirm) → report. The logic lives in ``tasks/billing`` (plain functions over frames), ``tasks/load.py``
+confirm) → report. The logic lives in ``tasks/invoice_hours`` (plain functions over frames),
+``tasks/invoice_hours/load.py``
 (the exactly-once protocol) and ``store/ledger.py``; this module only wires them.
 """
 
@@ -20,12 +21,8 @@ from pydantic import BaseModel, Field
 from koppel.notifications import notify_failure
 from tasks.approval import approval_gate, end_unposted
 from tasks.artifacts import Phases
-from tasks.billing.buckets import POSSIBLY_DELETED
-from tasks.billing.config import BillingConfig, load_billing_config
-from tasks.billing.join import Masters
-from tasks.billing.pipeline import BillingRun
 from tasks.bundles import report_bundles, sync_bundles
-from tasks.companies import create_missing_customers
+from tasks.company_sync.tasks import create_missing_customers
 from tasks.events import (
     customer_names,
     documents_summary,
@@ -34,7 +31,10 @@ from tasks.events import (
     read_summary,
     refusal_lines,
 )
-from tasks.extract import (
+from tasks.history import OptionalDate, artifact_prefix, run_name, run_tags, tag_current_run
+from tasks.invoice_hours.buckets import POSSIBLY_DELETED
+from tasks.invoice_hours.config import BillingConfig, load_billing_config
+from tasks.invoice_hours.extract import (
     Window,
     account_served,
     billing_window,
@@ -43,8 +43,9 @@ from tasks.extract import (
     extract_topdesk,
     source_notes,
 )
-from tasks.history import OptionalDate, artifact_prefix, run_name, run_tags, tag_current_run
-from tasks.invoicing import (
+from tasks.invoice_hours.join import Masters
+from tasks.invoice_hours.pipeline import BillingRun
+from tasks.invoice_hours.tasks import (
     confirm_deletions,
     load,
     plan,

@@ -13,7 +13,9 @@ from prefect import flow, runtime
 from pydantic import BaseModel, Field
 
 from koppel.notifications import notify_failure
-from tasks.companies import (
+from tasks.company_sync.config import load_companies_config
+from tasks.company_sync.report import planned_outcomes
+from tasks.company_sync.tasks import (
     extract_afas_relations,
     extract_topdesk_relations,
     import_afas_relations,
@@ -22,8 +24,6 @@ from tasks.companies import (
     report_company_sync,
     write_topdesk,
 )
-from tasks.company_sync.config import load_companies_config
-from tasks.company_sync.report import planned_outcomes
 from tasks.preflight import preflight
 from tasks.state import close_run, mark_run_ended, open_run
 

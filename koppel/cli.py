@@ -36,7 +36,7 @@ from koppel import clock
 from koppel.settings import Resolved, SettingsError, env_name, load, mask_url_password, resolve
 from koppel.topdesk_cli import topdesk_app
 from store.settings import StoreSettings
-from tasks.billing.money import minutes_to_hours
+from tasks.invoice_hours.money import minutes_to_hours
 
 if TYPE_CHECKING:
     import pandas as pd

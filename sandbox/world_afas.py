@@ -38,7 +38,7 @@ import pandas as pd
 
 from koppel.clock import AMSTERDAM
 from sandbox.world import _FIRST, _LAST, World, stable_uuid
-from tasks.billing.money import CENT, round_cents
+from tasks.invoice_hours.money import CENT, round_cents
 
 TZ = AMSTERDAM.key
 ENVIRONMENT_NUMBER = "12345"  # the sandbox's AFAS environment (user ids are prefixed with it)

@@ -15,7 +15,7 @@ import pandas as pd
 from pandera import extensions
 
 from koppel.clock import AMSTERDAM
-from tasks.billing.money import CENT
+from tasks.invoice_hours.money import CENT
 
 
 def as_decimal(value: Any) -> Decimal | None:

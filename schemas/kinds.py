@@ -3,8 +3,8 @@
 A new kind of AFAS document costs one row in ``KINDS``: the administration mode that bills it (``Mode``), the
 UpdateConnector it is posted to and the root object of its body, the field and GetConnector through which
 Koppel finds it again by its reference after an uncertain post (decision §11.8), the payload builder in
-``tasks/billing/payloads.py`` and the keys under which AFAS returns its number. The plan
-(``tasks/billing/plan.py``), the payloads, the load and report steps, the pandera contracts
+``tasks/invoice_hours/payloads.py`` and the keys under which AFAS returns its number. The plan
+(``tasks/invoice_hours/plan.py``), the payloads, the load and report steps, the pandera contracts
 (``schemas/billing.py``) and the ledger's check constraint (``store/models.py``) all read this table.
 Field and connector names: docs/reference/afas-profit-api.md §6.
 """
@@ -34,7 +34,7 @@ class DocumentKind:
     root: str  # root object of the UpdateConnector body (differs from the connector for FiEntries)
     reference_field: str  # the field that carries Koppel's reference (or, for realisations, the line key)
     read_back: str  # GetConnector that finds the document again by ``reference_field``
-    builder: str  # name of the function in tasks/billing/payloads.py that builds its bodies
+    builder: str  # name of the function in tasks/invoice_hours/payloads.py that builds its bodies
     number_keys: tuple[str, ...]  # keys of AFAS's answer holding the document's number, first found wins
 
 
@@ -97,7 +97,7 @@ def kind(name: str) -> DocumentKind:
 
 
 # What the ignore list (``koppel exclude``, store/exclusions.py) can hold; billing.toml's [exclusions] may
-# also name a reason text or a category (tasks/billing/config.py).
+# also name a reason text or a category (tasks/invoice_hours/config.py).
 StoredExclusionKind = Literal["registration", "ticket", "operator", "operator_group", "branch", "customer"]
 ExclusionKind = Literal[StoredExclusionKind, "reason", "category"]
 STORED_EXCLUSION_KINDS: tuple[str, ...] = get_args(StoredExclusionKind)

@@ -2,7 +2,8 @@
 
 ``RawRegistrations`` is the normalised frame of docs/contracts.md §1: every column present, bad values kept
 (NaT dates, ``<NA>`` minutes) so that validation can reject the row with a reason. ``ValidRegistrations``
-adds the row rules a billable registration must meet; ``tasks/billing/validate.py`` runs it lazily and turns
+adds the row rules a billable registration must meet; ``tasks/invoice_hours/validate.py`` runs it lazily and
+turns
 its failure cases into one reject per registration. Billing lines downstream are in ``schemas/billing.py``.
 """
 

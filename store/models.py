@@ -34,7 +34,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from schemas.kinds import DOCUMENT_KINDS
 from schemas.kinds import STORED_EXCLUSION_KINDS as EXCLUSION_KINDS
-from tasks.billing.money import CENT
+from tasks.invoice_hours.money import CENT
 
 # Numeric(18, 2): 16 digits before the decimal point.
 MONEY_LIMIT = Decimal("1e16")

@@ -35,7 +35,7 @@ from pydantic import Field
 from schemas.kinds import INTERNAL_ENTRY
 from store import runs
 from tasks.artifacts import artifact_key, markdown_table, table_rows
-from tasks.billing.money import minutes_to_hours
+from tasks.invoice_hours.money import minutes_to_hours
 from tasks.state import close_run, state_engine
 
 FLOW = "invoice-hours"

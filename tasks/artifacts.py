@@ -24,7 +24,7 @@ from prefect.artifacts import (
 )
 
 from koppel.clock import AMSTERDAM
-from tasks.billing.money import CENT, minutes_to_hours, round_cents
+from tasks.invoice_hours.money import CENT, minutes_to_hours, round_cents
 
 MAX_TABLE_ROWS = 500  # the UI shows tables, not data dumps; the full set stays in the store
 INTERNAL_KINDS = {"internal_entry"}  # documents that charge departments, not customers

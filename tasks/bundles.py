@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from store import bundles
 from tasks.artifacts import publish_table
-from tasks.billing.config import BillingConfig
+from tasks.invoice_hours.config import BillingConfig
 from tasks.state import state_engine
 
 FLOW = "invoice-hours"

@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from connectors.afas.client import AfasClient
 from connectors.afas.settings import AfasSettings
-from tasks.billing.config import Administration, BillingConfig, BillingConfigError, Mode
+from tasks.invoice_hours.config import Administration, BillingConfig, BillingConfigError, Mode
 from tasks.secrets import load_settings
 
 CONNECTORS = {
@@ -28,7 +28,8 @@ CONNECTORS = {
     "vat_codes": "Profit_VAT_code",
     "allocations": "Profit_Allocation_Assigments",
 }
-COST_CENTRE_AXIS = "1"  # the internal entry puts the cost centre on dimension axis 1 (tasks/billing/payloads)
+COST_CENTRE_AXIS = "1"  # the internal entry puts the cost centre on dimension axis 1
+# (tasks/invoice_hours/payloads)
 
 
 class MasterDataError(BillingConfigError):

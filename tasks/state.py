@@ -106,7 +106,8 @@ def run_verdict(
 ) -> Verdict:
     """Green only when something was read, every source answered and no document is refused or uncertain.
 
-    ``statuses`` are the document statuses of the run (``tasks.load.Outcome.status``); dry runs' "dry-run"
+    ``statuses`` are the document statuses of the run (``tasks.invoice_hours.load.Outcome.status``); dry runs'
+    "dry-run"
     and every posted/recovered/elsewhere status are fine. ``possibly_deleted`` counts registrations billed
     earlier that this run did not read and could not confirm gone (bucket "possibly deleted"): they are not
     credited, so the run is not green.

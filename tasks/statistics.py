@@ -32,7 +32,7 @@ from store import ledger, runs
 from store.db import connect
 from store.settings import StoreSettings
 from tasks.artifacts import artifact_key, markdown_table, publish_markdown, publish_table
-from tasks.billing.money import minutes_to_hours
+from tasks.invoice_hours.money import minutes_to_hours
 from tasks.secrets import load_settings
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from connectors.afas.filters import Filter
 from connectors.afas.settings import AfasSettings
 from schemas.kinds import Mode, kind
 from store import ledger
-from tasks.billing.verify import compare, differences_frame
+from tasks.invoice_hours.verify import compare, differences_frame
 from tasks.secrets import load_settings
 from tasks.state import state_engine
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tasks.approval import fingerprint, in_scope, plan_difference, request_markdown, totals
-from tasks.billing.config import BillingConfigError
+from tasks.invoice_hours.config import BillingConfigError
 from tests.billing_factories import CONFIG_TOML, config
 
 

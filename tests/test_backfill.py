@@ -24,8 +24,8 @@ from flows.backfill import BackfillParameters
 from store import ledger, runs
 from store.db import connect
 from store.settings import StoreSettings
-from tasks.backfill import Child, child_parameters, children_table, refresh
-from tasks.extract import Window
+from tasks.invoice_hours.backfill import Child, child_parameters, children_table, refresh
+from tasks.invoice_hours.extract import Window
 from tests.store_support import document, line
 
 

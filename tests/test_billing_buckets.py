@@ -1,8 +1,8 @@
 import pandas as pd
 
 from schemas.billing import Buckets
-from tasks.billing.buckets import conservation, equation_line
-from tasks.billing.pipeline import bill
+from tasks.invoice_hours.buckets import conservation, equation_line
+from tasks.invoice_hours.pipeline import bill
 from tests.billing_factories import at, config, masters, posted_from, registration, registrations
 
 EXCLUDE_GARANTIE = (

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.billing.config import (
+from tasks.invoice_hours.config import (
     DEFAULT_CONFIG_PATH,
     BillingConfigError,
     Grouping,

@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from tasks.billing.join import join_masters, lookup_periods
-from tasks.billing.validate import split_valid
+from tasks.invoice_hours.join import join_masters, lookup_periods
+from tasks.invoice_hours.validate import split_valid
 from tests.billing_factories import (
     AMS,
     CONFIG_TOML,

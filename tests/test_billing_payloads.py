@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 
 from sandbox.afas_schemas import spec_dir
-from tasks.billing.payloads import (
+from tasks.invoice_hours.payloads import (
     afas_number,
     build_payload,
     build_payloads,
     entry_balance,
     fill_invoice_number,
 )
-from tasks.billing.pipeline import bill
+from tasks.invoice_hours.pipeline import bill
 from tests.billing_factories import at, config, masters, registration, registrations
 
 SPECS = spec_dir()

@@ -3,8 +3,8 @@ from decimal import Decimal
 import pandas as pd
 
 from schemas.billing import BillableLines, DocumentLines, PlannedDocuments
-from tasks.billing.pipeline import bill
-from tasks.billing.plan import build_documents, fields_hashes, plan_lines
+from tasks.invoice_hours.pipeline import bill
+from tasks.invoice_hours.plan import build_documents, fields_hashes, plan_lines
 from tests.billing_factories import CONFIG_TOML, at, config, masters, registration, registrations
 
 D = Decimal

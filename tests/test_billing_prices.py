@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from tasks.billing.prices import screen_prices
+from tasks.invoice_hours.prices import screen_prices
 
 
 def test_bad_prices_are_refused_per_row_and_good_ones_kept():
@@ -31,7 +31,7 @@ def test_bad_prices_are_refused_per_row_and_good_ones_kept():
 
 
 def test_a_negative_or_null_price_list_never_plans_a_negative_charge():
-    from tasks.billing.pipeline import bill
+    from tasks.invoice_hours.pipeline import bill
     from tests.billing_factories import (
         CONFIG_TOML,
         config,
@@ -56,7 +56,7 @@ def test_a_negative_or_null_price_list_never_plans_a_negative_charge():
 
 
 def test_a_refused_debtor_price_is_not_replaced_by_the_general_price_or_the_configured_rate():
-    from tasks.billing.pipeline import bill
+    from tasks.invoice_hours.pipeline import bill
     from tests.billing_factories import (
         CONFIG_TOML,
         config,

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from schemas.billing import DocumentLines
 from schemas.registrations import KINDS
-from tasks.billing.buckets import BESIDE
-from tasks.billing.payloads import build_payloads, entry_balance
-from tasks.billing.pipeline import Scope, bill
+from tasks.invoice_hours.buckets import BESIDE
+from tasks.invoice_hours.payloads import build_payloads, entry_balance
+from tasks.invoice_hours.pipeline import Scope, bill
 from tests.billing_factories import AMS, config, masters, posted_from, registration, registrations
 
 CONFIG = config(

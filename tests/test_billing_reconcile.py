@@ -1,11 +1,12 @@
-"""The diff between desired and billed state per registration (tasks.billing.reconcile), without a store."""
+"""The diff between desired and billed state per registration (tasks.invoice_hours.reconcile), without a
+store."""
 
 from decimal import Decimal
 
 import pandas as pd
 
-from tasks.billing.payloads import build_payloads, payload_problems
-from tasks.billing.pipeline import Scope, bill
+from tasks.invoice_hours.payloads import build_payloads, payload_problems
+from tasks.invoice_hours.pipeline import Scope, bill
 from tests.billing_factories import AMS, config, masters, posted_from, registration, registrations
 
 D = Decimal

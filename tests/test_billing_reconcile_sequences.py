@@ -4,7 +4,8 @@ Hypothesis generates edits (add, change minutes, change reason (so the item), ch
 exclude, un-exclude, refuse the next document, resend) interleaved with regular runs (the whole of
 October) and backfills (halves and overlapping ranges). Each run is the real pipeline (``bill``), the
 production load as
-``tasks.invoicing._load`` runs it (``BatchLoader.recover`` then ``load``, the real ``AfasClient``, batches of
+``tasks.invoice_hours.tasks._load`` runs it (``BatchLoader.recover`` then ``load``, the real ``AfasClient``,
+batches of
 1, 2 or 50 documents as hypothesis chooses), the real ledger (SQLite) and the AFAS simulator served on
 loopback; a refusal is the simulator's own (``reject_next_post`` on the debtor).
 
@@ -51,11 +52,11 @@ from store import ledger
 from store.db import connect
 from store.models import metadata
 from store.settings import StoreSettings
-from tasks.billing.buckets import BESIDE, settle_buckets
-from tasks.billing.payloads import build_payloads, payload_problems
-from tasks.billing.pipeline import Scope, bill
-from tasks.load import LoadPlan
-from tasks.load_batches import BatchLoader, LoadSettings
+from tasks.invoice_hours.buckets import BESIDE, settle_buckets
+from tasks.invoice_hours.load import LoadPlan
+from tasks.invoice_hours.load_batches import BatchLoader, LoadSettings
+from tasks.invoice_hours.payloads import build_payloads, payload_problems
+from tasks.invoice_hours.pipeline import Scope, bill
 from tests.billing_factories import AMS, CONFIG_TOML, at, config, masters, registration, registrations
 from tests.invoice_support import decimal
 
@@ -133,14 +134,15 @@ def run(engine, afas: Afas, world: World, window: tuple[int, int] | None, batch:
     scope = Scope(regular=window is None, window=OCTOBER, deleted=frozenset(world.deleted))
     config_ = cfg(world)
     result = bill(read, masters(), config_, state=state, posted=posted, scope=scope)
-    payloads = build_payloads(result.documents, result.document_lines, config_)  # as tasks.invoicing.load
+    payloads = build_payloads(result.documents, result.document_lines, config_)  # as
+    # tasks.invoice_hours.tasks.load
     problems = {ref: found for ref, payload in payloads.items() if (found := payload_problems(payload))}
     payloads = {ref: payload for ref, payload in payloads.items() if ref not in problems}
     plan = LoadPlan(result.documents, result.document_lines, payloads, problems)
     run_id = f"run-{world.counter}"
     world.counter += 1
 
-    async def load() -> list[Any]:  # tasks.invoicing._load with this test's engine and batch size
+    async def load() -> list[Any]:  # tasks.invoice_hours.tasks._load with this test's engine and batch size
         async with AfasClient.from_settings(afas.settings) as client:
             loader = BatchLoader(
                 engine, client, run_id, config_, settings=LoadSettings(batch_documents=batch)

@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 
 from schemas.billing import BundleDraws, Exclusions
-from tasks.billing.join import join_masters
-from tasks.billing.plan import plan_lines
-from tasks.billing.rules import price, split_excluded
-from tasks.billing.validate import split_valid
+from tasks.invoice_hours.join import join_masters
+from tasks.invoice_hours.plan import plan_lines
+from tasks.invoice_hours.rules import price, split_excluded
+from tasks.invoice_hours.validate import split_valid
 from tests.billing_factories import at, config, masters, registration, registrations, sales_prices
 
 D = Decimal

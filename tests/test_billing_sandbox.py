@@ -11,10 +11,10 @@ from sandbox import world_afas
 from sandbox.afas import create_app
 from sandbox.afas_fixtures import InProcessClient
 from sandbox.world import generate_core
-from tasks.billing.config import DEFAULT_CONFIG_PATH, load_billing_config, parse_billing_config
-from tasks.billing.join import Masters
-from tasks.billing.payloads import build_payloads, fill_invoice_number
-from tasks.billing.pipeline import Scope, bill
+from tasks.invoice_hours.config import DEFAULT_CONFIG_PATH, load_billing_config, parse_billing_config
+from tasks.invoice_hours.join import Masters
+from tasks.invoice_hours.payloads import build_payloads, fill_invoice_number
+from tasks.invoice_hours.pipeline import Scope, bill
 from tests.billing_factories import at, posted_from, registration, registrations
 
 URL = "/ProfitRestServices/connectors"

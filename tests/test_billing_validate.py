@@ -3,7 +3,7 @@ import pytest
 
 from schemas.billing import Rejects
 from schemas.registrations import ValidRegistrations
-from tasks.billing.validate import RegistrationContractError, split_valid
+from tasks.invoice_hours.validate import RegistrationContractError, split_valid
 from tests.billing_factories import registration, registrations
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from tasks.billing.window import split_outside_window
+from tasks.invoice_hours.window import split_outside_window
 
 
 def frame(*moments: str | None) -> pd.DataFrame:
@@ -39,7 +39,7 @@ def test_the_run_window_is_cut_in_the_time_zone_billing_toml_names():
     from datetime import date
     from zoneinfo import ZoneInfo
 
-    from tasks.invoicing import run_window
+    from tasks.invoice_hours.tasks import run_window
     from tests.billing_factories import CONFIG_TOML, config
 
     default, _ = run_window.fn(date(2026, 10, 1), date(2026, 10, 31), None, config())

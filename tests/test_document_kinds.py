@@ -3,14 +3,14 @@
 import pytest
 from sqlalchemy import CheckConstraint
 
-import tasks.billing.payloads as payloads
+import tasks.invoice_hours.payloads as payloads
 from connectors.afas.getconnectors import REGISTRY
 from sandbox.afas_connectors import get_connector
 from sandbox.afas_schemas import UPDATE_CONNECTORS
 from schemas.kinds import BY_MODE, DOCUMENT_KINDS, INTERNAL_ENTRY, KINDS, NUMBER_KEYS, Mode, kind
 from store.models import documents
-from tasks.load import CONNECTORS, reference_for
-from tasks.report import afas_number
+from tasks.invoice_hours.load import CONNECTORS, reference_for
+from tasks.invoice_hours.report import afas_number
 
 
 @pytest.mark.parametrize("row", KINDS, ids=lambda row: row.name)

@@ -9,10 +9,10 @@ import pandas as pd
 
 from connectors.occupational_health.client import records_frame
 from connectors.occupational_health.endpoints import REGISTERED_ABSENCES
-from tasks.hr import absences_watermark
 from tasks.hr_sync.absences import PLAN_COLUMNS, plan_absences
 from tasks.hr_sync.config import HrConfig
 from tasks.hr_sync.mapping import columns_of
+from tasks.hr_sync.tasks import absences_watermark
 
 CONFIG = HrConfig()
 STAMP = "2026-11-10T09:00:00+00:00"

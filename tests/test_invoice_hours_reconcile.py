@@ -232,7 +232,7 @@ def test_6_a_deleted_realisation_is_reversed_in_its_own_administration_exactly(
 def test_7_rows_skipped_by_offset_paging_are_never_credited(prefect_harness, sandbox, monkeypatch, tmp_path):
     import functools
 
-    from tasks.billing import sources
+    from tasks.invoice_hours import sources
 
     first = regular()
     sim = topdesk(sandbox)

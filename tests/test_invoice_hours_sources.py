@@ -30,8 +30,8 @@ from sandbox.topdesk_malformed import kinds_count
 from store import ledger
 from store.db import connect
 from store.settings import StoreSettings
-from tasks.billing.sources import TopdeskSources
-from tasks.extract import Window
+from tasks.invoice_hours.extract import Window
+from tasks.invoice_hours.sources import TopdeskSources
 from tests.invoice_support import OCTOBER, small_world, use_sandbox
 
 pytestmark = pytest.mark.prefect

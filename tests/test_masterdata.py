@@ -75,7 +75,7 @@ def test_the_sandbox_serves_the_master_data_the_default_config_names(sandbox) ->
     import asyncio
 
     from connectors.afas.settings import AfasSettings
-    from tasks.billing.config import load_billing_config
+    from tasks.invoice_hours.config import load_billing_config
 
     read = asyncio.run(read_master_data(AfasSettings()))
     assert master_data_problems(load_billing_config(), read) == []

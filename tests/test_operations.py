@@ -21,9 +21,9 @@ from tasks.artifacts import (
     plain,
 )
 from tasks.events import documents_summary, outcomes_summary, read_summary, refusal_lines
-from tasks.extract import Window
 from tasks.history import artifact_prefix, period_label, run_name, run_tags
-from tasks.load import Outcome
+from tasks.invoice_hours.extract import Window
+from tasks.invoice_hours.load import Outcome
 from tasks.state import run_verdict
 from tests.invoice_support import small_world
 

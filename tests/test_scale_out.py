@@ -98,9 +98,9 @@ def expected_billing(monkeypatch: pytest.MonkeyPatch, env: dict) -> tuple[set[st
     from connectors.afas.settings import AfasSettings
     from connectors.topdesk.settings import TopdeskSettings
     from koppel.settings import load
-    from tasks.billing.config import load_billing_config
-    from tasks.billing.pipeline import bill
-    from tasks.extract import Window, read_masters, read_registrations
+    from tasks.invoice_hours.config import load_billing_config
+    from tasks.invoice_hours.extract import Window, read_masters, read_registrations
+    from tasks.invoice_hours.pipeline import bill
 
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.billing.pipeline import bill
-from tasks.billing.specification import TOTAL_LABEL, specifications, write_specification
+from tasks.invoice_hours.pipeline import bill
+from tasks.invoice_hours.specification import TOTAL_LABEL, specifications, write_specification
 from tests.billing_factories import config, masters, registration, registrations
 from tests.invoice_support import OCTOBER, afas_invoices, decimal, sandbox_fixture  # noqa: F401 - fixture
 

@@ -17,9 +17,9 @@ from connectors.topdesk.timeregistrations import (
     incident_record,
     odata_record,
 )
-from tasks.billing.buckets import assemble_buckets
-from tasks.billing.served import served_conservation
-from tasks.billing.validate import split_valid
+from tasks.invoice_hours.buckets import assemble_buckets
+from tasks.invoice_hours.served import served_conservation
+from tasks.invoice_hours.validate import split_valid
 
 PARENT = "11111111-2222-4333-8444-555555555555"
 TICKETS = {PARENT: {"id": PARENT, "number": "I 2610 001", "callerBranch": {"clientReferenceNumber": "10001"}}}

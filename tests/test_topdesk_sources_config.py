@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.billing.config import BillingConfigError, load_billing_config, parse_billing_config
+from tasks.invoice_hours.config import BillingConfigError, load_billing_config, parse_billing_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "billing.example.toml"
 

@@ -19,8 +19,8 @@ import pandas as pd
 from connectors.occupational_health.endpoints import employment_external_id
 from koppel.clock import AMSTERDAM
 from schemas.hr import as_decimal
-from tasks.billing.money import CENT
 from tasks.hr_sync.config import HrConfig, HrConfigError
+from tasks.invoice_hours.money import CENT
 from tasks.names import split_dutch_name
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from koppel import clock
 from koppel.clock import AMSTERDAM
-from tasks.billing.config import BillingConfig
+from tasks.invoice_hours.config import BillingConfig
 
 
 def today(timezone: str = AMSTERDAM.key) -> date:

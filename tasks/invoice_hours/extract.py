@@ -29,12 +29,12 @@ from connectors.topdesk.timeregistrations import (
 )
 from koppel.clock import AMSTERDAM
 from tasks.artifacts import publish_table
-from tasks.billing.completeness import completeness_summary, mismatches
-from tasks.billing.config import BillingConfig
-from tasks.billing.join import Masters
-from tasks.billing.prices import screen_prices
-from tasks.billing.served import served_conservation, served_table
-from tasks.billing.sources import TopdeskSources
+from tasks.invoice_hours.completeness import completeness_summary, mismatches
+from tasks.invoice_hours.config import BillingConfig
+from tasks.invoice_hours.join import Masters
+from tasks.invoice_hours.prices import screen_prices
+from tasks.invoice_hours.served import served_conservation, served_table
+from tasks.invoice_hours.sources import TopdeskSources
 from tasks.secrets import load_settings
 
 FLOW = "invoice-hours"

@@ -10,8 +10,8 @@ import pandas as pd
 
 from schemas.kinds import NUMBER_KEYS
 from tasks.artifacts import amounts_markdown, markdown_table
-from tasks.billing.money import minutes_to_hours
-from tasks.load import FAILED_STATUSES, Outcome
+from tasks.invoice_hours.load import FAILED_STATUSES, Outcome
+from tasks.invoice_hours.money import minutes_to_hours
 
 
 def outcomes_frame(outcomes: Sequence[Outcome]) -> pd.DataFrame:
@@ -122,7 +122,7 @@ def summary_markdown(context: dict[str, Any], result: dict[str, Any], table: pd.
     ]
     if context.get("approval"):
         lines += ["", context["approval"]]
-    if context.get("notes"):  # sources, completeness (tasks/extract.py)
+    if context.get("notes"):  # sources, completeness (tasks/invoice_hours/extract.py)
         lines += ["", *context["notes"]]
     if not failures.empty:
         lines += ["", "## Failures", "", markdown_table(failures[["reference", "status", "message"]])]

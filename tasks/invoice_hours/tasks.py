@@ -26,17 +26,17 @@ from tasks.artifacts import (
     publish_markdown,
     publish_table,
 )
-from tasks.billing.buckets import bucket_statistics, conservation, settle_buckets
-from tasks.billing.config import BillingConfig
-from tasks.billing.horizon import horizon
-from tasks.billing.join import Masters
-from tasks.billing.payloads import build_payloads, payload_problems
-from tasks.billing.pipeline import BillingRun, bill
-from tasks.billing.reconcile import Scope, open_charges
-from tasks.extract import Window, billing_window
-from tasks.load import LoadPlan, Outcome, as_date
-from tasks.load_batches import BatchLoader
-from tasks.report import (
+from tasks.invoice_hours.buckets import bucket_statistics, conservation, settle_buckets
+from tasks.invoice_hours.config import BillingConfig
+from tasks.invoice_hours.extract import Window, billing_window
+from tasks.invoice_hours.horizon import horizon
+from tasks.invoice_hours.join import Masters
+from tasks.invoice_hours.load import LoadPlan, Outcome, as_date
+from tasks.invoice_hours.load_batches import BatchLoader
+from tasks.invoice_hours.payloads import build_payloads, payload_problems
+from tasks.invoice_hours.pipeline import BillingRun, bill
+from tasks.invoice_hours.reconcile import Scope, open_charges
+from tasks.invoice_hours.report import (
     documents_table,
     planned_outcomes,
     summary_markdown,
@@ -162,7 +162,7 @@ def plan(
     regular: bool = False,
     deleted: list[str] | None = None,
 ) -> BillingRun:
-    """Validate → exclude → join → price → plan → reconcile → documents (``tasks.billing.pipeline.bill``)."""
+    """Validate → exclude → join → price → plan → reconcile → documents (``pipeline.bill``)."""
     return bill(
         read,
         masters,

@@ -24,7 +24,6 @@ from connectors.topdesk.settings import TopdeskSettings
 from connectors.topdesk.timeregistrations import TimeRegistrationOptions, read_time_registrations
 from store import exclusions
 from tasks.artifacts import markdown_table, publish_markdown, publish_table
-from tasks.billing.config import load_billing_config
 from tasks.company_sync import debtors as missing
 from tasks.company_sync import history
 from tasks.company_sync import invoicing as while_invoicing
@@ -38,7 +37,8 @@ from tasks.company_sync.extract import (
     read_topdesk_relations,
 )
 from tasks.company_sync.pipeline import SyncPlan, plan_sync
-from tasks.extract import Window
+from tasks.invoice_hours.config import load_billing_config
+from tasks.invoice_hours.extract import Window
 from tasks.secrets import load_settings
 from tasks.state import state_engine
 

@@ -25,7 +25,8 @@ left for the next regular run (*left for the regular run*).
 
 Versions: every line carries the ``registration_state`` version read. A reversal and its charge sharing one
 document key go in one (correction) document with that version; otherwise the reversal's document is claimed
-first (``is_correction``) and the charge expects the version after it (``tasks.load`` claims in that order).
+first (``is_correction``) and the charge expects the version after it (``tasks.invoice_hours.load`` claims in
+that order).
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.billing.config import BillingConfig
-from tasks.billing.join import CUSTOMER, INTERNAL, day_numbers
-from tasks.billing.money import as_decimal, cents_to_decimal, decimal_to_cents, round_cents
-from tasks.billing.periods import posting_periods
-from tasks.billing.plan import INTERNAL_ENTRY, hundredths_of_hours
+from tasks.invoice_hours.config import BillingConfig
+from tasks.invoice_hours.join import CUSTOMER, INTERNAL, day_numbers
+from tasks.invoice_hours.money import as_decimal, cents_to_decimal, decimal_to_cents, round_cents
+from tasks.invoice_hours.periods import posting_periods
+from tasks.invoice_hours.plan import INTERNAL_ENTRY, hundredths_of_hours
 
 PENDING_STATUSES = {
     "failed": "failed",

@@ -1,6 +1,7 @@
 """Batched load: documents of one UpdateConnector and administration go to AFAS as one ``Element`` list.
 
-The batch is the unit of claim, post and confirm (``tasks/load.py`` describes the per-document protocol,
+The batch is the unit of claim, post and confirm (``tasks/invoice_hours/load.py`` describes the per-document
+protocol,
 which stays the same for each document of a batch):
 
 1. **Claim** every document of the batch in ONE ledger transaction (``ledger.claim_batch``). A document
@@ -37,8 +38,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.errors import AuthError, BusinessError, ConnectorError, RequestRejected
 from store import ledger
-from tasks.billing.payloads import fill_invoice_number
-from tasks.load import (
+from tasks.invoice_hours.load import (
     CONNECTORS,
     Loader,
     LoadPlan,
@@ -48,6 +48,7 @@ from tasks.load import (
     line_details,
     reference_for,
 )
+from tasks.invoice_hours.payloads import fill_invoice_number
 
 CLAIM_COLUMNS = (
     "reference",
@@ -120,7 +121,8 @@ def batches(documents: pd.DataFrame, lines: pd.DataFrame, settings: LoadSettings
 def line_claims_by_reference(lines: pd.DataFrame) -> dict[str, tuple[ledger.LineClaim, ...]]:
     """Every document's ledger line claims, built in one pass over column lists (no per-document frames).
 
-    The same values as ``tasks.load.line_claims`` gives per document, the posted line's details (what a
+    The same values as ``tasks.invoice_hours.load.line_claims`` gives per document, the posted line's details
+    (what a
     later reversal negates exactly) included.
     """
     columns = [lines[name].tolist() for name in CLAIM_COLUMNS]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from schemas.afas import Debtors, Periods, Projects
-from tasks.billing.config import BillingConfig
+from tasks.invoice_hours.config import BillingConfig
 
 CUSTOMER = "customer"
 INTERNAL = "internal"
@@ -251,7 +251,7 @@ def _periods(
     frame: pd.DataFrame, periods: pd.DataFrame, reason: pd.Series, config: BillingConfig
 ) -> tuple[pd.DataFrame, pd.Series]:
     """AFAS period per registration; a closed one moves to the next open one (``closed_period``)."""
-    from tasks.billing.periods import posting_periods  # periods builds on this module's lookups
+    from tasks.invoice_hours.periods import posting_periods  # periods builds on this module's lookups
 
     found = lookup_periods(frame["administration"], frame["work_date"], periods)
     year = found["year"].fillna(0).astype("int64")

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from schemas.kinds import DOCUMENT_KINDS, kind
-from tasks.billing.config import BillingConfig, Grouping
-from tasks.billing.money import CENT, round_cents, to_cents
-from tasks.billing.plan import descriptions
+from tasks.invoice_hours.config import BillingConfig, Grouping
+from tasks.invoice_hours.money import CENT, round_cents, to_cents
+from tasks.invoice_hours.plan import descriptions
 
 Payload = dict[str, Any]
 XPRE_LENGTH = 40

@@ -13,14 +13,14 @@ import pandas as pd
 
 from schemas.billing import Buckets, BundleDraws, Exclusions, PlannedDocuments, Rejects
 from schemas.registrations import RawRegistrations
-from tasks.billing.buckets import assemble_buckets, conservation
-from tasks.billing.config import BillingConfig
-from tasks.billing.join import Masters, join_masters
-from tasks.billing.plan import build_documents, plan_lines
-from tasks.billing.reconcile import Reconciled, Scope, open_charges, reconcile
-from tasks.billing.rules import price, split_excluded, split_out_of_scope
-from tasks.billing.validate import split_valid
-from tasks.billing.window import split_outside_window
+from tasks.invoice_hours.buckets import assemble_buckets, conservation
+from tasks.invoice_hours.config import BillingConfig
+from tasks.invoice_hours.join import Masters, join_masters
+from tasks.invoice_hours.plan import build_documents, plan_lines
+from tasks.invoice_hours.reconcile import Reconciled, Scope, open_charges, reconcile
+from tasks.invoice_hours.rules import price, split_excluded, split_out_of_scope
+from tasks.invoice_hours.validate import split_valid
+from tasks.invoice_hours.window import split_outside_window
 
 __all__ = ["BillingRun", "Masters", "Scope", "bill"]
 

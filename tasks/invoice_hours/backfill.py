@@ -25,7 +25,7 @@ from store import ledger, runs
 from store.db import connect
 from store.settings import StoreSettings
 from tasks.artifacts import markdown_table, publish_markdown, publish_table
-from tasks.extract import Window
+from tasks.invoice_hours.extract import Window
 from tasks.secrets import load_settings
 from tasks.statistics import RUN_BUCKETS, hours, run_buckets
 

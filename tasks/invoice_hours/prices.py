@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 
 import pandas as pd
 
-from tasks.billing.money import as_decimal
+from tasks.invoice_hours.money import as_decimal
 
 CONNECTOR = "Koppel_Sales_Prices"
 REJECT_COLUMNS = ["connector", "row", "ItemCode", "DebtorId", "Price", "reason"]

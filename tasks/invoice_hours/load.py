@@ -32,9 +32,9 @@ from connectors.errors import AuthError, BusinessError, ConnectorError, Uncertai
 from schemas.kinds import KINDS, Mode
 from schemas.kinds import kind as document_kind
 from store import ledger
-from tasks.billing.config import BillingConfig
-from tasks.billing.payloads import build_payload, fill_invoice_number
-from tasks.billing.plan import build_documents
+from tasks.invoice_hours.config import BillingConfig
+from tasks.invoice_hours.payloads import build_payload, fill_invoice_number
+from tasks.invoice_hours.plan import build_documents
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 CONNECTORS = {row.name: row.connector for row in KINDS}
 MAX_REPLANS = 3
 # Outcome statuses of documents that did not post in this run (their registrations: bucket "failed") and of
-# documents another run claimed or holds (bucket "billed before"); tasks/billing/buckets.py:settle_buckets.
+# documents another run claimed or holds (bucket "billed before");
+# tasks/invoice_hours/buckets.py:settle_buckets.
 FAILED_STATUSES = {"failed", "uncertain", "refused"}
 ELSEWHERE_STATUSES = {"claimed-elsewhere", "existing-claimed", "existing-uncertain", "existing-failed"}
 PLAN_COLUMNS = ("reference", "chunk", "debtor_key", "project_key")

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from schemas.afas import SalesPrices
-from tasks.billing.config import DAYS, BillingConfig
-from tasks.billing.join import CUSTOMER, INTERNAL, clean_text, day_numbers, on_distinct
-from tasks.billing.money import as_decimal, round_cents
-from tasks.billing.prices import believable_prices, refused_debtor_prices
+from tasks.invoice_hours.config import DAYS, BillingConfig
+from tasks.invoice_hours.join import CUSTOMER, INTERNAL, clean_text, day_numbers, on_distinct
+from tasks.invoice_hours.money import as_decimal, round_cents
+from tasks.invoice_hours.prices import believable_prices, refused_debtor_prices
 
 # Which registration columns an exclusion kind matches (ids and names/numbers alike).
 KIND_COLUMNS = {

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from schemas.kinds import INTERNAL_ENTRY, Mode
-from tasks.billing.config import BillingConfig
-from tasks.billing.join import INTERNAL
-from tasks.billing.money import cents_to_decimal, div_half_up, round_cents
+from tasks.invoice_hours.config import BillingConfig
+from tasks.invoice_hours.join import INTERNAL
+from tasks.invoice_hours.money import cents_to_decimal, div_half_up, round_cents
 
 REFERENCE_PREFIX = "KPL"
 # The billed fields: what a registration's context is (text) and how much was billed (integers).

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tasks.billing.config import BillingConfig
-from tasks.billing.join import day_numbers, lookup_periods, period_labels
+from tasks.invoice_hours.config import BillingConfig
+from tasks.invoice_hours.join import day_numbers, lookup_periods, period_labels
 
 
 def _open_table(periods: pd.DataFrame) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.billing.validate import collapse_exact_duplicates, conform
+from tasks.invoice_hours.validate import collapse_exact_duplicates, conform
 
 EXACT = "exact duplicates"
 CONFLICTING = "conflicting duplicates"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.billing.money import round_cents
+from tasks.invoice_hours.money import round_cents
 
 DIFFERENCE_COLUMNS = ["reference", "kind", "period", "problem", "expected", "found"]
 

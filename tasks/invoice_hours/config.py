@@ -20,7 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from koppel.clock import AMSTERDAM
 from koppel.config_files import ConfigFileError, load_toml, parse_toml
 from schemas.kinds import ExclusionKind, Mode
-from tasks.billing.sources import PriceChecks, TopdeskSources
+from tasks.invoice_hours.sources import PriceChecks, TopdeskSources
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -259,7 +259,7 @@ class BillingConfig(_Strict):
     # Notify when a bundle's balance falls below this many minutes in a run (and when it is used up).
     bundle_alert_below_minutes: int = Field(default=120, ge=0)
     reconciliation: Reconciliation = Field(default_factory=Reconciliation)
-    topdesk: TopdeskSources = Field(default_factory=TopdeskSources)  # tasks/billing/sources.py
+    topdesk: TopdeskSources = Field(default_factory=TopdeskSources)  # tasks/invoice_hours/sources.py
     price_checks: PriceChecks = Field(default_factory=PriceChecks)
     # A run parameter rather than a file setting: bill only this administration (``for_administration``).
     only_administration: int | None = None

@@ -21,15 +21,15 @@ from typing import Any
 import pandas as pd
 
 from schemas.billing import BUCKETS
-from tasks.billing.plan import INTERNAL_ENTRY
-from tasks.billing.validate import collapse_exact_duplicates, conform
-from tasks.load import ELSEWHERE_STATUSES, FAILED_STATUSES, Outcome
+from tasks.invoice_hours.load import ELSEWHERE_STATUSES, FAILED_STATUSES, Outcome
+from tasks.invoice_hours.plan import INTERNAL_ENTRY
+from tasks.invoice_hours.validate import collapse_exact_duplicates, conform
 
 ALWAYS = ("invoiced", "internal", "excluded", "rejected", "billed before", "failed")
 # Registrations the ledger billed that this run did not read: reported beside the equation.
 POSSIBLY_DELETED = "possibly deleted"  # billed earlier, not read now, not confirmed gone: not credited
 BESIDE = ("reversed (deleted)", POSSIBLY_DELETED)
-GUARDED = ("outside window",)  # in the equation when a run has them (tasks/billing/window.py)
+GUARDED = ("outside window",)  # in the equation when a run has them (tasks/invoice_hours/window.py)
 # Every bucket of a registration read, in the order the summary shows them (schemas/billing.py names them).
 EQUATION = tuple(name for name in BUCKETS if name not in (*BESIDE, *GUARDED))
 BUCKET_COLUMNS = ["registration_id", "bucket", "reason", "minutes", "billed_minutes", "amount", "reference"]
