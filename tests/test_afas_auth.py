@@ -30,7 +30,7 @@ from connectors.errors import AuthError
 from connectors.http import RetryPolicy
 from koppel.keygen import generate
 from koppel.settings import SettingsError, load
-from sandbox.afas_oauth import OAuthClient
+from sandbox.afas.oauth import OAuthClient
 from sandbox.server import Sandbox, running_sandbox
 from sandbox.world import generate_world
 

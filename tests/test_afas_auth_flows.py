@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from sandbox.afas_state import AfasOptions
+from sandbox.afas.state import AfasOptions
 from sandbox.server import running_sandbox
 from tasks.preflight import PreflightFailed
 from tests import invoice_support

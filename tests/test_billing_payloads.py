@@ -6,7 +6,7 @@ import jsonschema
 import pandas as pd
 import pytest
 
-from sandbox.afas_schemas import spec_dir
+from sandbox.afas.schemas import spec_dir
 from tasks.invoice_hours.payloads import (
     afas_number,
     build_payload,

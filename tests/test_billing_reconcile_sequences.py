@@ -44,8 +44,8 @@ from hypothesis import strategies as st
 
 from connectors.afas.client import AfasClient
 from connectors.afas.settings import AfasSettings
-from sandbox.afas_fixtures import add_debtor, add_item, add_period, add_unit
-from sandbox.afas_state import AfasSim
+from sandbox.afas.fixtures import add_debtor, add_item, add_period, add_unit
+from sandbox.afas.state import AfasSim
 from sandbox.server import running_sandbox
 from sandbox.world import generate_world
 from store import ledger

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from sandbox import world_afas
 from sandbox.afas import create_app
-from sandbox.afas_fixtures import InProcessClient
+from sandbox.afas.fixtures import InProcessClient
+from sandbox.world import afas as world_afas
 from sandbox.world import generate_core
 from tasks.invoice_hours.config import DEFAULT_CONFIG_PATH, load_billing_config, parse_billing_config
 from tasks.invoice_hours.join import Masters

@@ -11,7 +11,7 @@ import pytest
 from connectors.afas.client import AfasClient
 from connectors.afas.settings import AfasSettings
 from koppel.settings import load
-from sandbox.afas_schemas import parse_body
+from sandbox.afas.schemas import parse_body
 from sandbox.server import running_sandbox
 from sandbox.world import generate_world
 from tasks.company_sync.config import CreateDebtors

@@ -31,7 +31,7 @@ from connectors.topdesk.client import TopdeskClient
 from connectors.topdesk.settings import TopdeskSettings
 from connectors.topdesk.timeregistrations import TimeRegistrationOptions, read_time_registrations
 from koppel.keygen import generate
-from sandbox.afas_state import AfasOptions
+from sandbox.afas.state import AfasOptions
 from sandbox.server import Sandbox, running_sandbox
 from sandbox.world import generate_world
 from schemas.afas import Debtors

@@ -5,8 +5,8 @@ from sqlalchemy import CheckConstraint
 
 import tasks.invoice_hours.payloads as payloads
 from connectors.afas.getconnectors import REGISTRY
-from sandbox.afas_connectors import get_connector
-from sandbox.afas_schemas import UPDATE_CONNECTORS
+from sandbox.afas.connectors import get_connector
+from sandbox.afas.schemas import UPDATE_CONNECTORS
 from schemas.kinds import BY_MODE, DOCUMENT_KINDS, INTERNAL_ENTRY, KINDS, NUMBER_KEYS, Mode, kind
 from store.models import documents
 from tasks.invoice_hours.load import CONNECTORS, reference_for

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from flows.hr_sync import HrSyncParameters
-from sandbox.afas_connectors import get_connector
+from sandbox.afas.connectors import get_connector
 from tasks.hr_sync.config import (
     ENTITIES,
     HrConfig,

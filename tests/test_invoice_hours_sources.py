@@ -26,7 +26,7 @@ from connectors.topdesk.timeregistrations import (
 )
 from flows.invoice_hours import InvoiceHoursParameters, invoice_hours
 from sandbox.server import running_sandbox
-from sandbox.topdesk_malformed import kinds_count
+from sandbox.topdesk.malformed import kinds_count
 from store import ledger
 from store.db import connect
 from store.settings import StoreSettings

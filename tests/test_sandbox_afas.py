@@ -12,11 +12,11 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from sandbox import world_afas
 from sandbox.afas import AfasOptions, create_app
-from sandbox.afas_connectors import CONNECTORS, markdown
-from sandbox.afas_fixtures import InProcessClient
-from sandbox.afas_state import default_token, token_header, token_xml
+from sandbox.afas.connectors import CONNECTORS, markdown
+from sandbox.afas.fixtures import InProcessClient
+from sandbox.afas.state import default_token, token_header, token_xml
+from sandbox.world import afas as world_afas
 from sandbox.world import generate_core
 
 ROOT = "/ProfitRestServices"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from sandbox import world_afas
 from sandbox.afas import create_app
-from sandbox.afas_fixtures import InProcessClient, ensure_master_data_for
-from sandbox.afas_schemas import MANDATORY, UPDATE_CONNECTORS, examples, schema
+from sandbox.afas.fixtures import InProcessClient, ensure_master_data_for
+from sandbox.afas.schemas import MANDATORY, UPDATE_CONNECTORS, examples, schema
+from sandbox.world import afas as world_afas
 from sandbox.world import generate_core
 
 RESULT_KEYS = {

@@ -10,9 +10,9 @@ from urllib.parse import quote
 
 import pytest
 
-from sandbox import world_afas
 from sandbox.afas import AfasOptions, create_app
-from sandbox.afas_fixtures import InProcessClient
+from sandbox.afas.fixtures import InProcessClient
+from sandbox.world import afas as world_afas
 from sandbox.world import generate_core
 
 BASE = "/ProfitRestServices/connectors"

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from sandbox import world_afas
 from sandbox.afas import AfasOptions, create_app
-from sandbox.afas_fixtures import InProcessClient
-from sandbox.afas_update import parse_delete_path
+from sandbox.afas.fixtures import InProcessClient
+from sandbox.afas.update import parse_delete_path
+from sandbox.world import afas as world_afas
 from sandbox.world import generate_core
 
 URL = "/ProfitRestServices/connectors"

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from starlette.applications import Starlette
 
-from sandbox import world_topdesk
 from sandbox.topdesk import TopdeskOptions, TopdeskSim, create_app
 from sandbox.world import World, generate_core
+from sandbox.world import topdesk as world_topdesk
 
 BASE = "https://acme.topdesk.test"
 API = "/tas/api"

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from sandbox import world_afas
+from sandbox.world import afas as world_afas
 from sandbox.world import generate_core
 
 AFAS_FRAMES = {

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sandbox import world_topdesk
 from sandbox.world import World, generate_core
+from sandbox.world import topdesk as world_topdesk
 
 EXPECTED_FRAMES = {
     "td_archiving_reasons",

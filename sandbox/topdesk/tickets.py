@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sandbox.topdesk_fiql import NULL_MS, Column, Node, evaluate, selectors
-from sandbox.topdesk_http import ApiError
+from sandbox.topdesk.fiql import NULL_MS, Column, Node, evaluate, selectors
+from sandbox.topdesk.http import ApiError
 
 LINES = ("firstLine", "secondLine", "partial")
 DEFAULT_STATUSES = ("firstLine", "secondLine")  # what the bulk endpoint serves without a status filter

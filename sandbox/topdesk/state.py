@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sandbox import world_topdesk
-from sandbox.topdesk_fiql import EPOCH
-from sandbox.topdesk_http import ApiError
-from sandbox.topdesk_odata import build_tables
-from sandbox.topdesk_records import RecordSet, optional_fields
-from sandbox.topdesk_tickets import IncidentStore, Names, RegistrationStore, ms_array
+from sandbox.topdesk.fiql import EPOCH
+from sandbox.topdesk.http import ApiError
+from sandbox.topdesk.odata import build_tables
+from sandbox.topdesk.records import RecordSet, optional_fields
+from sandbox.topdesk.tickets import IncidentStore, Names, RegistrationStore, ms_array
 from sandbox.world import World, stable_uuid
+from sandbox.world import topdesk as world_topdesk
 
 DEFAULT_ENTITY_SETS = {
     "changes": "Changes",
@@ -61,7 +61,7 @@ class TopdeskOptions:
     version: str = "4.2.6"
     product_version: dict[str, int] = field(default_factory=lambda: {"major": 14, "minor": 6, "patch": 1})
     html_401: bool = False  # 401 as an HTML page instead of the JSON message list
-    error_style: str = "message"  # message | errors | descriptions (see sandbox.topdesk_http)
+    error_style: str = "message"  # message | errors | descriptions (see sandbox.topdesk.http)
     bulk_next: bool = False  # /incidents/timeregistrations: 206 + body "next" while more pages exist
     serve_duplicates: bool = True  # serve every `duplicate` registration a second time, a page later
     insert_between_pages: int = 0  # registrations inserted before every bulk page after the first
@@ -71,7 +71,7 @@ class TopdeskOptions:
     odata_entity_sets: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ENTITY_SETS))
     odata_page_size: int = 1000  # server-driven OData page size (then @odata.nextLink)
     malformed_copies: int = (
-        0  # serve n copies of every malformed kind per source (sandbox/topdesk_malformed.py)
+        0  # serve n copies of every malformed kind per source (sandbox/topdesk/malformed.py)
     )
     ignore_fiql: bool = (
         False  # /incidents/timeregistrations ignores `query` (a tenant without FIQL filtering)

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sandbox.afas_connectors import GetConnector
-from sandbox.afas_errors import AfasError, field_not_found, unexpected
-from sandbox.afas_tables import parse_local
+from sandbox.afas.connectors import GetConnector
+from sandbox.afas.errors import AfasError, field_not_found, unexpected
+from sandbox.afas.tables import parse_local
 
 DEFAULT_TAKE = 100
 _TEXT_OPS = {6, 10, 11, 12, 13, 14, 15}

@@ -23,8 +23,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sandbox.afas_errors import AfasError
-from sandbox.afas_tables import parse_local
+from sandbox.afas.errors import AfasError
+from sandbox.afas.tables import parse_local
 
 # Update connector → (spec file, root object). Root ≠ connector id for FiEntries and KnOrgUnit (ref. §5.1).
 UPDATE_CONNECTORS: dict[str, tuple[str, str]] = {
@@ -169,7 +169,7 @@ def spec_dir() -> Path:
     configured = os.environ.get("KOPPEL_AFAS_OPENAPI_DIR")
     candidates = [Path(configured)] if configured else []
     candidates += [
-        Path(__file__).resolve().parent.parent / "docs" / "reference" / "afas-openapi",
+        Path(__file__).resolve().parents[2] / "docs" / "reference" / "afas-openapi",
     ]
     for candidate in candidates:
         if (candidate / "financial-entries.json").is_file():

@@ -10,8 +10,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.topdesk_fiql import FiqlError, parse_datetime_ms
-from sandbox.topdesk_http import (
+from sandbox.topdesk.fiql import FiqlError, parse_datetime_ms
+from sandbox.topdesk.http import (
     ApiError,
     bool_param,
     fields_param,
@@ -23,10 +23,10 @@ from sandbox.topdesk_http import (
     sort_param,
     topdesk_date,
 )
-from sandbox.topdesk_incidents import fiql
-from sandbox.topdesk_malformed import OM, malformed_rows
-from sandbox.topdesk_records import RecordSet, format_dates
-from sandbox.topdesk_state import TopdeskSim
+from sandbox.topdesk.incidents import fiql
+from sandbox.topdesk.malformed import OM, malformed_rows
+from sandbox.topdesk.records import RecordSet, format_dates
+from sandbox.topdesk.state import TopdeskSim
 
 OM_LIST = "application/x.topdesk-collection-om-activity-v1+json"
 OM_SORTS = ("creationDate", "modificationDate", "plannedStartDate", "number", "id")

@@ -1,8 +1,8 @@
 """The seeded world both simulators serve: one coherent set of customers, projects, staff and work.
 
 ``generate_world(seed, scale)`` is deterministic: the same arguments give the same world, byte for byte
-(``World.fingerprint()``). This module holds the *core* (who exists); ``sandbox/world_topdesk.py`` renders
-the TOPdesk side (branches, persons, tickets, time registrations) and ``sandbox/world_afas.py`` the AFAS
+(``World.fingerprint()``). This module holds the *core* (who exists); ``sandbox/world/topdesk.py`` renders
+the TOPdesk side (branches, persons, tickets, time registrations) and ``sandbox/world/afas.py`` the AFAS
 side (debtors, projects, items, periods, HR) from it.
 
 Core frames and their columns (all strings unless noted):
@@ -369,7 +369,8 @@ def generate_world(
     seed: int = DEFAULT_SEED, scale: int = DEFAULT_SCALE, anchor: date | None = None, months: int = 3
 ) -> World:
     """Generate the whole world: the core, then the TOPdesk and the AFAS side rendered from it."""
-    from sandbox import world_afas, world_topdesk
+    from sandbox.world import afas as world_afas
+    from sandbox.world import topdesk as world_topdesk
 
     world = generate_core(seed=seed, scale=scale, anchor=anchor, months=months)
     world.extra.update(world_topdesk.render(world))

@@ -1,12 +1,12 @@
 """A faithful local AFAS Profit REST API (reference §10 fidelity checklist, §11 decisions).
 
 ``create_app(world, options)`` returns a Starlette app serving ``/ProfitRestServices`` (matched
-case-insensitively): GetConnectors (``sandbox/afas_connectors.py``, query semantics in
-``sandbox/afas_query.py``), ``/metainfo``, ``/metainfo/get|update/{id}``, ``/profitversion`` and the
-UpdateConnectors (``sandbox/afas_update.py``). Its state, with helpers for tests, is ``app.state.sim``
-(``sandbox/afas_state.py``). Order of checks, as Profit's proxy does them: query string over 2049
+case-insensitively): GetConnectors (``sandbox/afas/connectors.py``, query semantics in
+``sandbox/afas/query.py``), ``/metainfo``, ``/metainfo/get|update/{id}``, ``/profitversion`` and the
+UpdateConnectors (``sandbox/afas/update.py``). Its state, with helpers for tests, is ``app.state.sim``
+(``sandbox/afas/state.py``). Order of checks, as Profit's proxy does them: query string over 2049
 characters → 404; IP allow-list → 403; ``POST …/oauth/token`` is the OAuth token endpoint
-(``sandbox/afas_oauth.py``); ``Authorization: AfasToken <base64 token XML>`` or ``Bearer <access token>``,
+(``sandbox/afas/oauth.py``); ``Authorization: AfasToken <base64 token XML>`` or ``Bearer <access token>``,
 as the app connector's mode allows, else 401 with ``WWW-Authenticate``; connector not granted to the app
 connector → 401; then the request itself.
 """
@@ -25,14 +25,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox import afas_update
-from sandbox.afas_connectors import CONNECTORS, get_connector
-from sandbox.afas_errors import UNEXPECTED, AfasError
-from sandbox.afas_oauth import OFFER, OAuthDenial, parse_form
-from sandbox.afas_query import parse_query
-from sandbox.afas_schemas import MANDATORY, PRIMARY_KEYS, UPDATE_CONNECTORS, ObjectDef, enum_labels, schema
-from sandbox.afas_state import AfasOptions, AfasSim
-from sandbox.afas_tables import render_rows
+from sandbox.afas import update as afas_update
+from sandbox.afas.connectors import CONNECTORS, get_connector
+from sandbox.afas.errors import UNEXPECTED, AfasError
+from sandbox.afas.oauth import OFFER, OAuthDenial, parse_form
+from sandbox.afas.query import parse_query
+from sandbox.afas.schemas import MANDATORY, PRIMARY_KEYS, UPDATE_CONNECTORS, ObjectDef, enum_labels, schema
+from sandbox.afas.state import AfasOptions, AfasSim
+from sandbox.afas.tables import render_rows
 from sandbox.world import World
 
 __all__ = ["AfasOptions", "AfasSim", "create_app"]
@@ -87,7 +87,7 @@ async def _dispatch(request: Request, sim: AfasSim) -> Response:
 
 
 async def _token_endpoint(request: Request, sim: AfasSim) -> Response:
-    """``POST …/oauth/token``: the client-credentials grant (``sandbox/afas_oauth.py``)."""
+    """``POST …/oauth/token``: the client-credentials grant (``sandbox/afas/oauth.py``)."""
     endpoint = str(request.url.replace(query=""))
     try:
         form = parse_form(request, await request.body())

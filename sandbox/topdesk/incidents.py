@@ -12,8 +12,8 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.topdesk_fiql import FiqlError, Node, parse, parse_datetime_ms
-from sandbox.topdesk_http import (
+from sandbox.topdesk.fiql import FiqlError, Node, parse, parse_datetime_ms
+from sandbox.topdesk.http import (
     ApiError,
     bool_param,
     fields_param,
@@ -25,10 +25,10 @@ from sandbox.topdesk_http import (
     sort_param,
     topdesk_date,
 )
-from sandbox.topdesk_malformed import BULK, malformed_rows
-from sandbox.topdesk_records import optional_fields
-from sandbox.topdesk_state import TopdeskSim
-from sandbox.topdesk_tickets import INCIDENT_SORTS, REGISTRATION_FIELDS, REGISTRATION_SORTS
+from sandbox.topdesk.malformed import BULK, malformed_rows
+from sandbox.topdesk.records import optional_fields
+from sandbox.topdesk.state import TopdeskSim
+from sandbox.topdesk.tickets import INCIDENT_SORTS, REGISTRATION_FIELDS, REGISTRATION_SORTS
 
 INCIDENT_FIELDS = (
     "id",

@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 
-from sandbox.afas_schemas import Element, parse_body
-from sandbox.afas_state import AfasSim, employment_key, token_header
-from sandbox.afas_tables import fold
-from sandbox.world_afas import first_of_month
+from sandbox.afas.schemas import Element, parse_body
+from sandbox.afas.state import AfasSim, employment_key, token_header
+from sandbox.afas.tables import fold
+from sandbox.world.afas import first_of_month
 
 _MONTHS = ("jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt", "nov", "dec")
 

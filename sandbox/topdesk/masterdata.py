@@ -11,8 +11,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.topdesk_fiql import FiqlError
-from sandbox.topdesk_http import (
+from sandbox.topdesk.fiql import FiqlError
+from sandbox.topdesk.http import (
     ApiError,
     bool_param,
     fields_param,
@@ -23,10 +23,10 @@ from sandbox.topdesk_http import (
     read_object,
     topdesk_date,
 )
-from sandbox.topdesk_incidents import fiql
-from sandbox.topdesk_records import RecordSet, format_dates, optional_fields
-from sandbox.topdesk_state import TopdeskSim
-from sandbox.topdesk_writes import BRANCH_RULES, PERSON_RULES, apply_changes
+from sandbox.topdesk.incidents import fiql
+from sandbox.topdesk.records import RecordSet, format_dates, optional_fields
+from sandbox.topdesk.state import TopdeskSim
+from sandbox.topdesk.writes import BRANCH_RULES, PERSON_RULES, apply_changes
 
 PERSON_LIST = "application/x.topdesk-collection-person-v2+json"
 PERSON_ONE = "application/x.topdesk-person-v2+json"

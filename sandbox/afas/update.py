@@ -1,6 +1,6 @@
 """UpdateConnectors of the AFAS sandbox: dispatch, DELETE paths, and the financial connectors.
 
-Every body is parsed against AFAS's schema first (``sandbox/afas_schemas.py``), then checked against the
+Every body is parsed against AFAS's schema first (``sandbox/afas/schemas.py``), then checked against the
 world (``AfasSim.require_*``), and only then stored: one body is one transaction (reference §5.1), so a
 refused element leaves nothing behind, whichever element of an ``Element`` list it is, and no element of
 the body is stored. POST answers ``{"results": {"<Connector>": keys}}`` (201) for one element and
@@ -25,11 +25,12 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
-from sandbox import afas_hr, afas_relations
-from sandbox.afas_errors import AfasError, unexpected
-from sandbox.afas_schemas import Element, parse_body
-from sandbox.afas_state import AfasSim, Posted, quantity_ok
-from sandbox.afas_tables import fold
+from sandbox.afas import hr as afas_hr
+from sandbox.afas import relations as afas_relations
+from sandbox.afas.errors import AfasError, unexpected
+from sandbox.afas.schemas import Element, parse_body
+from sandbox.afas.state import AfasSim, Posted, quantity_ok
+from sandbox.afas.tables import fold
 
 Handler = Callable[[AfasSim, list[Element]], Any]
 

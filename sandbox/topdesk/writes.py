@@ -11,11 +11,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sandbox.topdesk_fiql import parse_datetime_ms
-from sandbox.topdesk_http import ApiError
+from sandbox.topdesk.fiql import parse_datetime_ms
+from sandbox.topdesk.http import ApiError
 
 if TYPE_CHECKING:
-    from sandbox.topdesk_state import TopdeskSim
+    from sandbox.topdesk.state import TopdeskSim
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

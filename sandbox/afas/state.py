@@ -4,7 +4,7 @@ Tables are filled from the world's ``afas_*`` and ``hr_*`` frames; posted docume
 their own and show through the read-back GetConnectors. The ``require_*`` methods are the business
 rules the UpdateConnectors share (they raise ``AfasError`` with Profit's messages). Test helpers:
 ``block_debtor``, ``close_period``, ``rename_organisation``, ``reject_next_post``, ``documents``,
-``posted`` and ``ensure_master_data_for`` (in ``sandbox/afas_fixtures.py``).
+``posted`` and ``ensure_master_data_for`` (in ``sandbox/afas/fixtures.py``).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sandbox import world_afas
-from sandbox.afas_connectors import CONNECTORS, GetConnector, get_connector
-from sandbox.afas_errors import AfasError
-from sandbox.afas_oauth import OAuthClient, OAuthServer, default_client
-from sandbox.afas_query import Query, matching, ordered
-from sandbox.afas_tables import AMSTERDAM, Table, fold, rows_from_frame
+from sandbox.afas.connectors import CONNECTORS, GetConnector, get_connector
+from sandbox.afas.errors import AfasError
+from sandbox.afas.oauth import OAuthClient, OAuthServer, default_client
+from sandbox.afas.query import Query, matching, ordered
+from sandbox.afas.tables import AMSTERDAM, Table, fold, rows_from_frame
 from sandbox.world import World
+from sandbox.world import afas as world_afas
 
 _STREAM = 0xAF45
 _CACHE_SIZE = 32
@@ -79,7 +79,7 @@ class AfasOptions:
     profit_version: str = "6.6.9"
     app_name: str = "Koppel"
     default_unit: int = 1  # administration used when a body leaves UnId/Unit out
-    # OAuth (Profit 9, sandbox/afas_oauth.py); every field can also be changed at run time on sim.options.
+    # OAuth (Profit 9, sandbox/afas/oauth.py); every field can also be changed at run time on sim.options.
     auth_mode: str = "classic"  # app connector: classic (token only) | hybrid | oauth (OAuth only)
     oauth_client: OAuthClient | None = None  # client id, secret, certificate; default derived from the seed
     secret_expired: bool = False  # the client secret is past its expiry date (Profit 9 default 180 days)
@@ -328,8 +328,8 @@ class AfasSim:
         self.rejections[fold(debtor_id)] = message
 
     def ensure_master_data_for(self, connector: str, body: Any, verb: str = "POST") -> None:
-        """Add whatever ``body`` refers to, so the rules accept it (see ``sandbox/afas_fixtures.py``)."""
-        from sandbox.afas_fixtures import ensure_master_data_for  # the fixtures build on this module
+        """Add whatever ``body`` refers to, so the rules accept it (see ``sandbox/afas/fixtures.py``)."""
+        from sandbox.afas.fixtures import ensure_master_data_for  # the fixtures build on this module
 
         ensure_master_data_for(self, connector, body, verb)
 

@@ -14,10 +14,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sandbox.afas_errors import AfasError
-from sandbox.afas_schemas import Element
-from sandbox.afas_state import AfasSim
-from sandbox.afas_tables import fold
+from sandbox.afas.errors import AfasError
+from sandbox.afas.schemas import Element
+from sandbox.afas.state import AfasSim
+from sandbox.afas.tables import fold
 
 _ABSENCE_TYPES = {
     "Z": "Ziek",

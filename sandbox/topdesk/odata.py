@@ -18,11 +18,11 @@ import pandas as pd
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.topdesk_fiql import NULL_MS, parse_datetime_ms
-from sandbox.topdesk_http import json_response, odata_date, page_url
-from sandbox.topdesk_malformed import ODATA as ODATA_KEYS
-from sandbox.topdesk_malformed import malformed_rows
-from sandbox.topdesk_tickets import Names, ms_array
+from sandbox.topdesk.fiql import NULL_MS, parse_datetime_ms
+from sandbox.topdesk.http import json_response, odata_date, page_url
+from sandbox.topdesk.malformed import ODATA as ODATA_KEYS
+from sandbox.topdesk.malformed import malformed_rows
+from sandbox.topdesk.tickets import Names, ms_array
 
 GUID, TEXT, INT, BOOL, DATE = "Edm.Guid", "Edm.String", "Edm.Int32", "Edm.Boolean", "Edm.DateTimeOffset"
 _TOKEN = re.compile(r"\s*('(?:[^']|'')*'|\(|\)|[^\s()]+)")

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from sandbox.topdesk_fiql import NULL_MS, Column, Node, evaluate
-from sandbox.topdesk_http import ApiError
+from sandbox.topdesk.fiql import NULL_MS, Column, Node, evaluate
+from sandbox.topdesk.http import ApiError
 
 DATE_KEYS = ("creationDate", "modificationDate", "plannedStartDate", "entryDate")
 Render = Callable[[dict[str, Any]], dict[str, Any]]

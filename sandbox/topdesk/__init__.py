@@ -4,7 +4,7 @@ Serves ``/tas/api`` and the OData reporting feed at ``/services/reporting/v2/oda
 docs/reference/topdesk-api.md §8 and §9 (see docs/sandbox.md, section "TOPdesk", for every endpoint,
 option and default).
 
-State lives on ``app.state.sim`` (``sandbox.topdesk_state.TopdeskSim``): credentials (``login``,
+State lives on ``app.state.sim`` (``sandbox.topdesk.state.TopdeskSim``): credentials (``login``,
 ``password``, ``person_login``, ``person_password``), ``options`` (changeable at run time) and the control
 helpers tests use. The wrapper in ``sandbox/knobs.py`` adds latency and faults around this app.
 """
@@ -23,12 +23,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from sandbox import topdesk_incidents as incidents
-from sandbox import topdesk_masterdata as masterdata
-from sandbox import topdesk_odata as odata
-from sandbox import topdesk_operations as operations
-from sandbox.topdesk_http import ApiError, error_response, json_response, read_object
-from sandbox.topdesk_state import TopdeskOptions, TopdeskSim
+from sandbox.topdesk import incidents, masterdata, odata, operations
+from sandbox.topdesk.http import ApiError, error_response, json_response, read_object
+from sandbox.topdesk.state import TopdeskOptions, TopdeskSim
 from sandbox.world import World
 
 __all__ = ["TopdeskOptions", "TopdeskSim", "create_app"]
