@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	@$(BIN)/python -m flows.demo
+	@$(BIN)/python -m koppel.demo
 
 test: $(STAMP)
 	@$(BIN)/ruff check .
