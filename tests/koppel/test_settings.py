@@ -151,7 +151,7 @@ def test_readme_lists_every_setting() -> None:
     from koppel.settings import env_name
     from tasks.invoice_hours.load_batches import LoadSettings
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     classes = [AfasSettings, TopdeskSettings, OccupationalHealthSettings, StoreSettings, NotifySettings]
     classes.append(LoadSettings)
     missing = [env_name(c, f) for c in classes for f in c.model_fields if f"`{env_name(c, f)}`" not in readme]

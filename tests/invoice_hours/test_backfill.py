@@ -2,7 +2,8 @@
 
 The flow test has no workers: a stand-in thread plays them, finishing each child run the backfill created
 (after writing what that child would have billed into the store), so the real waiting and reporting run.
-The real thing, with a Prefect server on PostgreSQL and two process workers, is tests/test_scale_out.py.
+The real thing, with a Prefect server on PostgreSQL and two process workers, is
+tests/system/test_scale_out.py.
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ def test_a_typo_in_the_config_fails_the_run_before_anything_is_read_or_posted(
 ) -> None:
     from flows.invoice_hours import InvoiceHoursParameters, invoice_hours
 
-    source = Path(__file__).resolve().parents[1] / "config" / "billing.toml"
+    source = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
     path = tmp_path / "billing.toml"
     path.write_text(source.read_text().replace('memorial = "90"', 'memorial = "91"', 1))
     state = invoice_hours(

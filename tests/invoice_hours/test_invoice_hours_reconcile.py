@@ -34,7 +34,7 @@ from tests.reconcile_support import (
 
 pytestmark = pytest.mark.prefect
 AMS = ZoneInfo("Europe/Amsterdam")
-CONFIG = Path(__file__).resolve().parents[1] / "config" / "billing.toml"
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
 ZERO = Decimal("0.00")
 
 

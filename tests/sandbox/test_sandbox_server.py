@@ -23,9 +23,9 @@ from sandbox.knobs import Knobs
 from sandbox.occupational_health import default_token
 from sandbox.server import SYSTEMS, running_sandbox
 from sandbox.world import World, generate_core, generate_world
-from tests.test_sandbox_knobs import tiny_app
+from tests.sandbox.test_sandbox_knobs import tiny_app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STAND_INS = {"afas": tiny_app, "topdesk": tiny_app}
 
 
@@ -191,10 +191,12 @@ def test_serves_the_three_real_simulators() -> None:
         assert sandbox.counters("topdesk")["endpoints"]["GET /tas/api/version"]["statuses"] == {"200": 1}
 
 
-# Runs the CLI with tests.test_sandbox_knobs (tiny_app as create_app) standing in for AFAS and TOPdesk.
+# Runs the CLI with tests.sandbox.test_sandbox_knobs (tiny_app as create_app) standing in for AFAS and
+# TOPdesk.
 STAND_IN_LAUNCHER = (
     "import sys, sandbox.server as server; "
-    "server._MODULES.update(afas='tests.test_sandbox_knobs', topdesk='tests.test_sandbox_knobs'); "
+    "server._MODULES.update("
+    "afas='tests.sandbox.test_sandbox_knobs', topdesk='tests.sandbox.test_sandbox_knobs'); "
     "from sandbox.__main__ import main; main(sys.argv[1:])"
 )
 

@@ -9,13 +9,13 @@ from sqlalchemy import Engine
 
 from store import bundles
 from store.bundles import BundleError
+from tests.store.test_store_concurrency import Outcome, race
 from tests.store_support import (  # noqa: F401
     db_url_fixture,
     engine_fixture,
     postgres_admin,
     postgres_schema_url,
 )
-from tests.test_store_concurrency import Outcome, race
 
 OCT = date(2026, 10, 15)
 

@@ -35,7 +35,7 @@ from tests.store_support import (  # noqa: F401
     sqlite_url,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TABLES = {
     "alembic_version",
     "bundle_draws",

@@ -76,7 +76,7 @@ def test_specification_totals_equal_what_afas_holds_per_document(prefect_harness
 
     from flows.invoice_hours import InvoiceHoursParameters, invoice_hours
 
-    source = Path(__file__).resolve().parents[1] / "config" / "billing.toml"
+    source = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
     folder = tmp_path / "specs"
     path = tmp_path / "billing.toml"
     path.write_text(source.read_text() + f'\n[specifications]\nfolder = "{folder}"\n')

@@ -44,7 +44,7 @@ from store.settings import StoreSettings
 
 pytestmark = [pytest.mark.slow, pytest.mark.system, pytest.mark.postgres]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MONTHS = [("2026-08-01", "2026-08-31"), ("2026-09-01", "2026-09-30"), ("2026-10-01", "2026-10-31")]
 SUBMITTED = re.compile(r"Worker '([\w-]+)' submitting flow run '([0-9a-f-]{36})'")
 

@@ -44,7 +44,7 @@ def sandbox(monkeypatch, tmp_path):
 
 def approval_config(tmp_path: Path, timeout_minutes: float = 5.0) -> str:
     """config/billing.toml with approval required for administration 1."""
-    source = Path(__file__).resolve().parents[1] / "config" / "billing.toml"
+    source = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
     text = source.read_text().replace(
         'mode = "direct_invoice"\n', 'mode = "direct_invoice"\napproval = "required"\n', 1
     )

@@ -211,7 +211,7 @@ def test_metainfo_for_unknown_connectors_is_401(client):
 
 
 def test_the_getconnector_document_is_generated_from_the_definitions():
-    text = (Path(__file__).resolve().parent.parent / "docs" / "afas-getconnectors.md").read_text(
+    text = (Path(__file__).resolve().parents[2] / "docs" / "afas-getconnectors.md").read_text(
         encoding="utf-8"
     )
     assert markdown() in text

@@ -146,7 +146,7 @@ def test_a_config_bundle_is_drawn_by_the_run_shown_and_reported_when_used_up(
         **InvoiceHoursParameters(start_date=OCTOBER[0], end_date=OCTOBER[1], dry_run=True).model_dump()
     )
     customer = dry["documents"].sort_values("hours").iloc[-1]["debtor"]
-    source = Path(__file__).resolve().parents[1] / "config" / "billing.toml"
+    source = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
     path = tmp_path / "billing.toml"
     path.write_text(
         source.read_text()

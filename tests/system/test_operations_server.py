@@ -35,7 +35,7 @@ from koppel.ui import (
     stop,
     wait_healthy,
 )
-from tests.test_scale_out import afas_documents, api_wait_final, sandbox_env  # noqa: F401 - fixture
+from tests.system.test_scale_out import afas_documents, api_wait_final, sandbox_env  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.system]
 

@@ -276,7 +276,7 @@ def test_sales_booking_numbers_invoices_in_sequence_and_books_balanced_entries(
 ) -> None:
     from pathlib import Path
 
-    source = Path(__file__).resolve().parents[1] / "config" / "billing.toml"
+    source = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
     config = tmp_path / "billing.toml"
     config.write_text(source.read_text().replace('mode = "direct_invoice"', 'mode = "sales_booking"', 1))
     result = run(config_path=str(config))

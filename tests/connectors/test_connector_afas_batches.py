@@ -13,7 +13,7 @@ from connectors.afas.payloads import Reference
 from connectors.errors import BusinessError
 from sandbox.server import Sandbox, running_sandbox
 from sandbox.world import generate_world
-from tests.test_connector_afas_sandbox import QUIET, afas, invoice, open_debtors, settled_count
+from tests.connectors.test_connector_afas_sandbox import QUIET, afas, invoice, open_debtors, settled_count
 
 pytestmark = pytest.mark.anyio
 POST_PATH = "/ProfitRestServices/connectors/FbDirectInvoice"

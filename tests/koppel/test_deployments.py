@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 # flow/deployment -> the schedules it must have (cron or rrule text, active)

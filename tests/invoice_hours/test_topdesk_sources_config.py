@@ -9,7 +9,7 @@ import pytest
 
 from tasks.invoice_hours.config import BillingConfigError, load_billing_config, parse_billing_config
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "billing.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "billing.example.toml"
 
 
 def with_section(text: str) -> str:

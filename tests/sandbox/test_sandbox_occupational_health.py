@@ -23,7 +23,7 @@ from sandbox.occupational_health import (
 )
 from sandbox.server import Sandbox, running_sandbox
 from sandbox.world import World, generate_core
-from tests.test_sandbox_knobs import tiny_app
+from tests.sandbox.test_sandbox_knobs import tiny_app
 
 TOKEN = "test-token"
 DEPT = {"name": "Servicedesk", "parent_external_id": None, "manager_employee_external_id": "1001"}

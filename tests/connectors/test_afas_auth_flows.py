@@ -18,11 +18,11 @@ from sandbox.afas.state import AfasOptions
 from sandbox.server import running_sandbox
 from tasks.preflight import PreflightFailed
 from tests import invoice_support
-from tests import test_company_sync_flows as company
-from tests import test_hr_flows as hr
-from tests import test_invoice_hours_flow as invoicing
-from tests.test_afas_auth import signed_assertions
-from tests.test_company_sync_flows import enabled_config  # noqa: F401 — a fixture used below
+from tests.company_sync import test_company_sync_flows as company
+from tests.company_sync.test_company_sync_flows import enabled_config  # noqa: F401 — a fixture used below
+from tests.connectors.test_afas_auth import signed_assertions
+from tests.hr_sync import test_hr_flows as hr
+from tests.invoice_hours import test_invoice_hours_flow as invoicing
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 

@@ -21,7 +21,7 @@ from tasks.hr_sync.config import (
     parse_hr_config,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_shipped_file_equals_the_defaults_and_is_off_where_it_must_be():
