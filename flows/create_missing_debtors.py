@@ -10,10 +10,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from prefect import flow, runtime
+from prefect import runtime
 from pydantic import BaseModel, Field
 
-from koppel.notifications import notify_failure
 from tasks.company_sync.config import load_companies_config
 from tasks.company_sync.tasks import (
     create_debtors,
@@ -27,7 +26,7 @@ from tasks.company_sync.tasks import (
 from tasks.history import OptionalDate
 from tasks.invoice_hours.extract import billing_window
 from tasks.preflight import preflight
-from tasks.state import close_run, mark_run_ended, open_run
+from tasks.state import close_run, open_run, recorded_flow
 
 FLOW = "create-missing-debtors"
 
@@ -44,12 +43,7 @@ class CreateMissingDebtorsParameters(BaseModel):
     )
 
 
-@flow(
-    name=FLOW,
-    validate_parameters=True,
-    on_failure=[mark_run_ended, notify_failure],
-    on_crashed=[mark_run_ended, notify_failure],
-)
+@recorded_flow(FLOW)
 def create_missing_debtors(
     start_date: OptionalDate = None,
     end_date: OptionalDate = None,

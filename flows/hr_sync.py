@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from prefect import flow, runtime
+from prefect import runtime
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from koppel import clock
-from koppel.notifications import notify_failure
 from tasks.hr_sync.config import absence_window_start, load_hr_config, parse_from_date
 from tasks.hr_sync.mirror import Mode
 from tasks.hr_sync.report import planned_outcomes
@@ -30,7 +29,7 @@ from tasks.hr_sync.tasks import (
     sync_statistics,
 )
 from tasks.preflight import preflight
-from tasks.state import close_run, mark_run_ended, open_run
+from tasks.state import close_run, open_run, recorded_flow
 
 
 def _from_date(value: str | None) -> str | None:
@@ -66,12 +65,7 @@ class HrSyncParameters(BaseModel):
         return _from_date(value)
 
 
-@flow(
-    name=HR_SYNC,
-    validate_parameters=True,
-    on_failure=[mark_run_ended, notify_failure],
-    on_crashed=[mark_run_ended, notify_failure],
-)
+@recorded_flow(HR_SYNC)
 def hr_sync(
     mode: Mode = "auto",
     from_date: FromDate = None,

@@ -13,12 +13,11 @@ from functools import partial
 from typing import Annotated, Any
 
 import pandas as pd
-from prefect import flow, get_run_logger, runtime
+from prefect import get_run_logger, runtime
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from koppel.notifications import notify_failure
 from tasks.approval import approval_gate, end_unposted
 from tasks.artifacts import Phases
 from tasks.bundles import report_bundles, sync_bundles
@@ -57,7 +56,7 @@ from tasks.invoice_hours.tasks import (
 from tasks.masterdata import check_master_data
 from tasks.preflight import preflight
 from tasks.specifications import write_specifications
-from tasks.state import RunNotClean, close_run, mark_run_ended, open_run, run_verdict
+from tasks.state import RunNotClean, close_run, open_run, recorded_flow, run_verdict
 
 FLOW = "invoice-hours"
 PHASES = [
@@ -106,14 +105,7 @@ def _run_name() -> str:
     return run_name(FLOW, runtime.flow_run.parameters)
 
 
-@flow(
-    name=FLOW,
-    flow_run_name=_run_name,
-    task_runner=ThreadPoolTaskRunner(max_workers=2),
-    validate_parameters=True,
-    on_failure=[mark_run_ended, notify_failure],
-    on_crashed=[mark_run_ended, notify_failure],
-)
+@recorded_flow(FLOW, flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=2))
 def invoice_hours(
     start_date: OptionalDate = None,
     end_date: OptionalDate = None,

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, runtime
+from prefect import runtime
 from pydantic import BaseModel, Field
 
-from koppel.notifications import notify_failure
 from tasks.company_sync.config import load_companies_config
 from tasks.company_sync.report import planned_outcomes
 from tasks.company_sync.tasks import (
@@ -25,7 +24,7 @@ from tasks.company_sync.tasks import (
     write_topdesk,
 )
 from tasks.preflight import preflight
-from tasks.state import close_run, mark_run_ended, open_run
+from tasks.state import close_run, open_run, recorded_flow
 
 FLOW = "sync-companies"
 
@@ -37,12 +36,7 @@ class SyncCompaniesParameters(BaseModel):
     config_path: str = Field("config/companies.toml", description="Field map and archiving reason (TOML).")
 
 
-@flow(
-    name=FLOW,
-    validate_parameters=True,
-    on_failure=[mark_run_ended, notify_failure],
-    on_crashed=[mark_run_ended, notify_failure],
-)
+@recorded_flow(FLOW)
 def sync_companies(dry_run: bool = False, config_path: str = "config/companies.toml") -> dict[str, Any]:
     """Keep TOPdesk's branches and persons in line with AFAS's debtors and contacts.
 

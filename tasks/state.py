@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from prefect import task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
 
@@ -65,6 +65,18 @@ def mark_run_ended(flow: Any, flow_run: Any, state: Any) -> None:
         runs.finish_run(state_engine(), str(flow_run.id), status)
     except Exception:  # e.g. the run failed before open_run: nothing to record then
         log.warning("could not record the end of run %s", flow_run.id, exc_info=True)
+
+
+def recorded_flow(name: str, **options: Any) -> Any:
+    """``@flow`` for a flow that keeps a run record (``open_run``/``close_run``).
+
+    Parameters are validated; a failed or crashed run gets its record closed (``mark_run_ended``) and Koppel
+    notifies (``koppel.notifications.notify_failure``). ``options`` go to Prefect's ``flow`` as they are.
+    """
+    from koppel.notifications import notify_failure
+
+    hooks = [mark_run_ended, notify_failure]
+    return flow(name=name, validate_parameters=True, on_failure=hooks, on_crashed=hooks, **options)
 
 
 # --- is a run green? ---------------------------------------------------------------------------------------
