@@ -158,7 +158,7 @@ def test_resend_of_a_posted_document_is_a_no_op_and_unknown_is_an_error(cli, bil
 
 
 def test_statistics_sums_up_a_billing_month(cli, billed: Engine) -> None:
-    from tasks.statistics import AMSTERDAM
+    from koppel.clock import AMSTERDAM
 
     shown = cli("statistics", "2026-09")
     assert shown.exit_code == 0, shown.output

@@ -13,11 +13,11 @@ import pytest
 from matplotlib.image import imread
 from sqlalchemy import Engine
 
+from koppel.clock import AMSTERDAM
 from store import ledger, runs
 from store.db import connect
 from store.settings import StoreSettings
 from tasks.statistics import (
-    AMSTERDAM,
     INTERNAL,
     OTHER,
     build_dashboard,
