@@ -29,17 +29,6 @@ def world():
     return core
 
 
-@pytest.fixture
-def app(world):
-    return create_app(world)
-
-
-@pytest.fixture
-def client(app):
-    with InProcessClient(app, app.state.sim.token) as c:
-        yield c
-
-
 # ---------------------------------------------------------------------------- authentication
 
 

@@ -25,17 +25,6 @@ def world():
     return core
 
 
-@pytest.fixture
-def app(world):
-    return create_app(world)
-
-
-@pytest.fixture
-def client(app):
-    with InProcessClient(app, app.state.sim.token) as c:
-        yield c
-
-
 def rows(client, connector, **params):
     response = client.get(f"{BASE}/{connector}", params=params)
     assert response.status_code == 200, response.text

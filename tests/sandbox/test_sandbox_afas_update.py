@@ -24,19 +24,8 @@ def world():
 
 
 @pytest.fixture
-def app(world):
-    return create_app(world)
-
-
-@pytest.fixture
 def sim(app):
     return app.state.sim
-
-
-@pytest.fixture
-def client(app):
-    with InProcessClient(app, app.state.sim.token) as c:
-        yield c
 
 
 @pytest.fixture
