@@ -7,64 +7,10 @@
 registrations of changes, change activities and problems. Every entry date lies inside the period in
 Europe/Amsterdam time (creation dates may come later: late registrations).
 
-Conventions: columns named like TOPdesk's API fields hold what the simulator serves; dotted names are
-references by id (``operator.id``) and mirror FIQL paths; snake_case columns are sandbox-only, never served.
-An empty string means null. Dates are ``datetime64[ms, UTC]`` (``NaT`` = null); durations are ``int64``.
-
-Frames (all prefixed ``td_``):
-
-- ``td_branches``: ``id``, ``name``, ``clientReferenceNumber`` (AFAS debtor number, or a department
-  ``code``), ``archived`` (bool), ``phone``, ``email``, ``street``, ``number``, ``postcode``, ``city``,
-  ``country`` (country name), ``timeZone``, ``branchType``, ``kind`` (``customer``, ``department``,
-  ``extra``), ``dirty``: ``""``, ``no_customer_number``, ``unknown_customer_number`` (not an AFAS debtor),
-  ``odd_unicode_name`` (a real customer whose TOPdesk name holds no-break, zero-width and combining
-  characters and an emoji), ``archived_duplicate`` (an archived second branch with an existing number).
-- ``td_persons``: ``id``, ``employeeNumber`` (AFAS person number; ``""`` for the callers of extra
-  branches), ``firstName``, ``surName``, ``email``, ``phoneNumber``, ``branch.id``, ``archived`` (~2 %).
-- ``td_operators``: ``id``, ``firstName``, ``surName``, ``dynamicName``, ``loginName``, ``email``,
-  ``employeeNumber`` (AFAS EmId), ``hourlyRate`` (str decimal), ``operatorGroup.id``, ``apiAccount``
-  (bool; the last row is the API account ``koppel.api`` the simulator logs in as), ``archived`` (bool).
-- ``td_operator_groups``: ``id``, ``groupName``, ``hourlyRate`` (str decimal).
-- ``td_reasons``: ``id``, ``name`` (time-spent reasons). ``td_categories``: ``id``, ``name``,
-  ``subcategory_id``, ``subcategory`` (one row per subcategory). ``td_archiving_reasons`` and
-  ``td_countries``: ``id``, ``name``.
-- ``td_incidents``: ``id``, ``number`` (``I 2610 123`` or ``I2610-0042``), ``line`` (``firstLine``,
-  ``secondLine``, ``partial``), ``archived`` (bool; archived ones are closed), ``status`` (the line,
-  suffixed ``Archived`` when archived), ``mainIncident.id`` (partials only: a second-line incident with the
-  same caller branch), ``briefDescription``, ``callerBranch.id``, ``caller.id``, ``category.id``,
-  ``subcategory.id``, ``operator.id``, ``operatorGroup.id``, ``optionalFields1.text1`` (project code on
-  ~30 % of customer tickets), ``project_kind`` (``""``, ``own`` (an open project of the caller branch's
-  debtor), ``other_debtor``, ``closed``), ``callDate``, ``creationDate``, ``closed`` (bool),
-  ``modificationDate``, ``closedDate``.
-- ``td_registrations`` (incident time registrations): ``id``, ``parent.id``, ``timeSpent`` (SECONDS as the
-  bulk endpoint serves it: ``minutes * 60`` except on ``unit_mismatch`` rows), ``minutes`` (what the
-  per-incident ``/timespent`` and the incident totals show), ``entryDate``, ``entry_date_text`` (the wrongly
-  formatted text served instead of ``entryDate`` on ``bad_entry_date`` rows, else ``""``),
-  ``creationDate``, ``modificationDate``, ``operator.id``, ``operatorGroup.id``, ``reason.id``, ``notes``,
-  ``dirty``: ``""`` or one of ``zero``, ``negative`` (incident totals stay >= 0), ``absurd`` (30 h or
-  36 h), ``unit_mismatch`` (timeSpent is the minute count, never a multiple of 60), ``bad_entry_date``,
-  ``duplicate`` (a clean row the simulator serves twice, a page apart), ``branch_without_customer_number``,
-  ``branch_unknown_customer_number`` (the ticket's caller branch is such a dirty branch). About 4 % of rows
-  are dirty (``DIRTY_RATES`` plus ~1.6 % through the branch).
-- ``td_om_activities``: ``id``, ``number`` (``OA 2610 0007``), ``briefDescription``, ``status``,
-  ``archived``, ``operator.id``, ``operatorGroup.id``, ``linkedBranches`` (branch ids joined by ``;``, the
-  first one billed; ``""`` = none), ``estimatedTime`` (minutes), ``plannedStartDate``, ``creationDate``,
-  ``modificationDate``.
-- ``td_om_registrations``: ``id``, ``activity.id``, ``timeSpent`` (SECONDS on GET), ``minutes``, ``note``,
-  ``entryDate``, ``creationDate``, ``operator.id``, ``operatorGroup.id``, ``reason.id``, ``dirty`` (``""``,
-  ``zero``, ``unit_mismatch``, ``no_linked_branch``).
-- ``td_changes``: ``id``, ``number`` (``C 2610 0012``), ``briefDescription``, ``changeType`` (``simple``,
-  ``extensive``), ``requester.id``, ``requesterBranch.id``, ``status``, ``archived``, ``creationDate``,
-  ``modificationDate``.
-- ``td_change_activities``: ``id``, ``number`` (``CA 2610 0003``), ``change.id``, ``briefDescription``,
-  ``status``, ``creationDate``, ``modificationDate``.
-- ``td_problems``: ``id``, ``number`` (``P 2610 0004``), ``briefDescription``, ``branch.id``, ``status``,
-  ``archived``, ``creationDate``, ``modificationDate``.
-- ``td_odata_registrations`` (time of changes, change activities and problems, served only through OData
-  in MINUTES as ``TimeSpentMinutes``): ``id``, ``kind`` (``change``, ``change_activity``, ``problem``),
-  ``ticket.id``, ``minutes``, ``entryDate``, ``creationDate``, ``modificationDate``, ``operator.id``,
-  ``operatorGroup.id``, ``reason.id``, ``notes``, ``dirty`` (``""``, ``zero``, ``absurd``,
-  ``branch_without_customer_number``, ``branch_unknown_customer_number``).
+The frames it renders (all prefixed ``td_``: branches, persons, operators, incidents, registrations, ...)
+are described, column by column with their dirty variants, by the pandera schemas in
+``sandbox/world/topdesk_frames.py``; tests/sandbox/test_world_topdesk.py validates rendered worlds
+against them.
 """
 
 from __future__ import annotations

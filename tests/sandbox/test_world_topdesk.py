@@ -11,6 +11,7 @@ import pytest
 
 from sandbox.world import World, generate_core
 from sandbox.world import topdesk as world_topdesk
+from sandbox.world.topdesk_frames import FRAMES
 
 EXPECTED_FRAMES = {
     "td_archiving_reasons",
@@ -240,3 +241,13 @@ def test_a_million_registrations_render() -> None:
     total = sum(len(frames[k]) for k in ("td_registrations", "td_om_registrations", "td_odata_registrations"))
     assert total == 333_334 * 3
     assert frames["td_registrations"]["id"].is_unique
+
+
+@pytest.mark.parametrize(("seed", "scale"), [(11, 3000), (4, 400)])
+def test_every_frame_meets_its_schema(seed: int, scale: int) -> None:
+    world = _world(seed, scale)
+    frames = {name: frame for name, frame in world.extra.items() if name.startswith("td_")}
+    assert set(frames) == set(FRAMES)
+    for name, schema in FRAMES.items():
+        schema.validate(frames[name], lazy=True)
+    assert set(frames["td_registrations"]["dirty"]) > {"", "duplicate", "unit_mismatch"}  # the dirt is there
