@@ -22,21 +22,24 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	@$(BIN)/python -m flows.demo $(DEMO_ARGS)
+	@$(BIN)/python -m koppel.demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check --quiet .
+	@$(BIN)/mypy
 	@$(BIN)/python -m pytest -q $(SYSTEM_FILTER) $(PYTEST_ARGS)
 
 test-all: $(STAMP)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check --quiet .
+	@$(BIN)/mypy
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
 
 format: $(STAMP)
 	@$(BIN)/ruff format .

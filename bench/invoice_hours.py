@@ -10,7 +10,7 @@ registrations per month of the generated world; the run bills October 2026 of th
 once per ``--batches`` value (documents per AFAS body, ``KOPPEL_LOAD_BATCH_DOCUMENTS``; 1 = one post per
 document, as before batching), each on a fresh sandbox and database, so before/after come from one
 invocation. The load stage also shows its **minimum-request floor**: AFAS posts needed with the batch
-limits in force (one per batch of ``tasks.load_batches.batches``) × latency ÷ concurrency.
+limits in force (one per batch of ``tasks.invoice_hours.load_batches.batches``) × latency ÷ concurrency.
 """
 
 from __future__ import annotations
@@ -114,15 +114,14 @@ def run_stages(info: dict[str, Any], db_url: str) -> tuple[list[Stage], dict[str
     from store.db import connect
     from store.runs import start_run
     from store.settings import StoreSettings
-    from tasks.billing.buckets import conservation
-    from tasks.billing.config import load_billing_config
-    from tasks.billing.payloads import build_payloads
-    from tasks.billing.pipeline import Scope, bill
-    from tasks.billing.sources import TopdeskSources
-    from tasks.extract import Window, read_masters, read_tracked
-    from tasks.load import LoadPlan
-    from tasks.load_batches import BatchLoader, LoadSettings, batches
-    from tasks.report import settle_buckets
+    from tasks.invoice_hours.buckets import conservation, settle_buckets
+    from tasks.invoice_hours.config import load_billing_config
+    from tasks.invoice_hours.extract import Window, read_masters, read_tracked
+    from tasks.invoice_hours.load import LoadPlan
+    from tasks.invoice_hours.load_batches import BatchLoader, LoadSettings, batches
+    from tasks.invoice_hours.payloads import build_payloads
+    from tasks.invoice_hours.pipeline import Scope, bill
+    from tasks.invoice_hours.sources import TopdeskSources
 
     os.environ.update(info["env"])
     os.environ["KOPPEL_STATE_DB_URL"] = db_url
@@ -193,7 +192,7 @@ def prime_activity_sweep(info: dict[str, Any], engine: Any, window: Any, sources
     """Read every operational activity once (the month's sweep) at zero latency, recorded in the state DB."""
     from connectors.topdesk.settings import TopdeskSettings
     from koppel.settings import load
-    from tasks.extract import read_tracked
+    from tasks.invoice_hours.extract import read_tracked
 
     httpx.put(f"{info['control']['topdesk']}/knobs", json={"latency_ms": 0}, timeout=10).raise_for_status()
     before = counters()["topdesk"]
@@ -286,7 +285,7 @@ def total(stages: list[Stage]) -> Stage:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark sizes (see the module doc)."""
-    from tasks.extract import Window
+    from tasks.invoice_hours.extract import Window
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2_000, 50_000, 250_000])

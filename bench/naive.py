@@ -24,11 +24,11 @@ def run_naive(info: dict[str, Any], db_url: str, window: Any) -> dict[str, Any]:
     from store import bundles, exclusions, ledger
     from store.db import connect
     from store.settings import StoreSettings
-    from tasks.billing.config import load_billing_config
-    from tasks.billing.payloads import build_payloads
-    from tasks.billing.pipeline import Scope, bill
-    from tasks.extract import read_masters, read_registrations
-    from tasks.load import CONNECTORS
+    from tasks.invoice_hours.config import load_billing_config
+    from tasks.invoice_hours.extract import read_masters, read_registrations
+    from tasks.invoice_hours.load import CONNECTORS
+    from tasks.invoice_hours.payloads import build_payloads
+    from tasks.invoice_hours.pipeline import Scope, bill
 
     os.environ.update(info["env"])
     os.environ["KOPPEL_STATE_DB_URL"] = db_url

@@ -25,7 +25,7 @@ def extract(info: dict[str, Any], window: Any) -> tuple[Any, Any]:
     from connectors.afas.settings import AfasSettings
     from connectors.topdesk.settings import TopdeskSettings
     from koppel.settings import load
-    from tasks.extract import read_masters, read_registrations
+    from tasks.invoice_hours.extract import read_masters, read_registrations
 
     os.environ.update(info["env"])
     read, _ = asyncio.run(read_registrations(load(TopdeskSettings), window))
@@ -51,8 +51,8 @@ def repeated(read: Any, count: int) -> Any:
 
 def child(path: str, count: int) -> None:
     """In the child: plan ``count`` registrations and print the figures."""
-    from tasks.billing.config import load_billing_config
-    from tasks.billing.pipeline import Scope, bill
+    from tasks.invoice_hours.config import load_billing_config
+    from tasks.invoice_hours.pipeline import Scope, bill
 
     with open(path, "rb") as handle:
         read, masters, run_range, last_day = pickle.load(handle)  # noqa: S301 — our own file, just written

@@ -80,7 +80,7 @@ class BusinessError(ConnectorError):
         self.error_number = error_number
         self.profit_log_reference = profit_log_reference
         suffix = f" [log reference {profit_log_reference}]" if profit_log_reference else ""
-        super().__init__(f"{message}{suffix}", **where)  # type: ignore[arg-type]
+        super().__init__(f"{message}{suffix}", **where)  # type: ignore[arg-type]  # where: optional keywords the base class names
 
 
 class RequestRejected(ConnectorError):
@@ -96,7 +96,7 @@ class Unavailable(ConnectorError):
 
     def __init__(self, message: str, *, attempts: int = 0, **where: object) -> None:
         self.attempts = attempts
-        super().__init__(message, **where)  # type: ignore[arg-type]
+        super().__init__(message, **where)  # type: ignore[arg-type]  # where: optional keywords the base class names
 
     @property
     def last_status(self) -> int | None:

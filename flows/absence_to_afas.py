@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, runtime
+from prefect import runtime
 from prefect.states import State
 from pydantic import BaseModel, Field
 
-from koppel.notifications import notify_failure
 from tasks.artifacts import publish_markdown
-from tasks.hr import (
+from tasks.hr_sync.config import load_hr_config
+from tasks.hr_sync.tasks import (
     ABSENCE_TO_AFAS,
     advance_registered,
     extract_registered,
@@ -24,9 +24,8 @@ from tasks.hr import (
     registered_since,
     report_absences,
 )
-from tasks.hr_sync.config import load_hr_config
 from tasks.preflight import preflight
-from tasks.state import close_run, finish, mark_run_ended, open_run, writes_verdict
+from tasks.state import close_run, finish, open_run, recorded_flow, writes_verdict
 
 DISABLED = "absence-to-afas is disabled: set `enabled = true` under `[absence_to_afas]` in {path}."
 
@@ -38,12 +37,7 @@ class AbsenceToAfasParameters(BaseModel):
     config_path: str = Field("config/hr.toml", description="HR configuration (TOML).")
 
 
-@flow(
-    name=ABSENCE_TO_AFAS,
-    validate_parameters=True,
-    on_failure=[mark_run_ended, notify_failure],
-    on_crashed=[mark_run_ended, notify_failure],
-)
+@recorded_flow(ABSENCE_TO_AFAS)
 def absence_to_afas(dry_run: bool = False, config_path: str = "config/hr.toml") -> dict[str, Any] | State:
     """Insert or update in AFAS the absences users registered in the OH system, each exactly once.
 

@@ -2,7 +2,7 @@
 
 Reads as a table of contents: cut the range into months → one run of the invoice-hours deployment per month
 (``run_deployment``, picked up by any worker of the pool) → wait for them → report each child's outcome,
-read back from the state store. The logic is in ``tasks/backfill.py``.
+read back from the state store. The logic is in ``tasks/invoice_hours/backfill.py``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from prefect import flow, runtime
 from pydantic import BaseModel, Field, model_validator
 
 from koppel.notifications import notify_failure
-from tasks.backfill import report_children, submit_children, wait_for_children
-from tasks.extract import Window
 from tasks.history import period_label
+from tasks.invoice_hours.backfill import report_children, submit_children, wait_for_children
+from tasks.invoice_hours.extract import Window
 from tasks.preflight import preflight
 
 MAX_MONTHS = 36

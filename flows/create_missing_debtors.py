@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from prefect import flow, runtime
+from prefect import runtime
 from prefect.states import State
 from pydantic import BaseModel, Field
 
-from koppel.notifications import notify_failure
-from tasks.companies import (
+from tasks.company_sync.config import load_companies_config
+from tasks.company_sync.tasks import (
     create_debtors,
     extract_afas_relations,
     extract_billable_branches,
@@ -24,11 +24,10 @@ from tasks.companies import (
     read_skip_list,
     report_missing_debtors,
 )
-from tasks.company_sync.config import load_companies_config
-from tasks.extract import billing_window
 from tasks.history import OptionalDate
+from tasks.invoice_hours.extract import billing_window
 from tasks.preflight import preflight
-from tasks.state import close_run, finish, mark_run_ended, open_run, writes_verdict
+from tasks.state import close_run, finish, open_run, recorded_flow, writes_verdict
 
 FLOW = "create-missing-debtors"
 
@@ -45,12 +44,7 @@ class CreateMissingDebtorsParameters(BaseModel):
     )
 
 
-@flow(
-    name=FLOW,
-    validate_parameters=True,
-    on_failure=[mark_run_ended, notify_failure],
-    on_crashed=[mark_run_ended, notify_failure],
-)
+@recorded_flow(FLOW)
 def create_missing_debtors(
     start_date: OptionalDate = None,
     end_date: OptionalDate = None,

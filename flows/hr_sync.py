@@ -2,21 +2,22 @@
 
 Reads as a table of contents: state → extract (full or changed rows) → plan (validate, mirror, desired
 records, diff) → store the mirror → send upserts and deactivations → record what was sent → report. The
-logic lives in ``tasks/hr_sync`` (plain functions over frames); ``tasks/hr.py`` wraps it in tasks.
+logic lives in ``tasks/hr_sync`` (plain functions over frames); ``tasks/hr_sync/tasks.py`` wraps it in tasks.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
-from prefect import flow, runtime
+from prefect import runtime
 from prefect.states import State
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
-from koppel.notifications import notify_failure
-from tasks.hr import (
+from koppel import clock
+from tasks.hr_sync.config import absence_window_start, load_hr_config, parse_from_date
+from tasks.hr_sync.mirror import Mode
+from tasks.hr_sync.report import planned_outcomes
+from tasks.hr_sync.tasks import (
     HR_SYNC,
     extract_hr,
     plan,
@@ -28,11 +29,8 @@ from tasks.hr import (
     store_mirror,
     sync_statistics,
 )
-from tasks.hr_sync.config import absence_window_start, load_hr_config, parse_from_date
-from tasks.hr_sync.mirror import Mode
-from tasks.hr_sync.report import planned_outcomes
 from tasks.preflight import preflight
-from tasks.state import close_run, finish, mark_run_ended, open_run, writes_verdict
+from tasks.state import close_run, finish, open_run, recorded_flow, writes_verdict
 
 
 def _from_date(value: str | None) -> str | None:
@@ -68,12 +66,7 @@ class HrSyncParameters(BaseModel):
         return _from_date(value)
 
 
-@flow(
-    name=HR_SYNC,
-    validate_parameters=True,
-    on_failure=[mark_run_ended, notify_failure],
-    on_crashed=[mark_run_ended, notify_failure],
-)
+@recorded_flow(HR_SYNC)
 def hr_sync(
     mode: Mode = "auto",
     from_date: FromDate = None,
@@ -94,7 +87,7 @@ def hr_sync(
     p = HrSyncParameters(mode=mode, from_date=from_date, dry_run=dry_run, config_path=config_path)
     preflight(["state", "afas", "occupational-health"])
     config = load_hr_config(p.config_path)
-    today = datetime.now(ZoneInfo("Europe/Amsterdam")).date()
+    today = clock.today()
     window_start = absence_window_start(p.from_date, config, today)
     run_id = open_run(HR_SYNC, p.model_dump(mode="json"), runtime.flow_run.id)
     sync = read_sync_state(config, p.mode, window_start)

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, runtime
+from prefect import runtime
 from pydantic import BaseModel, Field
 
-from koppel.notifications import notify_failure
-from tasks.companies import extract_afas_relations, import_afas_relations, report_import
+from tasks.company_sync.tasks import extract_afas_relations, import_afas_relations, report_import
 from tasks.preflight import preflight
-from tasks.state import close_run, mark_run_ended, open_run
+from tasks.state import close_run, open_run, recorded_flow
 
 FLOW = "import-debtors"
 
@@ -25,12 +24,7 @@ class ImportDebtorsParameters(BaseModel):
     with_contacts: bool = Field(True, description="Also snapshot the contact persons (Profit_Contacts).")
 
 
-@flow(
-    name=FLOW,
-    validate_parameters=True,
-    on_failure=[mark_run_ended, notify_failure],
-    on_crashed=[mark_run_ended, notify_failure],
-)
+@recorded_flow(FLOW)
 def import_debtors(with_contacts: bool = True) -> dict[str, Any]:
     """Store today's AFAS debtors (and contacts) and show what changed since the last import.
 

@@ -1,7 +1,8 @@
 """invoice-hours: TOPdesk hours → AFAS invoices, realisations, sales bookings and journal entries.
 
 Reads as a table of contents: extract → plan (validate, join, rules, plan, reconcile) → load (claim, post,
-confirm) → report. The logic lives in ``tasks/billing`` (plain functions over frames), ``tasks/load.py``
+confirm) → report. The logic lives in ``tasks/invoice_hours`` (plain functions over frames),
+``tasks/invoice_hours/load.py``
 (the exactly-once protocol) and ``store/ledger.py``; this module only wires them.
 """
 
@@ -12,20 +13,15 @@ from functools import partial
 from typing import Annotated, Any
 
 import pandas as pd
-from prefect import flow, get_run_logger, runtime
+from prefect import get_run_logger, runtime
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from koppel.notifications import notify_failure
 from tasks.approval import approval_gate, end_unposted
 from tasks.artifacts import Phases
-from tasks.billing.buckets import POSSIBLY_DELETED
-from tasks.billing.config import BillingConfig, load_billing_config
-from tasks.billing.join import Masters
-from tasks.billing.pipeline import BillingRun
 from tasks.bundles import report_bundles, sync_bundles
-from tasks.companies import create_missing_customers
+from tasks.company_sync.tasks import create_missing_customers
 from tasks.events import (
     customer_names,
     documents_summary,
@@ -34,7 +30,10 @@ from tasks.events import (
     read_summary,
     refusal_lines,
 )
-from tasks.extract import (
+from tasks.history import OptionalDate, artifact_prefix, run_name, run_tags, tag_current_run
+from tasks.invoice_hours.buckets import POSSIBLY_DELETED
+from tasks.invoice_hours.config import BillingConfig, load_billing_config
+from tasks.invoice_hours.extract import (
     Window,
     account_served,
     billing_window,
@@ -43,8 +42,9 @@ from tasks.extract import (
     extract_topdesk,
     source_notes,
 )
-from tasks.history import OptionalDate, artifact_prefix, run_name, run_tags, tag_current_run
-from tasks.invoicing import (
+from tasks.invoice_hours.join import Masters
+from tasks.invoice_hours.pipeline import BillingRun
+from tasks.invoice_hours.tasks import (
     confirm_deletions,
     load,
     plan,
@@ -53,11 +53,11 @@ from tasks.invoicing import (
     report,
     run_window,
 )
+from tasks.invoice_hours.writeback_load import write_back
 from tasks.masterdata import check_master_data
 from tasks.preflight import preflight
 from tasks.specifications import write_specifications
-from tasks.state import close_run, finish, mark_run_ended, open_run, run_verdict
-from tasks.writeback import write_back
+from tasks.state import close_run, finish, open_run, recorded_flow, run_verdict
 
 FLOW = "invoice-hours"
 PHASES = [
@@ -106,14 +106,7 @@ def _run_name() -> str:
     return run_name(FLOW, runtime.flow_run.parameters)
 
 
-@flow(
-    name=FLOW,
-    flow_run_name=_run_name,
-    task_runner=ThreadPoolTaskRunner(max_workers=2),
-    validate_parameters=True,
-    on_failure=[mark_run_ended, notify_failure],
-    on_crashed=[mark_run_ended, notify_failure],
-)
+@recorded_flow(FLOW, flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=2))
 def invoice_hours(
     start_date: OptionalDate = None,
     end_date: OptionalDate = None,

@@ -2,7 +2,7 @@
 
 Hours and amounts per customer per month, exclusions and rejects of every invoice-hours run over time, and
 the AFAS documents that failed, as markdown, table and image artifacts. The logic is in
-``tasks/statistics.py``; this module only wires it.
+``tasks/statistics/``; this module only wires it.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Annotated, Any
 from prefect import flow
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
+from koppel.clock import AMSTERDAM
 from koppel.notifications import notify_failure
 from tasks.preflight import preflight
 from tasks.statistics import (
-    AMSTERDAM,
     build_dashboard_task,
     check_period,
     default_periods,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, runtime
+from prefect import runtime
 from prefect.states import State
 from pydantic import BaseModel, Field
 
-from koppel.notifications import notify_failure
-from tasks.companies import (
+from tasks.company_sync.config import load_companies_config
+from tasks.company_sync.report import planned_outcomes
+from tasks.company_sync.tasks import (
     extract_afas_relations,
     extract_topdesk_relations,
     import_afas_relations,
@@ -23,10 +24,8 @@ from tasks.companies import (
     report_company_sync,
     write_topdesk,
 )
-from tasks.company_sync.config import load_companies_config
-from tasks.company_sync.report import planned_outcomes
 from tasks.preflight import preflight
-from tasks.state import close_run, finish, mark_run_ended, open_run, writes_verdict
+from tasks.state import close_run, finish, open_run, recorded_flow, writes_verdict
 
 FLOW = "sync-companies"
 
@@ -38,12 +37,7 @@ class SyncCompaniesParameters(BaseModel):
     config_path: str = Field("config/companies.toml", description="Field map and archiving reason (TOML).")
 
 
-@flow(
-    name=FLOW,
-    validate_parameters=True,
-    on_failure=[mark_run_ended, notify_failure],
-    on_crashed=[mark_run_ended, notify_failure],
-)
+@recorded_flow(FLOW)
 def sync_companies(
     dry_run: bool = False, config_path: str = "config/companies.toml"
 ) -> dict[str, Any] | State:

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from koppel.notifications import notify_failure
 from tasks.artifacts import publish_markdown, publish_table
-from tasks.billing.horizon import today
+from tasks.invoice_hours.horizon import today
 from tasks.verification import verify_period
 
 

@@ -32,9 +32,11 @@ from pydantic_settings import BaseSettings
 from connectors.afas.settings import AfasSettings
 from connectors.occupational_health.settings import OccupationalHealthSettings
 from connectors.topdesk.settings import TopdeskSettings
+from koppel import clock
 from koppel.settings import Resolved, SettingsError, env_name, load, mask_url_password, resolve
 from koppel.topdesk_cli import topdesk_app
 from store.settings import StoreSettings
+from tasks.invoice_hours.money import minutes_to_hours
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -165,7 +167,7 @@ def show(frame: pd.DataFrame, empty: str = "  (none)") -> None:
 
 def hours_text(minutes: int) -> str:
     """``90 min (1.50 h)``."""
-    return f"{minutes} min ({(Decimal(minutes) / 60).quantize(Decimal('0.01'))} h)"
+    return f"{minutes} min ({minutes_to_hours(minutes)} h)"
 
 
 # --- exclusions ---------------------------------------------------------------------------------------------
@@ -347,10 +349,7 @@ def day(text: str | None, hint: str) -> date | None:
 
 def today() -> date:
     """Today in Europe/Amsterdam, where billing days are cut."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    return datetime.now(ZoneInfo("Europe/Amsterdam")).date()
+    return clock.today()
 
 
 def signed(reason: str, by: str | None) -> str:
@@ -505,7 +504,7 @@ def afas_keygen(
     existing = [str(p) for p in (key_path, cert_path) if p.exists()]
     if existing and not force:
         fail(f"{', '.join(existing)} already exists; use --force to replace (and upload the new certificate)")
-    material = generate(f"koppel {environment}", kind=kind, days=days)  # type: ignore[arg-type]
+    material = generate(f"koppel {environment}", kind=kind, days=days)  # type: ignore[arg-type]  # typer validated kind against the key kinds generate() takes
     out.mkdir(parents=True, exist_ok=True)
     key_path.touch(mode=0o600, exist_ok=True)
     key_path.chmod(0o600)

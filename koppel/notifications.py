@@ -173,8 +173,8 @@ def send(subject: str, body: str, block_slug: str | None) -> bool:
         log.warning("%s\n%s\n(no KOPPEL_NOTIFY_BLOCK set: logged only)", subject, body)
         return False
     try:
-        block = Block.load(block_slug, _sync=True)  # type: ignore[call-arg]
-        block.notify(body=body, subject=subject, _sync=True)  # type: ignore[attr-defined]
+        block = Block.load(block_slug, _sync=True)  # type: ignore[call-arg]  # _sync: Prefect's sync/async dispatch keyword
+        block.notify(body=body, subject=subject, _sync=True)  # type: ignore[attr-defined]  # notification blocks have notify(); Block does not
     except (ValueError, httpx.HTTPError, OSError) as error:
         log.error("failure notification through %s not sent: %s\n%s\n%s", block_slug, error, subject, body)
         return False

@@ -108,7 +108,7 @@ def resolve(
             if secret is not None:
                 values[field], sources[field] = secret, f"secret block {block_name(env_name(cls, field))}"
     try:
-        settings = cls(**values)  # type: ignore[call-arg]
+        settings = cls(**values)
     except ValidationError as error:
         raise SettingsError(f"Invalid settings: {describe(cls, error)}") from None
     return Resolved(settings, {field: sources.get(field, "default") for field in cls.model_fields})
@@ -117,7 +117,7 @@ def resolve(
 def _missing_secrets(cls: type[BaseSettings], values: dict[str, Any]) -> list[str]:
     """The secret fields that the model reports missing with ``values`` and the environment."""
     try:
-        cls(**values)  # type: ignore[call-arg]
+        cls(**values)
     except ValidationError as probe:
         missing = {str(e["loc"][0]) for e in probe.errors() if e["type"] == "missing" and e["loc"]}
         return [field for field in secret_fields(cls) if field in missing]

@@ -11,8 +11,8 @@ from connectors.topdesk.catalog import EntitySet, odata_catalog
 from connectors.topdesk.client import TopdeskClient
 from connectors.topdesk.settings import TopdeskSettings
 from koppel.settings import load
-from tasks.billing.config import load_billing_config
-from tasks.billing.sources import TopdeskSources
+from tasks.invoice_hours.config import load_billing_config
+from tasks.invoice_hours.sources import TopdeskSources
 
 topdesk_app = typer.Typer(no_args_is_help=True, help="TOPdesk: what the tenant offers.")
 

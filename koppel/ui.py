@@ -24,12 +24,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
+
+from koppel import clock
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = "koppel"
@@ -192,7 +192,7 @@ def sandbox(seed: int, scale: int) -> Iterator[Any]:
     from sandbox.server import running_sandbox
     from sandbox.world import generate_world
 
-    anchor = datetime.now(tz=ZoneInfo("Europe/Amsterdam")).date().replace(day=1)
+    anchor = clock.today().replace(day=1)
     with running_sandbox(generate_world(seed=seed, scale=scale, anchor=anchor)) as running:
         yield running
 

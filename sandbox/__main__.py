@@ -60,7 +60,7 @@ def _wait_for_signal() -> None:
 
 def serve(args: argparse.Namespace) -> None:
     """Run the sandbox until a signal arrives."""
-    from sandbox.afas_state import AfasOptions
+    from sandbox.afas.state import AfasOptions
     from sandbox.server import running_sandbox
 
     knobs = Knobs(seed=args.seed, latency_ms=args.latency_ms, fault_rate=args.fault_rate)

@@ -8,20 +8,13 @@ not a registration that can be rejected row by row.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-AMSTERDAM = "Europe/Amsterdam"
-
-
-def is_amsterdam_datetime(series: pd.Series) -> bool:
-    """A tz-aware datetime column in Amsterdam time (any resolution: ns or, from pandas 3 parsing, us)."""
-    dtype = series.dtype
-    return isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == AMSTERDAM
+import schemas.checks  # noqa: F401  (registers the shared checks the fields below use)
 
 
 class Debtors(pa.DataFrameModel):
@@ -44,27 +37,11 @@ class Projects(pa.DataFrameModel):
     Description: Series[str] = pa.Field(nullable=True, coerce=True)
     UnitId: Series[pd.Int64Dtype] = pa.Field(nullable=True, coerce=True)
     DebtorId: Series[str] = pa.Field(nullable=True, coerce=True)
-    DateStart: Series[Any] = pa.Field(nullable=True)
-    DateReady: Series[Any] = pa.Field(nullable=True)
-
-    @pa.check("DateStart", "DateReady", element_wise=False, name="datetime64[*, Europe/Amsterdam]")
-    def _amsterdam(cls, series: pd.Series) -> bool:
-        return is_amsterdam_datetime(series)
+    DateStart: Series[Any] = pa.Field(nullable=True, amsterdam_datetime={})
+    DateReady: Series[Any] = pa.Field(nullable=True, amsterdam_datetime={})
 
     class Config:
         """Profit_Projects has more columns (``Chargeable``, …)."""
-
-        strict = False
-
-
-class Worktypes(pa.DataFrameModel):
-    """``Profit_Worktype``: the items hours are billed as."""
-
-    ItemCode: Series[str] = pa.Field(unique=True, coerce=True)
-    Description: Series[str] = pa.Field(nullable=True, coerce=True)
-
-    class Config:
-        """More columns (``Group``, …) may follow."""
 
         strict = False
 
@@ -75,13 +52,9 @@ class Periods(pa.DataFrameModel):
     Unit: Series[int] = pa.Field(coerce=True)
     Year: Series[int] = pa.Field(coerce=True, ge=1900, le=2999)
     Period: Series[int] = pa.Field(coerce=True, ge=0, le=99)
-    DateFrom: Series[Any] = pa.Field(nullable=True)
-    DateTo: Series[Any] = pa.Field(nullable=True)
+    DateFrom: Series[Any] = pa.Field(nullable=True, amsterdam_datetime={})
+    DateTo: Series[Any] = pa.Field(nullable=True, amsterdam_datetime={})
     Blocked: Series[bool] = pa.Field(coerce=True)
-
-    @pa.check("DateFrom", "DateTo", element_wise=False, name="datetime64[*, Europe/Amsterdam]")
-    def _amsterdam(cls, series: pd.Series) -> bool:
-        return is_amsterdam_datetime(series)
 
     class Config:
         """One period per (Unit, Year, Period); dates present on every row."""
@@ -90,34 +63,13 @@ class Periods(pa.DataFrameModel):
         unique = ("Unit", "Year", "Period")
 
 
-class Administrations(pa.DataFrameModel):
-    """``Profit_Administrations``."""
-
-    AdminId: Series[int] = pa.Field(unique=True, coerce=True)
-    AdminNm: Series[str] = pa.Field(nullable=True, coerce=True)
-    AdminCd: Series[str] = pa.Field(nullable=True, coerce=True)
-
-    class Config:
-        """Extra columns allowed."""
-
-        strict = False
-
-
 class SalesPrices(pa.DataFrameModel):
     """``Koppel_Sales_Prices``: hourly price per item, per debtor (``DebtorId`` null = general price)."""
 
     ItemCode: Series[str] = pa.Field(coerce=True)
     DebtorId: Series[str] = pa.Field(nullable=True, coerce=True)
-    Price: Series[Any]
-    DateStart: Series[Any] = pa.Field(nullable=True)
-
-    @pa.check("Price", element_wise=True, name="finite Decimal")
-    def _decimal(cls, value: object) -> bool:
-        return isinstance(value, Decimal) and value.is_finite()
-
-    @pa.check("DateStart", element_wise=False, name="datetime64[*, Europe/Amsterdam]")
-    def _amsterdam(cls, series: pd.Series) -> bool:
-        return is_amsterdam_datetime(series)
+    Price: Series[Any] = pa.Field(finite_decimal={})
+    DateStart: Series[Any] = pa.Field(nullable=True, amsterdam_datetime={})
 
     class Config:
         """Prices are ``Decimal`` (never float): money is exact."""

@@ -8,14 +8,15 @@ contract for the flow's load step (claim → post → confirm) and report.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-DOCUMENT_KINDS = ("direct_invoice", "project_realisation", "sales_booking", "internal_entry")
+import schemas.checks  # noqa: F401  (registers the shared checks the fields below use)
+from schemas.kinds import DOCUMENT_KINDS
+
 LINE_KINDS = ("charge", "credit")
 TARGETS = ("customer", "internal")
 # Every registration read ends in one of the first eleven or "outside window"; "reversed (deleted)" and
@@ -40,14 +41,6 @@ STEPS = ("validate", "join", "rules")
 REFERENCE_PATTERN = r"^KPL-\d+-\d{6}-[0-9a-f]{16}$"
 
 
-def _is_decimal(value: object) -> bool:
-    return isinstance(value, Decimal) and value.is_finite()
-
-
-def _two_places(value: object) -> bool:
-    return _is_decimal(value) and value == value.quantize(Decimal("0.01"))  # type: ignore[union-attr]
-
-
 class BillableLines(pa.DataFrameModel):
     """``plan.plan_lines``: one line per priced registration, amounts in the administration's mode."""
 
@@ -65,15 +58,11 @@ class BillableLines(pa.DataFrameModel):
     billed_minutes: Series[int] = pa.Field(ge=0)
     drawn_minutes: Series[int] = pa.Field(ge=0)
     chargeable_minutes: Series[int] = pa.Field(ge=0)
-    unit_price: Series[Any]
-    quantity: Series[Any]
-    amount: Series[Any]
+    unit_price: Series[Any] = pa.Field(cents={})
+    quantity: Series[Any] = pa.Field(cents={})
+    amount: Series[Any] = pa.Field(cents={})
     amount_cents: Series[int]
     fields_hash: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{32}$")
-
-    @pa.check("unit_price", "quantity", "amount", element_wise=True, name="Decimal with 2 places")
-    def _money(cls, value: object) -> bool:
-        return _two_places(value)
 
     @pa.dataframe_check(name="included within drawn")
     def _included_within_drawn(cls, frame: pd.DataFrame) -> pd.Series:
@@ -101,14 +90,10 @@ class DocumentLines(pa.DataFrameModel):
     expected_version: Series[pd.Int64Dtype] = pa.Field(nullable=True)
     fields_hash: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{32}$")
     billed_minutes: Series[int]
-    quantity: Series[Any]
-    unit_price: Series[Any]
-    amount: Series[Any]
+    quantity: Series[Any] = pa.Field(cents={})
+    unit_price: Series[Any] = pa.Field(cents={})
+    amount: Series[Any] = pa.Field(cents={})
     amount_cents: Series[int]
-
-    @pa.check("quantity", "unit_price", "amount", element_wise=True, name="Decimal with 2 places")
-    def _money(cls, value: object) -> bool:
-        return _two_places(value)
 
     @pa.dataframe_check(name="a registration at most once per line kind and document")
     def _once(cls, frame: pd.DataFrame) -> pd.Series:
@@ -141,15 +126,11 @@ class PlannedDocuments(pa.DataFrameModel):
     is_correction: Series[bool]
     line_count: Series[int] = pa.Field(gt=0)
     minutes: Series[int]
-    amount: Series[Any]
-    vat_amount: Series[Any]
-    total: Series[Any]
+    amount: Series[Any] = pa.Field(cents={})
+    vat_amount: Series[Any] = pa.Field(cents={})
+    total: Series[Any] = pa.Field(cents={})
     needs_invoice_number: Series[bool]
     document_date: Series[str] = pa.Field(str_matches=r"^\d{4}-\d{2}-\d{2}$")
-
-    @pa.check("amount", "vat_amount", "total", element_wise=True, name="Decimal with 2 places")
-    def _money(cls, value: object) -> bool:
-        return _two_places(value)
 
     @pa.dataframe_check(name="total = amount + VAT")
     def _total(cls, frame: pd.DataFrame) -> pd.Series:

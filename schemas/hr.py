@@ -13,16 +13,18 @@ that may go to AFAS must also meet ``ValidRegisteredAbsences``.
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from schemas.checks import as_decimal
+
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 DATE_TEXT = "a date written YYYY-MM-DD"
 END_BEFORE_START = "end_date lies before start_date"
+PERCENTAGE = "a number from 0 to 100"
 
 
 def _text(**kwargs: Any) -> Any:
@@ -38,15 +40,6 @@ def _required(max_length: int = 255, **kwargs: Any) -> Any:
 def _date(nullable: bool = True) -> Any:
     """A date written ``YYYY-MM-DD``."""
     return pa.Field(nullable=nullable, coerce=True, str_matches=DATE_PATTERN)
-
-
-def as_decimal(value: Any) -> Decimal | None:
-    """``value`` as a Decimal, or None when it is no number."""
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
 
 
 def end_not_before_start(frame: pd.DataFrame) -> pd.Series:
@@ -118,13 +111,8 @@ class HrAbsences(pa.DataFrameModel):
     report_date: Series[str] = _date()
     expected_end: Series[str] = _date()
     end_date: Series[str] = _date()
-    presence_pct: Series[str] = _text()
+    presence_pct: Series[str] = _text(percentage={"error": PERCENTAGE})
     modified: Series[str] = _text()
-
-    @pa.check("presence_pct", name="a number from 0 to 100", element_wise=True)
-    def _presence(cls, value: Any) -> bool:
-        number = as_decimal(value)
-        return number is not None and 0 <= number <= 100
 
     @pa.dataframe_check(name=END_BEFORE_START)
     def _period(cls, frame: pd.DataFrame) -> pd.Series:
@@ -189,11 +177,7 @@ class ValidRegisteredAbsences(RegisteredAbsences):
     employment_external_id: Series[str] = pa.Field(coerce=True, str_matches=r"^.+-\d+$")
     start_date: Series[object] = pa.Field(nullable=False)
     expected_end: Series[object] = pa.Field(nullable=False)
-
-    @pa.check("presence_pct", name="a number from 0 to 100", element_wise=True)
-    def _presence(cls, value: Any) -> bool:
-        number = as_decimal(value)
-        return number is not None and 0 <= number <= 100
+    presence_pct: Series[object] = pa.Field(nullable=True, percentage={"error": PERCENTAGE})
 
     @pa.dataframe_check(name=END_BEFORE_START)
     def _period(cls, frame: pd.DataFrame) -> pd.Series:

@@ -2,13 +2,15 @@
 
 ``RawRegistrations`` is the normalised frame of docs/contracts.md §1: every column present, bad values kept
 (NaT dates, ``<NA>`` minutes) so that validation can reject the row with a reason. ``ValidRegistrations``
-adds the row rules a billable registration must meet; ``tasks/billing/validate.py`` runs it lazily and turns
+adds the row rules a billable registration must meet; ``tasks/invoice_hours/validate.py`` runs it lazily and
+turns
 its failure cases into one reject per registration. Billing lines downstream are in ``schemas/billing.py``.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
@@ -21,9 +23,9 @@ MAX_MINUTES = 720  # default ceiling per registration (12 h); the billing config
 _UTC = {"unit": "ns", "tz": "UTC"}
 
 
-def _text(**kwargs: object) -> object:
+def _text(**kwargs: Any) -> Any:
     """A nullable text column; coerced so that an all-None object column becomes the string dtype."""
-    return pa.Field(nullable=True, coerce=True, **kwargs)  # type: ignore[arg-type]
+    return pa.Field(nullable=True, coerce=True, **kwargs)
 
 
 class RawRegistrations(pa.DataFrameModel):
@@ -90,9 +92,3 @@ def row_rules_schema(max_minutes: int = MAX_MINUTES) -> pa.DataFrameSchema:
     Validation runs this lazily once the dtypes are normalised; the whole schema costs three times as much.
     """
     return valid_registrations_schema(max_minutes).select_columns(ROW_RULE_COLUMNS)
-
-
-def empty_raw_registrations() -> pd.DataFrame:
-    """An empty frame with every §1 column in its contract dtype (a run that read nothing)."""
-    columns = RawRegistrations.to_schema().columns
-    return pd.DataFrame({name: pd.Series(dtype=column.dtype.type) for name, column in columns.items()})

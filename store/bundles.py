@@ -337,7 +337,8 @@ def _sync_one(connection: Connection, spec: dict) -> list[str]:
     return [f"updated bundle {spec['name']} (id {existing.id}) from the config"]
 
 
-# --- monthly allowances and draws of both kinds (tasks/billing/allowances.py plans them) ----------------
+# --- monthly allowances and draws of both kinds (tasks/invoice_hours/allowances.py plans them)
+# ----------------
 
 
 def allowance_marker(name: str, month: date) -> str:

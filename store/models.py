@@ -32,15 +32,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-CENT = Decimal("0.01")
+from schemas.kinds import DOCUMENT_KINDS
+from schemas.kinds import STORED_EXCLUSION_KINDS as EXCLUSION_KINDS
+from tasks.invoice_hours.money import CENT
+
 # Numeric(18, 2): 16 digits before the decimal point.
 MONEY_LIMIT = Decimal("1e16")
 
-DOCUMENT_KINDS = ("direct_invoice", "project_realisation", "sales_booking", "internal_entry")
 DOCUMENT_STATUSES = ("claimed", "posted", "failed", "uncertain", "released")
 LINE_KINDS = ("charge", "credit")
 REGISTRATION_STATUSES = ("billed", "credited")
-EXCLUSION_KINDS = ("registration", "ticket", "operator", "operator_group", "branch", "customer")
 SNAPSHOT_CHANGES = ("added", "changed", "removed")
 RUN_STATUSES = ("running", "completed", "failed", "crashed", "cancelled")
 WRITEBACK_STATUSES = ("pending", "claimed", "uncertain", "written", "failed")

@@ -13,16 +13,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 from pydantic import SecretBytes, SecretStr
 from sqlalchemy import Engine, select, update
 
+from koppel.clock import AMSTERDAM
 from store.db import to_frame, utcnow, write_transaction
 from store.models import RUN_STATUSES, runs
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 REDACTED = "[redacted]"
 # Parameter names that look like they carry a secret are never stored, whatever their value.
 _SECRET_NAME = re.compile(r"pass(word)?|secret|token|api_?key|credential|authori[sz]ation", re.IGNORECASE)

@@ -32,15 +32,16 @@ from prefect.client.schemas.objects import State
 from prefect.states import Cancelled, Failed
 from pydantic import Field
 
+from schemas.kinds import INTERNAL_ENTRY
 from store import runs
 from tasks.artifacts import artifact_key, markdown_table, table_rows
+from tasks.invoice_hours.money import minutes_to_hours
 from tasks.state import close_run, state_engine
 
 FLOW = "invoice-hours"
 POLL_SECONDS = 10  # how often a paused run asks Prefect whether it was resumed
 PAUSE_GRACE_SECONDS = 120  # Prefect's pause outlives our wait by this much (see ``wait_for_answer``)
 MAX_ROUNDS = 10  # a plan that keeps changing stops asking (and posts nothing) after this many rounds
-INTERNAL_ENTRY = "internal_entry"
 DOCUMENT_FIELDS = [
     "reference", "kind", "administration", "debtor_id", "project_id", "period", "amount_cents", "vat_code",
     "vat_amount",
@@ -107,7 +108,7 @@ def totals(documents: pd.DataFrame) -> Totals:
 
     return Totals(
         documents=len(documents),
-        hours=(Decimal(int(documents["minutes"].sum())) / 60).quantize(Decimal("0.01")),
+        hours=minutes_to_hours(int(documents["minutes"].sum())),
         customer_revenue=euros(~internal & ~correction),
         internal_charges=euros(internal & ~correction),
         corrections=euros(correction),

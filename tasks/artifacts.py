@@ -23,8 +23,10 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from koppel.clock import AMSTERDAM
+from tasks.invoice_hours.money import CENT, minutes_to_hours, round_cents
+
 MAX_TABLE_ROWS = 500  # the UI shows tables, not data dumps; the full set stays in the store
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 INTERNAL_KINDS = {"internal_entry"}  # documents that charge departments, not customers
 POSTED = {"posted", "recovered"}
 REFUSED = {"failed"}
@@ -44,7 +46,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return ""
     if isinstance(value, Decimal):
-        return f"{value:.2f}" if value == value.quantize(Decimal("0.01")) else str(value)
+        return f"{value:.2f}" if value == value.quantize(CENT) else str(value)
     if isinstance(value, pd.Timestamp | datetime | date):
         return finance_date(value)
     if isinstance(value, UUID):
@@ -137,12 +139,12 @@ def finance_date(value: date | datetime | pd.Timestamp) -> str:
 
 def euro(amount: Decimal | int | None) -> str:
     """``€ 1,234.56`` (``€ -12.00`` for credits)."""
-    return f"€ {Decimal(amount or 0).quantize(Decimal('0.01')):,}"
+    return f"€ {round_cents(Decimal(amount or 0)):,}"
 
 
 def hours(minutes: int) -> str:
     """``12.50 h``."""
-    return f"{(Decimal(int(minutes)) / 60).quantize(Decimal('0.01')):,} h"
+    return f"{minutes_to_hours(minutes):,} h"
 
 
 def amounts_by_kind(documents: pd.DataFrame) -> tuple[Decimal, Decimal]:
@@ -252,10 +254,7 @@ def finance_registrations(frame: pd.DataFrame, names: Mapping[str, str] | None =
             "customer": [customer_text(c, names) for c in frame["customer_number"]],
             "ticket_number": frame["ticket_number"],
             "entry_date": frame["entry_date_raw"],
-            "hours": [
-                (Decimal(int(m)) / 60).quantize(Decimal("0.01")) if not pd.isna(m) else pd.NA
-                for m in frame["minutes"]
-            ],
+            "hours": [minutes_to_hours(m) if not pd.isna(m) else pd.NA for m in frame["minutes"]],
             "operator": frame["operator_name"],
             "kind": frame["kind"],
             "registration_id": frame["registration_id"],

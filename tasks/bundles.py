@@ -17,9 +17,9 @@ from prefect.cache_policies import NO_CACHE
 
 from store import bundles
 from tasks.artifacts import publish_table
-from tasks.billing.allowances import allowance_months
-from tasks.billing.config import BillingConfig
-from tasks.extract import Window
+from tasks.invoice_hours.allowances import allowance_months
+from tasks.invoice_hours.config import BillingConfig
+from tasks.invoice_hours.extract import Window
 from tasks.state import state_engine
 
 FLOW = "invoice-hours"

@@ -14,7 +14,7 @@ from decimal import Decimal
 import pandas as pd
 
 from tasks.artifacts import amounts_by_kind, euro, hours_line
-from tasks.load import Outcome
+from tasks.invoice_hours.load import Outcome
 
 DONE = ("posted", "recovered")
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import WithJsonSchema
 
-from tasks.extract import Window, billing_window
+from tasks.invoice_hours.extract import Window, billing_window
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from connectors.afas.client import AfasClient
 from connectors.afas.settings import AfasSettings
-from tasks.billing.config import Administration, BillingConfig, BillingConfigError, Mode
+from tasks.invoice_hours.config import Administration, BillingConfig, BillingConfigError, Mode
 from tasks.secrets import load_settings
 
 CONNECTORS = {
@@ -31,7 +31,8 @@ CONNECTORS = {
     "allocations": "Profit_Allocation_Assigments",
     "units": "Koppel_Units",
 }
-COST_CENTRE_AXIS = "1"  # the internal entry puts the cost centre on dimension axis 1 (tasks/billing/payloads)
+COST_CENTRE_AXIS = "1"  # the internal entry puts the cost centre on dimension axis 1
+# (tasks/invoice_hours/payloads)
 
 
 class MasterDataError(BillingConfigError):

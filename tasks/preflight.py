@@ -47,17 +47,17 @@ class Check:
 
 
 async def _afas(settings: BaseSettings) -> str:
-    async with AfasClient.from_settings(settings) as client:  # type: ignore[arg-type]
+    async with AfasClient.from_settings(settings) as client:  # type: ignore[arg-type]  # the caller passes the settings class of this client
         return f"Profit {await client.profit_version()}"
 
 
 async def _topdesk(settings: BaseSettings) -> str:
-    async with TopdeskClient.from_settings(settings) as client:  # type: ignore[arg-type]
+    async with TopdeskClient.from_settings(settings) as client:  # type: ignore[arg-type]  # the caller passes the settings class of this client
         return f"Incident API {client.version or await client.check_version()}"
 
 
 async def _oh(settings: BaseSettings) -> str:
-    async with OhClient.from_settings(settings) as client:  # type: ignore[arg-type]
+    async with OhClient.from_settings(settings) as client:  # type: ignore[arg-type]  # the caller passes the settings class of this client
         await client.ping()
         return "departments readable"
 
@@ -65,7 +65,7 @@ async def _oh(settings: BaseSettings) -> str:
 async def _state(settings: BaseSettings) -> str:
     from store.db import connect
 
-    engine = await asyncio.to_thread(connect, settings)  # type: ignore[arg-type]
+    engine = await asyncio.to_thread(connect, settings)  # type: ignore[arg-type]  # the caller passes StoreSettings
     try:
         return f"{engine.dialect.name} database migrated"
     finally:

@@ -1,6 +1,7 @@
 """Prefect task of invoice-hours that writes the hours specifications of a run and lists them as an artifact.
 
-The files go to ``<specifications.folder>/<run id>/<reference>.csv|.xlsx`` (``tasks.billing.specification``
+The files go to ``<specifications.folder>/<run id>/<reference>.csv|.xlsx``
+(``tasks.invoice_hours.specification``
 builds them from the plan's frames); the artifact ``invoice-hours-specifications`` lists them per document,
 and the documents artifact links each document to its file.
 """
@@ -15,8 +16,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.artifacts import publish_table
-from tasks.billing.config import BillingConfig
-from tasks.billing.specification import TOTAL_LABEL, specifications, write_specification
+from tasks.invoice_hours.config import BillingConfig
+from tasks.invoice_hours.specification import TOTAL_LABEL, specifications, write_specification
 
 FLOW = "invoice-hours"
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 from sqlalchemy.engine import Engine
@@ -69,6 +69,18 @@ def mark_run_ended(flow: Any, flow_run: Any, state: Any) -> None:
         log.warning("could not record the end of run %s", flow_run.id, exc_info=True)
 
 
+def recorded_flow(name: str, **options: Any) -> Any:
+    """``@flow`` for a flow that keeps a run record (``open_run``/``close_run``).
+
+    Parameters are validated; a failed or crashed run gets its record closed (``mark_run_ended``) and Koppel
+    notifies (``koppel.notifications.notify_failure``). ``options`` go to Prefect's ``flow`` as they are.
+    """
+    from koppel.notifications import notify_failure
+
+    hooks = [mark_run_ended, notify_failure]
+    return flow(name=name, validate_parameters=True, on_failure=hooks, on_crashed=hooks, **options)
+
+
 # --- is a run green? ---------------------------------------------------------------------------------------
 
 NOT_GREEN_STATUSES = {
@@ -108,7 +120,8 @@ def run_verdict(
 ) -> Verdict:
     """Green only when something was read, every source answered and no document is refused or uncertain.
 
-    ``statuses`` are the document statuses of the run (``tasks.load.Outcome.status``); dry runs' "dry-run"
+    ``statuses`` are the document statuses of the run (``tasks.invoice_hours.load.Outcome.status``); dry runs'
+    "dry-run"
     and every posted/recovered/elsewhere status are fine. ``possibly_deleted`` counts registrations billed
     earlier that this run did not read and could not confirm gone (bucket "possibly deleted"): they are not
     credited, so the run is not green.

@@ -12,9 +12,9 @@ from prefect.cache_policies import NO_CACHE
 from connectors.afas.client import AfasClient
 from connectors.afas.filters import Filter
 from connectors.afas.settings import AfasSettings
+from schemas.kinds import Mode, kind
 from store import ledger
-from tasks.billing.payloads import INVOICE_REFERENCE_FIELDS
-from tasks.billing.verify import compare, differences_frame
+from tasks.invoice_hours.verify import compare, differences_frame
 from tasks.secrets import load_settings
 from tasks.state import state_engine
 
@@ -41,13 +41,15 @@ async def _verify(records: list[ledger.DocumentRecord]) -> list[dict[str, Any]]:
 
 async def _read_back(client: AfasClient, record: ledger.DocumentRecord) -> tuple[int, list[dict[str, Any]]]:
     """How many documents AFAS holds under the reference, and their lines."""
-    if record.kind == "direct_invoice":
+    row_kind = kind(record.kind)
+    if row_kind.mode is Mode.DIRECT_INVOICE:
         headers = []
-        for name in INVOICE_REFERENCE_FIELDS:  # Fref; invoices posted before it carry the reference in RfCs
+        # the reference field, then where earlier versions wrote it (invoices posted before Fref carry RfCs)
+        for name in (row_kind.reference_field, *row_kind.earlier_reference_fields):
             headers = [
                 row
                 async for row in client.iter_rows(
-                    "Koppel_DirectInvoices", filters=Filter(name, "=", record.reference)
+                    row_kind.read_back, filters=Filter(name, "=", record.reference)
                 )
             ]
             if headers:
@@ -61,16 +63,19 @@ async def _read_back(client: AfasClient, record: ledger.DocumentRecord) -> tuple
                 )
             ]
         return len(headers), rows
-    if record.kind == "project_realisation":
-        keys = [e["Fields"]["XpRe"] for e in _list(record.payload["PtRealization"]["Element"])]
+    if row_kind.mode is Mode.PROJECT_REALISATION:
+        field = row_kind.reference_field
+        keys = [e["Fields"][field] for e in _list(record.payload[row_kind.root]["Element"])]
         rows = []
         for key in keys:
-            rows += [
-                row async for row in client.iter_rows("Koppel_Realizations", filters=Filter("XpRe", "=", key))
-            ]
+            found = client.iter_rows(row_kind.read_back, filters=Filter(field, "=", key))
+            rows += [row async for row in found]
         return (1 if rows else 0), rows
     rows = [
-        row async for row in client.iter_rows("Koppel_Entries", filters=Filter("BpNr", "=", record.reference))
+        row
+        async for row in client.iter_rows(
+            row_kind.read_back, filters=Filter(row_kind.reference_field, "=", record.reference)
+        )
     ]
     return len({row.get("EnNo") for row in rows}), rows
 

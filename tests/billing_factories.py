@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 
 from schemas.registrations import RawRegistrations
-from tasks.billing.config import BillingConfig, parse_billing_config
-from tasks.billing.pipeline import Masters
+from tasks.invoice_hours.config import BillingConfig, parse_billing_config
+from tasks.invoice_hours.pipeline import Masters
 
 AMS = "Europe/Amsterdam"
 _ids = itertools.count(1)

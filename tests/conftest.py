@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +36,26 @@ def postgres_url() -> Iterator[str]:
     """SQLAlchemy URL of a throwaway PostgreSQL 15 database, torn down after the session."""
     with throwaway_cluster() as url:
         yield url
+
+
+# Tests live in a folder per slice and per layer (tests/invoice_hours/, tests/connectors/, ...); each test
+# gets the folder's name as a marker, so `pytest -m connectors` runs one layer and tests/system/ is `system`.
+FOLDER_MARKERS = (
+    "invoice_hours",
+    "company_sync",
+    "hr_sync",
+    "connectors",
+    "sandbox",
+    "store",
+    "system",
+    "koppel",
+)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with the folder it lives in (before ``-m`` selects)."""
+    for item in items:
+        folder = Path(str(item.fspath)).parent.name
+        if folder in FOLDER_MARKERS:
+            item.add_marker(getattr(pytest.mark, folder))

@@ -19,7 +19,7 @@ TODAY = date(2026, 11, 5)  # the regular run's horizon is then September and Oct
 
 def pin_today(monkeypatch) -> None:
     """Regular runs behave as on 5 November 2026 (cut-off 31 October)."""
-    monkeypatch.setattr("tasks.billing.horizon.today", lambda timezone="": TODAY, raising=False)
+    monkeypatch.setattr("tasks.invoice_hours.horizon.today", lambda timezone="": TODAY, raising=False)
 
 
 def finished(parameters: InvoiceHoursParameters) -> dict[str, Any]:

@@ -191,7 +191,7 @@ class OAuthAuth(httpx.Auth):
                 wait = await self._attempt(http, attempt)
                 if isinstance(wait, AccessToken):
                     return wait
-                await self._sleep(wait)  # type: ignore[misc]
+                await self._sleep(wait)  # type: ignore[misc]  # _sleep is an injectable async callable (tests pass a fake)
         raise AssertionError("unreachable: _attempt raises on the last attempt")  # pragma: no cover
 
     async def _attempt(self, http: httpx.AsyncClient, attempt: int) -> AccessToken | float:

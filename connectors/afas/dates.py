@@ -8,12 +8,12 @@ Amsterdam local time, without ``Z``.
 from __future__ import annotations
 
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+from koppel.clock import AMSTERDAM
+
 TZ_NAME = "Europe/Amsterdam"
 
 

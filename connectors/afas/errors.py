@@ -100,14 +100,14 @@ def _maybe_base64(value: str) -> str:
 
 def _int_or_none(value: object) -> int | None:
     try:
-        return int(value)  # type: ignore[call-overload]
+        return int(value)  # type: ignore[call-overload]  # any JSON value; a non-number raises and is caught
     except (TypeError, ValueError):
         return None
 
 
 def _float_or_none(value: object) -> float | None:
     try:
-        return float(value)  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]  # any JSON value; a non-number raises and is caught
     except (TypeError, ValueError):
         return None
 

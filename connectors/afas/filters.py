@@ -99,7 +99,7 @@ def groups_of(filters: FilterSpec) -> list[list[Filter]]:
     if not items:
         return []
     if all(isinstance(item, Filter) for item in items):
-        return [list(items)]  # type: ignore[arg-type]
+        return [list(items)]  # type: ignore[arg-type]  # all() above narrowed the items to Filter; mypy cannot
     return [[f] if isinstance(f, Filter) else list(f) for f in items]
 
 

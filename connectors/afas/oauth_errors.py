@@ -27,7 +27,7 @@ class OAuthError(AuthError):
     def __init__(self, message: str, *, code: str = "", setting: str = "", **where: object) -> None:
         self.code = code
         self.setting = setting
-        super().__init__(message, **where)  # type: ignore[arg-type]
+        super().__init__(message, **where)  # type: ignore[arg-type]  # where: optional keywords the base class names
 
 
 def describe_response(response: httpx.Response) -> str:

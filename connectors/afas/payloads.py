@@ -93,7 +93,7 @@ class Keys(Mapping[str, str]):
             return dict(self._values) == {str(k): str(v) for k, v in other.items()}
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # a Mapping that equals dicts: unhashable, like dict
 
 
 def parse_keys(answer: Any) -> Keys:

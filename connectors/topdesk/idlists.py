@@ -1,7 +1,7 @@
 """Long id lists in as few GETs as the URL allows (decision §9.6).
 
 TOPdesk runs behind Tomcat, whose request line and headers share one 8 KB buffer: a longer request is
-refused (the sandbox answers 414 above ``sandbox.topdesk_http.MAX_HEAD_BYTES``). A list of ids —
+refused (the sandbox answers 414 above ``sandbox.topdesk.http.MAX_HEAD_BYTES``). A list of ids —
 ``id=in=(…)`` on ``/incidents``, ``parent.id=in=(…)`` on the bulk registrations, ``Id eq … or …`` on an
 OData entity set — is therefore cut into chunks whose whole encoded request target stays within
 ``MAX_TARGET_BYTES`` (≈ 180 UUIDs in an ``=in=`` list, ≈ 150 in an OData ``or`` filter), leaving room for

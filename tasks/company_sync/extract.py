@@ -1,7 +1,7 @@
 """Read what the company sync compares: AFAS debtors and contact persons, TOPdesk branches and persons.
 
 Plain async readers over one client each (testable without Prefect); the Prefect tasks in
-``tasks/companies.py`` open the clients and call them. Everything is read in full: removals are only
+``tasks/company_sync/tasks.py`` open the clients and call them. Everything is read in full: removals are only
 visible in a complete read, and a few thousand debtors are a handful of pages.
 """
 

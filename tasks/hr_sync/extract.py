@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from connectors.afas.client import AfasClient
 from connectors.afas.filters import Filter
 from connectors.afas.getconnectors import REGISTRY, GetConnector
+from koppel.clock import AMSTERDAM
 from tasks.hr_sync.config import ENTITIES, HrConfig, Source
 from tasks.hr_sync.mirror import ReadSpec
-
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
 def describe(source: Source) -> GetConnector:

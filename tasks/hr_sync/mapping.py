@@ -13,17 +13,15 @@ from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from connectors.occupational_health.endpoints import employment_external_id
+from koppel.clock import AMSTERDAM
 from schemas.hr import as_decimal
 from tasks.hr_sync.config import HrConfig, HrConfigError
+from tasks.invoice_hours.money import CENT
 from tasks.names import split_dutch_name
-
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-CENT = Decimal("0.01")
 
 
 def _missing(value: Any) -> bool:

@@ -2,7 +2,7 @@
 
 ``plan_sync`` is everything between reading AFAS and sending to the OH system; it touches neither the
 network nor the store, so it is tested without either. The flow stores the new mirror and watermarks,
-sends ``changes`` and records the outcome (``tasks/hr.py``).
+sends ``changes`` and records the outcome (``tasks/hr_sync/tasks.py``).
 """
 
 from __future__ import annotations

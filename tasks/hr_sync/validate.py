@@ -8,6 +8,7 @@ is rejected, never dropped silently; the good rows go on.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pandas as pd
 from pandera.errors import SchemaErrors
@@ -54,9 +55,9 @@ def split_valid(entity: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
     return frame.drop(index=list(reasons)).reset_index(drop=True), rejects_frame(rows)
 
 
-def _reasons(frame: pd.DataFrame, schema: object) -> dict[int, str]:
+def _reasons(frame: pd.DataFrame, schema: Any) -> dict[int, str]:
     try:
-        schema.validate(frame, lazy=True)  # type: ignore[attr-defined]
+        schema.validate(frame, lazy=True)
     except SchemaErrors as errors:
         cases = errors.failure_cases
     else:
