@@ -24,7 +24,7 @@ from tests.billing_factories import at, config
 from tests.invoice_support import afas_invoices, decimal, small_world, use_sandbox
 from tests.reconcile_support import oracle, pin_today, regular, single_registration_tickets
 
-CONFIG = Path(__file__).resolve().parents[1] / "config" / "billing.toml"
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
 INCLUDED_TEXT = "(inbegrepen: contracturen)"
 
 

@@ -43,7 +43,8 @@ def test_reference_for_uses_the_read_back_row_and_the_first_realisation_key():
     def where(found):
         return found.connector, found.field, found.value
 
-    assert where(reference_for("direct_invoice", "KPL-1", {})) == ("Koppel_DirectInvoices", "RfCs", "KPL-1")
+    assert where(reference_for("direct_invoice", "KPL-1", {})) == ("Koppel_DirectInvoices", "Fref", "KPL-1")
+    assert reference_for("direct_invoice", "KPL-1", {}).earlier_fields == ("RfCs",)  # invoices before Fref
     assert where(reference_for("internal_entry", "KPL-2", {})) == ("Koppel_Entries", "BpNr", "KPL-2")
     body = {"PtRealization": {"Element": [{"Fields": {"XpRe": "KPL-3-1"}}, {"Fields": {"XpRe": "KPL-3-2"}}]}}
     assert where(reference_for("project_realisation", "KPL-3", body)) == (

@@ -157,7 +157,7 @@ async def test_an_incident_gets_its_memo_and_field_in_one_request(app, client, e
 
 
 def test_rows_of_a_kind_turned_off_wait() -> None:
-    base = (Path(__file__).resolve().parents[1] / "config" / "billing.toml").read_text()
+    base = (Path(__file__).resolve().parents[2] / "config" / "billing.toml").read_text()
     config = parse_billing_config(base + "[writeback.change]\nmemo = true\n")
     rows = [
         store.Due(note("t1"), "failed", 1),

@@ -18,6 +18,7 @@ import itertools
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -71,8 +72,7 @@ def read_all(api: str, path: str, body: dict) -> list[dict]:
     """Every row a Prefect ``…/filter`` endpoint holds, page by page (a page holds at most 200)."""
     rows: list[dict] = []
     while True:
-        page = httpx.post(f"{api}/{path}", json={**body, "limit": 200, "offset": len(rows)}, timeout=30)
-        page.raise_for_status()
+        page = api_call("POST", f"{api}/{path}", json={**body, "limit": 200, "offset": len(rows)})
         rows.extend(page.json())
         if len(page.json()) < 200:
             return rows
@@ -101,20 +101,35 @@ def wait_for_schedules(api: str, names: set[str], timeout: float = 180) -> dict[
         time.sleep(2)
 
 
+def api_call(method: str, url: str, gone_is_fine: bool = False, **kwargs: Any) -> httpx.Response:
+    """One call to the test's Prefect server, again after a 503 or 429 as Prefect's own client does.
+
+    A busy server on a loaded machine (the scheduler and a worker share its SQLite database) answers 503.
+    """
+    for attempt in range(10):
+        response = httpx.request(method, url, timeout=30, **kwargs)
+        if gone_is_fine and response.status_code == 404:
+            return response
+        if response.status_code not in (429, 503) or attempt == 9:
+            return response.raise_for_status()
+        time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
+
+
 def switch_schedules_off(api: str) -> None:
     """Stop the scheduler creating runs the worker would take, and remove those it made."""
     from koppel.ui import deployments
 
     for deployment in deployments(api):
         for schedule in deployment.get("schedules") or []:
-            httpx.patch(
+            api_call(
+                "PATCH",
                 f"{api}/deployments/{deployment['id']}/schedules/{schedule['id']}",
                 json={"active": False},
-                timeout=30,
-            ).raise_for_status()
+            )
     runs = read_all(api, "flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}})
     for run in runs:
-        httpx.delete(f"{api}/flow_runs/{run['id']}", timeout=30)
+        api_call("DELETE", f"{api}/flow_runs/{run['id']}", gone_is_fine=True)
 
 
 def run_logs(api: str, flow_run_id: str, quiet_seconds: float = 6, timeout: float = 90) -> list[dict]:
