@@ -289,7 +289,8 @@ class TopdeskSim:
     ) -> str:
         """Append one clean registration row; returns its id."""
         key, now = self.new_id(), self.now_ms()
-        row = {"ids": [key], "parent": [position], "seconds": [minutes * 60], "minutes": [minutes]}
+        row: dict[str, list[Any]] = {"ids": [key], "parent": [position], "minutes": [minutes]}
+        row.update(seconds=[minutes * 60])
         row.update(entry=[entry_ms], creation=[now], modification=[now], entry_text=[""], notes=[notes])
         row.update(operator=[actor], group=[group], reason=[reason], creator=[self.api_operator])
         row.update(modifier=[self.api_operator], dirty=[""])
