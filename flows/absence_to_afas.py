@@ -7,7 +7,7 @@ by employee, employment and start date) → load (insert or update, never duplic
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import runtime
 from prefect.states import State
@@ -26,6 +26,9 @@ from tasks.hr_sync.tasks import (
 )
 from tasks.preflight import preflight
 from tasks.state import close_run, finish, open_run, recorded_flow, writes_verdict
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DISABLED = "absence-to-afas is disabled: set `enabled = true` under `[absence_to_afas]` in {path}."
 
@@ -55,7 +58,8 @@ def absence_to_afas(dry_run: bool = False, config_path: str = "config/hr.toml") 
     run_id = open_run(ABSENCE_TO_AFAS, p.model_dump(mode="json"), runtime.flow_run.id)
     since = registered_since(config)
     registered, afas, afas_stats = extract_registered(config, since)
-    absence_plan = plan_absences(registered, afas, config)
+    # annotated: with pandas untyped, mypy takes a task returning a frame for an async one
+    absence_plan: pd.DataFrame = plan_absences(registered, afas, config)
     outcomes = absence_plan.assign(outcome="planned", message="") if p.dry_run else None
     if outcomes is None:
         outcomes, afas_stats = load_absences(absence_plan, config)

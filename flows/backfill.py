@@ -58,9 +58,8 @@ class BackfillParameters(BaseModel):
 def _run_name() -> str:
     parameters = runtime.flow_run.parameters
     try:
-        label = period_label(
-            Window(*(date.fromisoformat(str(parameters[k])) for k in ("start_date", "end_date")))
-        )
+        start, end = (date.fromisoformat(str(parameters[k])) for k in ("start_date", "end_date"))
+        label = period_label(Window(start, end))
     except (KeyError, ValueError):
         label = "invalid dates"
     return f"backfill {label}" + (" preview" if parameters.get("dry_run") else "")

@@ -78,9 +78,10 @@ def create_missing_debtors(
     plan = plan_missing_debtors(
         branches, billable, afas, read_skip_list(config, p.billing_config_path), config
     )
+    write_stats: dict[str, Any] = {}
     if p.dry_run or not config.create_debtors.enabled:
         blocked = "dry run" if p.dry_run else "not written: create_debtors.enabled is false"
-        outcomes, write_stats = planned_debtors(plan, blocked), {}
+        outcomes = planned_debtors(plan, blocked)
     else:
         outcomes, write_stats = create_debtors(plan, branches, config)
     context = {

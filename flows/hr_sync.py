@@ -95,8 +95,9 @@ def hr_sync(
         sync = start_from_oh(sync)
     raw, afas_stats = extract_hr(config, sync, window_start)
     sync_plan = plan(raw, sync, config, window_start)
+    oh_stats: dict[str, Any] = {}
     if p.dry_run or config.initial_sync == "report":  # a report changes nothing until confirmed
-        outcomes, oh_stats = planned_outcomes(sync_plan.changes), {}
+        outcomes = planned_outcomes(sync_plan.changes)
     else:
         store_mirror(sync_plan)
         outcomes, oh_stats = send(sync_plan.changes)

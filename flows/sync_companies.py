@@ -55,8 +55,9 @@ def sync_companies(
     afas, afas_stats = extract_afas_relations(with_contacts=config.persons.enabled)
     topdesk, topdesk_stats = extract_topdesk_relations(config)
     plan = plan_company_sync(afas, topdesk, read_history(), config)
+    write_stats: dict[str, Any] = {}
     if p.dry_run:
-        outcomes, write_stats, imported = planned_outcomes(plan.actions, "dry run"), {}, None
+        outcomes, imported = planned_outcomes(plan.actions, "dry run"), None
     else:
         outcomes, write_stats = write_topdesk(plan, config)
         imported, _ = import_afas_relations(afas)

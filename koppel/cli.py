@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, overload
 
 import typer
 from pydantic import SecretStr
@@ -337,6 +337,10 @@ def minutes_of(hours: str) -> int:
     return int(minutes)
 
 
+@overload
+def day(text: str, hint: str) -> date: ...
+@overload
+def day(text: str | None, hint: str) -> date | None: ...
 def day(text: str | None, hint: str) -> date | None:
     """An ISO date option, or None."""
     if text is None:
@@ -362,7 +366,7 @@ def bundles_add(
     customer: str = typer.Argument(..., help="TOPdesk customer number (= AFAS debtor)."),
     hours: str = typer.Option(..., "--hours", help="Size in hours, e.g. 20 or 7.5."),
     valid_from: str = typer.Option(..., "--from", help="First day it may be used (YYYY-MM-DD)."),
-    valid_to: str = typer.Option(None, "--to", help="Last day it may be used (default: open end)."),
+    valid_to: str | None = typer.Option(None, "--to", help="Last day it may be used (default: open end)."),
     description: str = typer.Option("", "--description", "-d", help="E.g. the order or invoice number."),
 ) -> None:
     """Add a prepaid bundle: the customer's hours on its days are billed at zero until it is used up."""
@@ -411,7 +415,7 @@ def bundles_correct(
 @bundles_app.command("close")
 def bundles_close(
     bundle_id: int = typer.Argument(..., help="The id shown by `koppel bundles list`."),
-    on: str = typer.Option(None, "--on", help="Last day it may be used (default: today)."),
+    on: str | None = typer.Option(None, "--on", help="Last day it may be used (default: today)."),
     reason: str = typer.Option(..., "--reason", "-r", help="Why (kept in the bundle's description)."),
     by: str = typer.Option(None, "--by", help="Who closes (default: the current user)."),
 ) -> None:
@@ -430,7 +434,11 @@ def bundles_close(
 @bundles_app.command("balance")
 def bundles_balance(
     customer: str = typer.Argument(None, help="One customer (default: every customer with a bundle)."),
-    on: str = typer.Option(None, "--on", help="Balance of the bundles valid on this day (default: today)."),
+    on: str | None = typer.Option(
+        None,
+        "--on",
+        help="Balance of the bundles valid on this day (default: today).",
+    ),
 ) -> None:
     """Minutes and hours left per customer in the bundles valid on a day."""
     from store import bundles

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -167,14 +167,26 @@ def describe(flow: Any, flow_run: Any, state: Any) -> Failure:
 def send(subject: str, body: str, block_slug: str | None) -> bool:
     """Send through the notification block ``block_slug``; False (and logged) when it cannot."""
     import httpx
+    from prefect.blocks.abstract import NotificationBlock
     from prefect.blocks.core import Block
+
+    from koppel.dispatch import synchronous
 
     if not block_slug:
         log.warning("%s\n%s\n(no KOPPEL_NOTIFY_BLOCK set: logged only)", subject, body)
         return False
     try:
-        block = Block.load(block_slug, _sync=True)  # type: ignore[call-arg]  # _sync: Prefect's sync/async dispatch keyword
-        block.notify(body=body, subject=subject, _sync=True)  # type: ignore[attr-defined]  # notification blocks have notify(); Block does not
+        block = synchronous(Block.load(block_slug, _sync=True))  # type: ignore[call-arg]  # _sync: Prefect's sync/async dispatch keyword
+        if not isinstance(block, NotificationBlock):
+            kind = type(block).__name__
+            log.error(
+                "%s is a %s, not a notification block: nothing sent\n%s\n%s", block_slug, kind, subject, body
+            )
+            return False
+        # cast: NotificationBlock declares notify async; every block wraps it in Prefect's async_dispatch,
+        # which takes _sync=True and then returns when the message is sent.
+        notify = cast("Callable[..., object]", block.notify)
+        notify(body=body, subject=subject, _sync=True)
     except (ValueError, httpx.HTTPError, OSError) as error:
         log.error("failure notification through %s not sent: %s\n%s\n%s", block_slug, error, subject, body)
         return False

@@ -214,7 +214,7 @@ def _wait_for_stop(processes: Sequence[subprocess.Popen]) -> int:
     while not stopping.wait(1.0):
         for process in processes:
             if process.poll() is not None:
-                say(f"A Koppel UI process stopped unexpectedly (exit {process.returncode}): {process.args}")
+                say(f"A Koppel UI process stopped unexpectedly (exit {process.returncode}): {process.args!r}")
                 return 1
     return 0
 

@@ -16,10 +16,13 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox.knobs import Knobs
 from sandbox.world import DEFAULT_SCALE, DEFAULT_SEED, generate_world
+
+if TYPE_CHECKING:
+    from sandbox.server import System
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,7 +67,7 @@ def serve(args: argparse.Namespace) -> None:
     from sandbox.server import running_sandbox
 
     knobs = Knobs(seed=args.seed, latency_ms=args.latency_ms, fault_rate=args.fault_rate)
-    ports = {"afas": args.afas_port, "topdesk": args.topdesk_port, "oh": args.oh_port}
+    ports: dict[System, int] = {"afas": args.afas_port, "topdesk": args.topdesk_port, "oh": args.oh_port}
     with running_sandbox(
         seed=args.seed,
         scale=args.scale,

@@ -21,7 +21,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, Row, and_, false, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from store.db import chunked, to_frame, utcnow, write_transaction
+from store.db import chunked, inserted_id, to_frame, utcnow, write_transaction
 from store.models import bundle_draws, bundles
 
 
@@ -53,7 +53,7 @@ def add_bundle(
         "created_at": utcnow(),
     }
     with write_transaction(engine) as connection:
-        return int(connection.execute(bundles.insert().values(**row)).inserted_primary_key[0])
+        return inserted_id(connection.execute(bundles.insert().values(**row)))
 
 
 ALLOWANCE_PREFIX = "allowance:"  # description of an allowance month: "allowance:<name> <YYYY-MM> …"

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event, text
 
 from store.settings import StoreSettings
 
@@ -150,7 +150,15 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def to_frame(rows: Sequence[Mapping[str, Any]], dtypes: Mapping[str, str]) -> pd.DataFrame:
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The integer primary key of the one row an ``INSERT`` just added."""
+    key = result.inserted_primary_key
+    if key is None:  # SQLAlchemy: only for a statement that was not a single-row insert
+        raise ValueError("the statement inserted no single row")
+    return int(key[0])
+
+
+def to_frame(rows: Sequence[Mapping[Any, Any]], dtypes: Mapping[str, str]) -> pd.DataFrame:
     """Build a frame with exactly the columns and dtypes of ``dtypes``, also when there are no rows.
 
     ``datetime`` columns become ``datetime64[us, UTC]``; ``object`` keeps Decimals and dates as they are.

@@ -13,8 +13,8 @@ import pandas as pd
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
-from store.db import to_frame, utcnow, write_transaction
-from store.models import EXCLUSION_KINDS, exclusions
+from store.db import inserted_id, to_frame, utcnow, write_transaction
+from store.models import EXCLUSION_KINDS, EXCLUSION_VALUE_LENGTH, exclusions
 
 
 class ExclusionError(ValueError):
@@ -54,8 +54,8 @@ def _clean(kind: str, value: str, reason: str, created_by: str) -> tuple[str, st
     for name, part in zip(("value", "reason", "created_by"), cleaned, strict=True):
         if not part:
             raise ExclusionError(f"exclusion {name} must not be empty")
-    if len(cleaned[0]) > exclusions.c.value.type.length:
-        raise ExclusionError(f"exclusion value is longer than {exclusions.c.value.type.length} characters")
+    if len(cleaned[0]) > EXCLUSION_VALUE_LENGTH:
+        raise ExclusionError(f"exclusion value is longer than {EXCLUSION_VALUE_LENGTH} characters")
     return kind, cleaned[0], cleaned[1], cleaned[2]
 
 
@@ -65,7 +65,7 @@ def add(engine: Engine, kind: str, value: str, reason: str, created_by: str) -> 
     row = {"kind": kind, "value": value, "reason": reason, "created_by": created_by, "created_at": utcnow()}
     try:
         with write_transaction(engine) as connection:
-            return int(connection.execute(exclusions.insert().values(**row)).inserted_primary_key[0])
+            return inserted_id(connection.execute(exclusions.insert().values(**row)))
     except IntegrityError:
         raise ExclusionError(f"{kind} {value!r} is already excluded") from None
 

@@ -234,12 +234,14 @@ invoice_counters = Table(
     Column("last_number", Integer(), nullable=False),
 )
 
+EXCLUSION_VALUE_LENGTH = 200  # store/exclusions.py refuses longer values with a message
+
 exclusions = Table(
     "exclusions",
     metadata,
     Column("id", IdType, primary_key=True, autoincrement=True),
     Column("kind", String(20), nullable=False),
-    Column("value", String(200), nullable=False),
+    Column("value", String(EXCLUSION_VALUE_LENGTH), nullable=False),
     Column("reason", Text(), nullable=False),
     Column("created_by", String(100), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),

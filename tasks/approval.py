@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import pandas as pd
 from prefect import task
@@ -32,11 +32,15 @@ from prefect.client.schemas.objects import State
 from prefect.states import Cancelled, Failed
 from pydantic import Field
 
+from koppel.dispatch import synchronous
 from schemas.kinds import INTERNAL_ENTRY
 from store import runs
 from tasks.artifacts import artifact_key, markdown_table, table_rows
 from tasks.invoice_hours.money import minutes_to_hours
 from tasks.state import close_run, state_engine
+
+if TYPE_CHECKING:
+    from prefect.input import RunInput
 
 FLOW = "invoice-hours"
 POLL_SECONDS = 10  # how often a paused run asks Prefect whether it was resumed
@@ -176,7 +180,7 @@ def request_markdown(
 # --- the Prefect part ---------------------------------------------------------------------------------
 
 
-def approval_form() -> type:
+def approval_form() -> type[RunInput]:
     """The pydantic form shown in the Prefect UI (a ``RunInput``)."""
     from prefect.input import RunInput
 
@@ -313,7 +317,7 @@ def approval_gate(
     return gate
 
 
-def wait_for_answer(form: type, timeout_seconds: float, key: str) -> Any | None:
+def wait_for_answer(form: type[RunInput], timeout_seconds: float, key: str) -> Any | None:
     """Pause the current flow run for ``form`` and return the answer, or None after ``timeout_seconds``.
 
     This is ``prefect.flow_runs.pause_flow_run(wait_for_input=...)`` with one difference: the pause Prefect's
@@ -326,21 +330,25 @@ def wait_for_answer(form: type, timeout_seconds: float, key: str) -> Any | None:
     from prefect.input import keyset_from_paused_state
     from prefect.states import Paused
 
-    flow_run_id = FlowRunContext.get().flow_run.id
-    paused = Paused(timeout_seconds=int(timeout_seconds) + PAUSE_GRACE_SECONDS, pause_key=key)
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        raise RuntimeError("the approval step pauses a flow run: call it from a flow")
+    flow_run_id = context.flow_run.id
+    paused: State[Any] = Paused(timeout_seconds=int(timeout_seconds) + PAUSE_GRACE_SECONDS, pause_key=key)
     keyset = keyset_from_paused_state(paused)
-    paused.state_details.run_input_keyset = keyset
+    # cast: Prefect's Keyset is dict[Literal[...], str], its StateDetails field dict[str, str]; same dict.
+    paused.state_details.run_input_keyset = cast(dict[str, str], keyset)
     with get_client(sync_client=True) as client:
         result = client.set_flow_run_state(flow_run_id, paused)
         if result.state is None or not result.state.is_paused():
             raise RuntimeError(f"Prefect did not pause the run for approval: {result.details}")
-        form.save(keyset)
+        synchronous(form.save(keyset))
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
             state = client.read_flow_run(flow_run_id).state
             if state is not None and state.is_running():
-                return form.load(keyset)
+                return synchronous(form.load(keyset))
     return None
 
 
@@ -366,6 +374,8 @@ def end_unposted(run_id: str, gate: Gate) -> State:
     A rejected run is recorded as cancelled here; a timed-out one ends failed, and the flow's
     ``on_failure`` hooks record it and notify (``koppel.notifications``) with the link to the run.
     """
-    if gate.stop is not None and gate.stop.is_cancelled():
+    if gate.stop is None:
+        raise ValueError("end_unposted is for a run the approval step stopped")
+    if gate.stop.is_cancelled():
         close_run(run_id, "cancelled", {})
     return gate.stop

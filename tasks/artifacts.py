@@ -24,6 +24,7 @@ from prefect.artifacts import (
 )
 
 from koppel.clock import AMSTERDAM
+from koppel.dispatch import synchronous
 from tasks.invoice_hours.money import CENT, minutes_to_hours, round_cents
 
 MAX_TABLE_ROWS = 500  # the UI shows tables, not data dumps; the full set stays in the store
@@ -94,7 +95,8 @@ class Progress:
 
     def __init__(self, key: str, description: str) -> None:
         """Create the artifact at 0 %."""
-        self._id = create_progress_artifact(progress=0.0, key=artifact_key(key), description=description)
+        created = create_progress_artifact(progress=0.0, key=artifact_key(key), description=description)
+        self._id = synchronous(created)
 
     def update(self, done: int, total: int, description: str | None = None) -> None:
         """Set the progress to ``done`` of ``total`` (and say what is happening now)."""

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import httpx
 from prefect import task
@@ -31,6 +32,7 @@ from store.settings import StoreSettings
 log = logging.getLogger(__name__)
 
 SettingsLoader = Callable[[type[BaseSettings]], BaseSettings]
+S = TypeVar("S", bound=BaseSettings)
 
 
 class PreflightFailed(RuntimeError):
@@ -46,26 +48,26 @@ class Check:
     line: str
 
 
-async def _afas(settings: BaseSettings) -> str:
-    async with AfasClient.from_settings(settings) as client:  # type: ignore[arg-type]  # the caller passes the settings class of this client
+async def _afas(settings: AfasSettings) -> str:
+    async with AfasClient.from_settings(settings) as client:
         return f"Profit {await client.profit_version()}"
 
 
-async def _topdesk(settings: BaseSettings) -> str:
-    async with TopdeskClient.from_settings(settings) as client:  # type: ignore[arg-type]  # the caller passes the settings class of this client
+async def _topdesk(settings: TopdeskSettings) -> str:
+    async with TopdeskClient.from_settings(settings) as client:
         return f"Incident API {client.version or await client.check_version()}"
 
 
-async def _oh(settings: BaseSettings) -> str:
-    async with OhClient.from_settings(settings) as client:  # type: ignore[arg-type]  # the caller passes the settings class of this client
+async def _oh(settings: OccupationalHealthSettings) -> str:
+    async with OhClient.from_settings(settings) as client:
         await client.ping()
         return "departments readable"
 
 
-async def _state(settings: BaseSettings) -> str:
+async def _state(settings: StoreSettings) -> str:
     from store.db import connect
 
-    engine = await asyncio.to_thread(connect, settings)  # type: ignore[arg-type]  # the caller passes StoreSettings
+    engine = await asyncio.to_thread(connect, settings)
     try:
         return f"{engine.dialect.name} database migrated"
     finally:
@@ -73,15 +75,15 @@ async def _state(settings: BaseSettings) -> str:
 
 
 @dataclass(frozen=True)
-class System:
+class System(Generic[S]):
     """A system Koppel talks to: its settings and the one call that proves them."""
 
     name: str
-    settings: type[BaseSettings]
-    call: Callable[[BaseSettings], Awaitable[str]]
+    settings: type[S]
+    call: Callable[[S], Awaitable[str]]
 
 
-SYSTEMS: dict[str, System] = {
+SYSTEMS: dict[str, System[Any]] = {
     "afas": System("AFAS", AfasSettings, _afas),
     "topdesk": System("TOPdesk", TopdeskSettings, _topdesk),
     "occupational-health": System("occupational-health system", OccupationalHealthSettings, _oh),

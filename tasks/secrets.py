@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
+from koppel.dispatch import synchronous
 from koppel.settings import Resolved, block_name, resolve
 
 S = TypeVar("S", bound=BaseSettings)
@@ -28,7 +29,7 @@ def secret_from_block(env_var: str) -> str | None:
     from prefect.blocks.system import Secret
 
     try:
-        value = Secret.load(block_name(env_var), _sync=True)  # type: ignore[call-arg]  # _sync: Prefect's sync/async dispatch keyword
+        value = synchronous(Secret.load(block_name(env_var), _sync=True))  # type: ignore[call-arg]  # _sync: Prefect's sync/async dispatch keyword
     except ValueError:  # Prefect raises ValueError for an unknown block document
         return None
     return str(value.get())
@@ -42,7 +43,7 @@ def credentials_from_block(cls: type[BaseSettings]) -> tuple[str, Mapping[str, A
     if block_type is None:
         return None
     try:
-        block = block_type.load(block_type.document_name, _sync=True)  # type: ignore[call-arg]  # _sync: Prefect's sync/async dispatch keyword
+        block = synchronous(block_type.load(block_type.document_name, _sync=True))  # type: ignore[call-arg]  # _sync: Prefect's sync/async dispatch keyword
     except ValueError:  # Prefect raises ValueError for an unknown block document or type
         return None
     values = {

@@ -586,7 +586,7 @@ def _illness(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
             "Vangnet": 0,
             "NoStatistic": 0,
             "ReportEndDate": i["end_date"],
-            "ReasonEnd": pd.Series(np.where(closed, "1", None), dtype=object),
+            "ReasonEnd": pd.Series(["1" if c else None for c in closed], dtype=object),
             "ApplyQualifyingDays": 0,
         }
     )

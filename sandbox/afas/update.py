@@ -176,7 +176,8 @@ def _invoice_changes(sim: AfasSim, element: Element, header: dict[str, Any]) -> 
 def _line_changes(
     sim: AfasSim, element: Element, header: dict[str, Any]
 ) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], list[dict[str, Any]]]:
-    updates, additions = [], []
+    updates: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    additions: list[dict[str, Any]] = []
     for line in element.children("FbDirectInvoiceLines"):
         f = line.fields
         if f.get("VaIt") is not None or f.get("ItCd") is not None:
@@ -186,7 +187,7 @@ def _line_changes(
         existing = sim.tables["invoice_lines"].get(f["GuLi"]) if f.get("GuLi") else None
         if f.get("GuLi") and (existing is None or fold(existing["OrNu"]) != fold(header["OrNu"])):
             raise AfasError("record_not_found", {"label": "Regel-GUID", "value": f["GuLi"]})
-        change = {k: f[k] for k in ("VaIt", "ItCd", "Ds", "BiUn", "QuUn", "Upri") if k in f}
+        change: dict[str, Any] = {k: f[k] for k in ("VaIt", "ItCd", "Ds", "BiUn", "QuUn", "Upri") if k in f}
         if existing is not None:
             updates.append((existing, change))
         else:

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.applications import Starlette
@@ -305,8 +305,9 @@ def _absence_errors(state: OhState, body: AbsenceIn) -> list[dict[str, str]]:
         state, "employments", body.employment_external_id, "employment_external_id", "absences"
     )
     employment = _active(state, "employments", body.employment_external_id)
-    if employment is not None and employment.body.employee_external_id != body.employee_external_id:
-        owner = employment.body.employee_external_id
+    # cast: the "employments" resource only ever stores EmploymentIn bodies (see BODIES).
+    owner = cast(EmploymentIn, employment.body).employee_external_id if employment is not None else None
+    if employment is not None and owner != body.employee_external_id:
         message = f"employment {body.employment_external_id!r} belongs to employee {owner!r}"
         errors.append({"field": "employment_external_id", "message": message})
     return errors
@@ -444,9 +445,11 @@ async def post_registered(request: Request) -> Response:
     return _remember(state, request, raw, JSONResponse(record.to_json(), status_code=201), "created")
 
 
-async def _http_error(request: Request, exc: HTTPException) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Registered for HTTPException only; Starlette types every handler over Exception.
+    status, detail = (exc.status_code, exc.detail) if isinstance(exc, HTTPException) else (500, str(exc))
     names = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
-    return _error(exc.status_code, names.get(exc.status_code, "error"), message=exc.detail)
+    return _error(status, names.get(status, "error"), message=detail)
 
 
 class _BearerAuth:

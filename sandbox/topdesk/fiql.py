@@ -16,13 +16,19 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NULL_MS = np.iinfo(np.int64).min  # a missing date in an epoch-milliseconds column
 OPERATORS = ("==", "!=", "=gt=", "=ge=", "=lt=", "=le=", "=sw=", "=in=", "=out=")
-_ORDERED = {"=gt=": np.greater, "=ge=": np.greater_equal, "=lt=": np.less, "=le=": np.less_equal}
+_ORDERED: dict[str, Callable[[np.ndarray, Any], np.ndarray]] = {
+    "=gt=": np.greater,
+    "=ge=": np.greater_equal,
+    "=lt=": np.less,
+    "=le=": np.less_equal,
+}
 _SELECTOR = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _OPERATOR = re.compile(r"==|!=|=[a-z]+=")
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?))?(Z|[+-]\d{2}:?\d{2})?$")

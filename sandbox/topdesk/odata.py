@@ -97,8 +97,9 @@ def with_current_branches(table: Table, branches: dict[str, dict[str, Any]]) -> 
 
 
 def _nullable(values: pd.Series | np.ndarray) -> np.ndarray:
-    array = np.asarray(values, dtype=object)
-    return np.where(array == "", None, array)
+    array = np.array(values, dtype=object)  # a copy: the caller's values stay as they are
+    array[array == ""] = None
+    return array
 
 
 def _tickets(frame: pd.DataFrame, branch_column: str, branches: pd.DataFrame) -> Table:

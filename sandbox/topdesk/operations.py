@@ -5,6 +5,7 @@ Per-activity time registrations are in SECONDS on GET, MINUTES on POST (referenc
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from starlette.requests import Request
@@ -31,8 +32,8 @@ from sandbox.topdesk.state import TopdeskSim
 OM_LIST = "application/x.topdesk-collection-om-activity-v1+json"
 OM_PAGE_MAX = 5000  # decision §9.17: the activity list's page maximum (400 above it, never clamped)
 OM_SORTS = ("creationDate", "modificationDate", "plannedStartDate", "number", "id")
-OM_REGISTRATION_FIELDS = ("id", "timeSpent", "note", "entryDate", "creationDate", "reason", "operator")
-OM_REGISTRATION_FIELDS += ("operatorGroup",)
+OM_REGISTRATION_FIELDS: tuple[str, ...] = ("id", "timeSpent", "note", "entryDate", "creationDate")
+OM_REGISTRATION_FIELDS += ("reason", "operator", "operatorGroup")
 OM_POST_FIELDS = {"timeSpent", "note", "entryDate", "reason", "operator", "operatorGroup"}
 
 
@@ -66,7 +67,7 @@ async def list_activities(request: Request) -> Response:
     except FiqlError as error:
         raise ApiError(400, str(error), code="invalid_query", applies_to=["query"]) from None
     for name, descending in reversed(sort):
-        rows.sort(key=lambda r, key=name: r[key], reverse=descending)
+        rows.sort(key=itemgetter(name), reverse=descending)
     page = [project(format_dates(r, topdesk_date), fields) for r in rows[start : start + size]]
     if media == "application/json":
         return json_response({"results": page})

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,9 @@ from sandbox.topdesk.records import RecordSet, optional_fields
 from sandbox.topdesk.tickets import IncidentStore, Names, RegistrationStore, ms_array
 from sandbox.world import World, stable_uuid
 from sandbox.world import topdesk as world_topdesk
+
+if TYPE_CHECKING:
+    from sandbox.topdesk.ticket_writes import TicketWriteKnobs
 
 DEFAULT_ENTITY_SETS = {
     "changes": "Changes",
@@ -83,6 +86,8 @@ class TopdeskOptions:
 
 class TopdeskSim:
     """Everything the simulator serves and changes, plus credentials and control helpers."""
+
+    ticket_writes: TicketWriteKnobs  # set on first use by sandbox/topdesk/ticket_writes.py:knobs()
 
     def __init__(self, world: World, options: TopdeskOptions | None = None) -> None:
         self.world = world
@@ -289,7 +294,8 @@ class TopdeskSim:
     ) -> str:
         """Append one clean registration row; returns its id."""
         key, now = self.new_id(), self.now_ms()
-        row = {"ids": [key], "parent": [position], "seconds": [minutes * 60], "minutes": [minutes]}
+        row: dict[str, list[Any]] = {"ids": [key], "parent": [position], "minutes": [minutes]}
+        row.update(seconds=[minutes * 60])
         row.update(entry=[entry_ms], creation=[now], modification=[now], entry_text=[""], notes=[notes])
         row.update(operator=[actor], group=[group], reason=[reason], creator=[self.api_operator])
         row.update(modifier=[self.api_operator], dirty=[""])

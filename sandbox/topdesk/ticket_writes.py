@@ -60,9 +60,8 @@ class TicketWriteKnobs:
 def knobs(sim: TopdeskSim) -> TicketWriteKnobs:
     """The ticket-write knobs and state of ``sim`` (created on first use)."""
     if not hasattr(sim, "ticket_writes"):
-        sim.ticket_writes = TicketWriteKnobs()  # type: ignore[attr-defined]  # knobs hung on the shared sim
-    knobs_: TicketWriteKnobs = sim.ticket_writes  # type: ignore[attr-defined]  # set just above
-    return knobs_
+        sim.ticket_writes = TicketWriteKnobs()
+    return sim.ticket_writes
 
 
 def actions_of(sim: TopdeskSim, kind: str, ticket_id: str) -> list[dict[str, Any]]:

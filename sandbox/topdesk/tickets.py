@@ -168,7 +168,7 @@ class IncidentStore:
 class RegistrationStore:
     """Incident time registrations: one numpy array per attribute, rows appended, never physically removed."""
 
-    INT_COLUMNS = ("parent", "seconds", "minutes", "entry", "creation", "modification")
+    INT_COLUMNS: tuple[str, ...] = ("parent", "seconds", "minutes", "entry", "creation", "modification")
     INT_COLUMNS += ("operator", "group", "reason", "creator", "modifier")
     OBJECT_COLUMNS = ("ids", "entry_text", "notes", "dirty")
 
@@ -336,11 +336,11 @@ class RegistrationStore:
             "status": lambda row: status[c["parent"][row]],
             "entryDate": lambda row: c["entry_text"][row] or entry[row],
             "creationDate": lambda row: created[row],
-            "operator": lambda row: actors.ref(c["operator"][row]),
-            "operatorGroup": lambda row: groups.ref(c["group"][row]),
-            "reason": lambda row: reasons.ref(c["reason"][row]),
-            "creator": lambda row: actors.ref(c["creator"][row]),
-            "modifier": lambda row: actors.ref(c["modifier"][row]),
+            "operator": lambda row: actors.ref(int(c["operator"][row])),
+            "operatorGroup": lambda row: groups.ref(int(c["group"][row])),
+            "reason": lambda row: reasons.ref(int(c["reason"][row])),
+            "creator": lambda row: actors.ref(int(c["creator"][row])),
+            "modifier": lambda row: actors.ref(int(c["modifier"][row])),
             "parent": lambda row: {
                 "id": self.incidents.ids[c["parent"][row]],
                 "status": status[c["parent"][row]],

@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from connectors.afas.client import AfasClient
-from connectors.afas.payloads import Keys, Reference, element
+from connectors.afas.payloads import Reference, element
 from connectors.errors import BusinessError, RequestRejected, UncertainOutcome
 from connectors.topdesk import masterdata as md
 from connectors.topdesk.client import TopdeskClient
@@ -247,11 +247,12 @@ async def insert_debtor(afas: AfasClient, payload: dict[str, Any], org_number: s
     """Post the sales relation once; the debtor number from the answer or, failing that, from AFAS itself."""
     ref = reference(org_number)
     try:
-        keys: Keys | None = await afas.insert_once(CONNECTOR, payload, reference=ref)
+        keys = await afas.insert_once(CONNECTOR, payload, reference=ref)
     except BusinessError:
-        keys = await afas.find_by_reference(ref)  # refused because it exists (another run)? then use it
-        if keys is None:
+        found = await afas.find_by_reference(ref)  # refused because it exists (another run)? then use it
+        if found is None:
             raise
+        keys = found
     number = keys.get("DbId") or keys.get("DebtorId")
     if not number:  # an answer without keys (reference §5.2: some inserts return none)
         found = await afas.find_by_reference(ref)

@@ -206,10 +206,10 @@ def plan_branches(
     plan.actions += gone(current, BRANCH_KEY, present, known, "branch")
     for number in set(present) - set(plan.targets):  # rejected debtors: persons may use their branch
         match, _ = pick(index.get(number, []))
-        ok = match is not None and not is_archived(match)
-        plan.targets[number] = (
-            Target(text(match["id"])) if ok else Target(problem=f"debtor {number} was rejected")
-        )
+        if match is not None and not is_archived(match):
+            plan.targets[number] = Target(text(match["id"]))
+        else:
+            plan.targets[number] = Target(problem=f"debtor {number} was rejected")
     return plan
 
 

@@ -17,6 +17,7 @@ reference to an employee it was not sent.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -43,7 +44,7 @@ class Desired:
     without_manager: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HELD_COLUMNS))
 
 
-def records_frame(entity: str, rows: list[dict[str, object]]) -> pd.DataFrame:
+def records_frame(entity: str, rows: Sequence[Mapping[str, object]]) -> pd.DataFrame:
     """OH records of ``entity`` with ``external_id`` and every body field, object dtype."""
     columns = ["external_id", *RESOURCES[entity].fields]
     return pd.DataFrame(rows, columns=columns, dtype=object)
@@ -87,7 +88,7 @@ def desired_state(mirror: dict[str, pd.DataFrame], config: HrConfig, since: date
         for e, k in zip(flex["employee_id"], flex["employments"], strict=True)
     }
     held: list[dict[str, str]] = []
-    notes: list[dict[str, str]] = []
+    notes: list[dict[str, object]] = []
     # Everyone AFAS names as a manager: a held-back manager's account stays held (frozen), not deactivated.
     managers = {str(m) for m in mirror["departments"]["manager_id"].dropna()}
     employers = employer_keys(mirror["employments"]) if config.several_employers else {}
@@ -106,7 +107,8 @@ def desired_state(mirror: dict[str, pd.DataFrame], config: HrConfig, since: date
         records[entity] = records_frame(entity, builders[entity](mirror[entity], context))
         known[entity] = set(records[entity]["external_id"])
     frozen: dict[str, set[str]] = {entity: set() for entity in ORDER}
-    for row in [*held, *rejects]:
+    frozen_rows: list[Mapping[str, str | None]] = [*held, *rejects]
+    for row in frozen_rows:
         frozen[str(row["entity"])].add(str(row["key"]))
     return Desired(
         records,
@@ -129,7 +131,7 @@ class _Context:
     held: list[dict[str, str]]
     rejects: list[dict[str, str | None]]
     config: HrConfig
-    notes: list[dict[str, str]] = field(default_factory=list)
+    notes: list[dict[str, object]] = field(default_factory=list)
     managers: set[str] = field(default_factory=set)
     employers: dict[str, str | None] = field(default_factory=dict)
 
@@ -148,7 +150,7 @@ class _Context:
         self.rejects.append({"entity": self.entity, "key": key, "reason": reason, "step": "plan"})
 
     def placeable(
-        self, key: str, employee: str | None, references: list[tuple[str, str | None, str]]
+        self, key: str, employee: str | None, references: Sequence[tuple[str, object, str]]
     ) -> bool:
         """False (and held or rejected) when the employee is flexed or a reference is not synced."""
         if employee is not None and employee in self.flexed:

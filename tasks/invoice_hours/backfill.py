@@ -15,12 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.deployments import run_deployment
 
+from koppel.dispatch import synchronous
 from store import ledger, runs
 from store.db import connect
 from store.settings import StoreSettings
@@ -66,13 +68,15 @@ def submit_children(
     """
     children = []
     for month in months:
-        run = run_deployment(
-            deployment,
-            parameters=child_parameters(month, base),
-            flow_run_name=f"{deployment.split('/')[0]}-{month.month}",
-            timeout=0,
-            idempotency_key=f"{FLOW}-{parent_run_id}-{month.month}",
-            tags=["backfill"],
+        run = synchronous(
+            run_deployment(
+                deployment,
+                parameters=child_parameters(month, base),
+                flow_run_name=f"{deployment.split('/')[0]}-{month.month}",
+                timeout=0,
+                idempotency_key=f"{FLOW}-{parent_run_id}-{month.month}",
+                tags=["backfill"],
+            )
         )
         children.append(
             Child(month, str(run.id), run.name, run.state.type.value if run.state else "SCHEDULED")
@@ -110,7 +114,7 @@ def wait_for_children(children: list[Child], poll_seconds: float, wait_minutes: 
     deadline = time.monotonic() + wait_minutes * 60
     with get_client(sync_client=True) as client:
         while True:
-            children = refresh(children, client.read_flow_run)
+            children = refresh(children, lambda run_id: client.read_flow_run(UUID(run_id)))
             if all(child.final for child in children) or time.monotonic() >= deadline:
                 return children
             time.sleep(poll_seconds)

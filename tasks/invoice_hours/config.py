@@ -226,12 +226,14 @@ class Administration(_Strict):
         return problems
 
 
+ProjectSource = Literal["incident_field", "mapping", "debtor_default"]
+PROJECT_SOURCES: tuple[ProjectSource, ...] = ("incident_field", "mapping", "debtor_default")
+
+
 class Projects(_Strict):
     """Where a registration's AFAS project comes from, first source that yields one wins."""
 
-    sources: list[Literal["incident_field", "mapping", "debtor_default"]] = Field(
-        default_factory=lambda: ["incident_field", "mapping", "debtor_default"], min_length=1
-    )
+    sources: list[ProjectSource] = Field(default_factory=lambda: list(PROJECT_SOURCES), min_length=1)
     mapping: dict[str, str] = Field(default_factory=dict)
     required: bool = True
     default_administration: int

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -30,7 +30,8 @@ from connectors.topdesk.timeregistrations import (
 )
 
 Kind = Literal["incident", "change", "change_activity", "operational_activity", "problem"]
-ODATA_KINDS = ("change", "change_activity", "problem")
+ODataKind = Literal["change", "change_activity", "problem"]
+ODATA_KINDS: tuple[ODataKind, ...] = ("change", "change_activity", "problem")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")  # an OData identifier
 _DEFAULTS = ODataOptions()
 
@@ -80,7 +81,12 @@ class ODataFields(_Strict):
     _names = field_validator("*")(_identifier)
 
 
-def _default_sets() -> dict[str, EntitySets]:
+def _all_kinds() -> list[Kind]:
+    """Every kind the connector reads (``KINDS``), typed as ``Kind``."""
+    return [kind for kind in get_args(Kind) if kind in KINDS]
+
+
+def _default_sets() -> dict[ODataKind, EntitySets]:
     return {
         kind: EntitySets(registrations=_DEFAULTS.registration_sets[kind], tickets=_DEFAULTS.ticket_sets[kind])
         for kind in ODATA_KINDS
@@ -90,7 +96,7 @@ def _default_sets() -> dict[str, EntitySets]:
 class TopdeskSources(_Strict):
     """``[topdesk]``: which registrations are read and where they are."""
 
-    kinds: list[Kind] = Field(default_factory=lambda: list(KINDS), min_length=1)
+    kinds: list[Kind] = Field(default_factory=_all_kinds, min_length=1)
     include_partials_archived: bool = True
     project_field: str = Field(default="optionalFields1.text1", pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
     # Where incidents keep the customer's purchase-order number (RfCs of direct invoices); None: not read.
@@ -99,9 +105,7 @@ class TopdeskSources(_Strict):
     completeness: bool = True
     unit_sample: int = Field(default=10, ge=0, le=1000)
     odata_unit: Literal["minutes", "seconds"] = "minutes"
-    entity_sets: dict[Literal["change", "change_activity", "problem"], EntitySets] = Field(
-        default_factory=_default_sets
-    )
+    entity_sets: dict[ODataKind, EntitySets] = Field(default_factory=_default_sets)
     odata_fields: ODataFields = Field(default_factory=ODataFields)
     operational_activities_lookback_days: int = Field(default=7, ge=0, le=366)
     operational_activities_sweep_days: int = Field(default=7, ge=0, le=366)

@@ -89,7 +89,7 @@ def specification_rows(lines: pd.DataFrame) -> pd.DataFrame:
 
 def with_total(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` plus a total row (minutes, hours and amount summed exactly)."""
-    total = {column: "" for column in COLUMNS}
+    total: dict[str, object] = {column: "" for column in COLUMNS}
     total["ticket"] = TOTAL_LABEL
     for column in ("minutes", "rounding", "billed_minutes", "included_minutes", "prepaid_minutes"):
         total[column] = int(rows[column].sum())

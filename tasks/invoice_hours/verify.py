@@ -8,7 +8,7 @@ per document with what was expected and what was found; nothing is ever "fixed" 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -56,7 +56,7 @@ def expected_lines(kind: str, payload: Mapping[str, Any]) -> Counter:
     )
 
 
-def found_lines(kind: str, rows: list[Mapping[str, Any]]) -> Counter:
+def found_lines(kind: str, rows: Sequence[Mapping[str, Any]]) -> Counter:
     """The same multiset from the GetConnector rows AFAS returned for the document's reference."""
     if kind == "direct_invoice":
         return Counter((str(r["ItCd"]), number(r["QuUn"]), number(r["Upri"])) for r in rows)
@@ -66,7 +66,7 @@ def found_lines(kind: str, rows: list[Mapping[str, Any]]) -> Counter:
 
 
 def compare(
-    document: Mapping[str, Any], payload: Mapping[str, Any], headers: int, rows: list[Mapping[str, Any]]
+    document: Mapping[str, Any], payload: Mapping[str, Any], headers: int, rows: Sequence[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
     """Differences of one posted document: missing or doubled in AFAS, lines that differ."""
     base = {"reference": document["reference"], "kind": document["kind"], "period": document["period"]}

@@ -138,7 +138,9 @@ def _time_axis(axes: Axes, moments: Sequence[datetime]) -> None:
     """Limits that fit the runs (one run does not span years) and dates written in Amsterdam time."""
     from matplotlib import dates as mdates
 
-    axes.set_xlim(*time_limits(moments))
+    low, high = time_limits(moments)
+    # the numbers matplotlib's date converter would make of them; its stubs take floats only
+    axes.set_xlim(mdates.date2num(low), mdates.date2num(high))
     locator = mdates.AutoDateLocator(tz=AMSTERDAM, maxticks=8)
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=AMSTERDAM))

@@ -195,3 +195,21 @@ def test_a_run_with_a_refused_document_fails_logs_the_refusal_and_notifies_throu
         and f"koppel resend {victim['reference']}" in m
         for m in warnings
     ), warnings
+
+
+@pytest.mark.prefect
+def test_a_block_that_cannot_notify_is_logged_not_raised(
+    prefect_harness: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """KOPPEL_NOTIFY_BLOCK naming another kind of block (a Secret) must not break the run that notifies."""
+    from prefect.blocks.system import Secret
+
+    from koppel.notifications import send
+
+    Secret(value="not a notifier").save("koppel-test-not-a-notifier", overwrite=True)
+    with caplog.at_level(logging.ERROR, logger="koppel.notifications"):
+        assert send("Koppel: subject", "body", "secret/koppel-test-not-a-notifier") is False
+    [record] = [r for r in caplog.records if r.name == "koppel.notifications"]
+    assert "secret/koppel-test-not-a-notifier" in record.getMessage()
+    assert "not a notification block" in record.getMessage()
+    assert "not a notifier" not in record.getMessage()  # the block's secret value is never shown
