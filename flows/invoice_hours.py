@@ -46,15 +46,15 @@ from tasks.invoice_hours.join import Masters
 from tasks.invoice_hours.pipeline import BillingRun
 from tasks.invoice_hours.tasks import (
     confirm_deletions,
-    load,
-    plan,
-    read_state,
+    load_documents,
+    plan_billing,
+    read_ledger_state,
     release_for_resend,
-    report,
+    report_invoice_hours,
     run_window,
 )
 from tasks.invoice_hours.writeback_load import write_back
-from tasks.masterdata import check_master_data
+from tasks.masterdata import check_afas_master_data
 from tasks.preflight import preflight
 from tasks.specifications import write_specifications
 from tasks.state import close_run, finish, open_run, recorded_flow, run_verdict
@@ -150,7 +150,7 @@ def invoice_hours(
     preflight(["state", "afas", "topdesk"])
     config = load_billing_config(p.config_path).for_administration(p.administration)
     run_id = open_run(FLOW, p.model_dump(mode="json"), runtime.flow_run.id)
-    check_master_data(config)  # a code AFAS does not know fails the run here, naming its config key
+    check_afas_master_data(config)  # a code AFAS does not know fails the run here, naming its config key
     if p.resend and not p.dry_run:
         logger.info("resend: released %s", ", ".join(release_for_resend(p.resend)) or "nothing")
     prefix = artifact_prefix(FLOW, period, p.dry_run)
@@ -181,7 +181,7 @@ def invoice_hours(
     outcomes, load_stats, writeback = None, {}, ""
     if not p.dry_run:
         phases.reached("posting documents in AFAS")
-        outcomes, load_stats = load(billing, config, run_id, p.recover_after_minutes)
+        outcomes, load_stats = load_documents(billing, config, run_id, p.recover_after_minutes)
         logger.info("%s", outcomes_summary(outcomes))
         for line in refusal_lines(outcomes):
             logger.warning("%s", line)
@@ -202,7 +202,7 @@ def invoice_hours(
         "specifications": specification_files,
         "notes": source_notes(topdesk, price_rejects),
     }
-    result = report(context, read, billing, outcomes)
+    result = report_invoice_hours(context, read, billing, outcomes)
     served = account_served(read, result["buckets"])
     phases.done()
     context.pop("customer_names")
@@ -229,6 +229,6 @@ def replan(
         read = extract_topdesk(window, config.topdesk).frame
     if masters is None:
         masters, _ = extract_masters()
-    state = read_state(read, window)
+    state = read_ledger_state(read, window)
     deleted = confirm_deletions(read, state, window) if regular else []
-    return read, plan(read, masters, config, state, window, regular, deleted)
+    return read, plan_billing(read, masters, config, state, window, regular, deleted)

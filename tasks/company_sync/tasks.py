@@ -86,7 +86,7 @@ class Known:
 
 
 @task(name="read-afas-history", cache_policy=NO_CACHE)
-def read_history() -> Known:
+def read_afas_history() -> Known:
     """The debtor and person numbers AFAS had in earlier imports."""
     engine = state_engine()
     return Known(
