@@ -156,15 +156,14 @@ def read_sources(run: RunStart) -> Sources:
     p = run.p
     run.phases.reached("reading AFAS master data")
     masters, afas_stats = extract_masters()
-    config = run.config.with_debtor_vat(
-        masters.debtors
-    )  # sales-booking VAT per debtor (docs/invoice-hours.md)
+    config = run.config.with_debtor_vat(masters.debtors)  # sales-booking VAT per debtor
     price_rejects = check_prices(masters, config)
     window, regular = run_window(p.start_date, p.end_date, masters, config)
     run.phases.reached("reading TOPdesk registrations")
     topdesk = extract_topdesk(window, config.topdesk)
     read = topdesk.frame
-    relinked = create_missing_customers(read, p.config_path, p.dry_run)  # off unless companies.toml says so
+    # Off unless companies.toml says so. Annotated: without pandas types mypy takes it for a coroutine.
+    relinked: pd.DataFrame = create_missing_customers(read, p.config_path, p.dry_run)
     if not relinked["customer_number"].equals(read["customer_number"]):
         masters, _ = extract_masters()  # debtors were just created or linked: plan against AFAS as it is now
         config = config.with_debtor_vat(masters.debtors)
@@ -202,7 +201,7 @@ def post(run: RunStart, sources: Sources, billing: BillingRun, bundles_before: p
     logger.info("%s", outcomes_summary(outcomes))
     for line in refusal_lines(outcomes):
         logger.warning("%s", line)
-    report_bundles(bundles_before, config)
+    _: pd.DataFrame = report_bundles(bundles_before, config)  # published as an artifact; typed as above
     writeback = ""
     if config.writeback.enabled:  # never changes the verdict: a failure is reported and retried
         writeback = write_back(config, sources.window, run.run_id, run.prefix, minutes)
