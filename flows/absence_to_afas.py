@@ -17,11 +17,11 @@ from tasks.artifacts import publish_markdown
 from tasks.hr_sync.config import load_hr_config
 from tasks.hr_sync.tasks import (
     ABSENCE_TO_AFAS,
-    advance_registered,
-    extract_registered,
-    load_absences,
+    advance_absence_watermark,
+    extract_registered_absences,
+    load_absences_into_afas,
     plan_absences,
-    registered_since,
+    read_absence_watermark,
     report_absences,
 )
 from tasks.preflight import preflight
@@ -56,14 +56,14 @@ def absence_to_afas(dry_run: bool = False, config_path: str = "config/hr.toml") 
         return {"enabled": False}
     preflight(["state", "afas", "occupational-health"])
     run_id = open_run(ABSENCE_TO_AFAS, p.model_dump(mode="json"), runtime.flow_run.id)
-    since = registered_since(config)
-    registered, afas, afas_stats = extract_registered(config, since)
+    since = read_absence_watermark(config)
+    registered, afas, afas_stats = extract_registered_absences(config, since)
     # annotated: with pandas untyped, mypy takes a task returning a frame for an async one
     absence_plan: pd.DataFrame = plan_absences(registered, afas, config)
     outcomes = absence_plan.assign(outcome="planned", message="") if p.dry_run else None
     if outcomes is None:
-        outcomes, afas_stats = load_absences(absence_plan, config)
-        advance_registered(outcomes, registered)
+        outcomes, afas_stats = load_absences_into_afas(absence_plan, config)
+        advance_absence_watermark(outcomes, registered)
     context = {"since": since.isoformat(), "dry_run": p.dry_run, "requests": {"afas": afas_stats}}
     result = report_absences(context, outcomes)
     statistics = {name: {"count": count} for name, count in result["counts"].items()}

@@ -19,14 +19,14 @@ from tasks.hr_sync.mirror import Mode
 from tasks.hr_sync.report import planned_outcomes
 from tasks.hr_sync.tasks import (
     HR_SYNC,
-    extract_hr,
-    plan,
-    read_sync_state,
+    extract_afas_hr,
+    plan_hr_sync,
+    read_hr_state,
+    read_oh_holdings,
     record_sent,
-    report_sync,
-    send,
-    start_from_oh,
-    store_mirror,
+    report_hr_sync,
+    send_to_oh,
+    store_afas_mirror,
     sync_statistics,
 )
 from tasks.preflight import preflight
@@ -90,17 +90,17 @@ def hr_sync(
     today = clock.today()
     window_start = absence_window_start(p.from_date, config, today)
     run_id = open_run(HR_SYNC, p.model_dump(mode="json"), runtime.flow_run.id)
-    sync = read_sync_state(config, p.mode, window_start)
+    sync = read_hr_state(config, p.mode, window_start)
     if config.initial_sync != "off":  # an OH customer with data: compare with what it holds
-        sync = start_from_oh(sync)
-    raw, afas_stats = extract_hr(config, sync, window_start)
-    sync_plan = plan(raw, sync, config, window_start)
+        sync = read_oh_holdings(sync)
+    raw, afas_stats = extract_afas_hr(config, sync, window_start)
+    sync_plan = plan_hr_sync(raw, sync, config, window_start)
     oh_stats: dict[str, Any] = {}
     if p.dry_run or config.initial_sync == "report":  # a report changes nothing until confirmed
         outcomes = planned_outcomes(sync_plan.changes)
     else:
-        store_mirror(sync_plan)
-        outcomes, oh_stats = send(sync_plan.changes)
+        store_afas_mirror(sync_plan)
+        outcomes, oh_stats = send_to_oh(sync_plan.changes)
         record_sent(sync.sent, outcomes)
     context = {
         "window_start": window_start.isoformat(),
@@ -112,7 +112,7 @@ def hr_sync(
         "sent": ", ".join(config.sent_entities),
         "requests": {"afas": afas_stats, "oh": oh_stats},
     }
-    result = report_sync(context, sync_plan, outcomes)
+    result = report_hr_sync(context, sync_plan, outcomes)
     close_run(run_id, "completed", sync_statistics(outcomes, result["rejects"]))
     verdict = writes_verdict(outcomes["outcome"], "the occupational-health system")
     return finish(HR_SYNC, {**result, "context": context, "run_id": run_id}, verdict)

@@ -20,7 +20,7 @@ from tasks.company_sync.tasks import (
     extract_topdesk_relations,
     import_afas_relations,
     plan_company_sync,
-    read_history,
+    read_afas_history,
     report_company_sync,
     write_topdesk,
 )
@@ -54,7 +54,7 @@ def sync_companies(
     run_id = open_run(FLOW, p.model_dump(mode="json"), runtime.flow_run.id)
     afas, afas_stats = extract_afas_relations(with_contacts=config.persons.enabled)
     topdesk, topdesk_stats = extract_topdesk_relations(config)
-    plan = plan_company_sync(afas, topdesk, read_history(), config)
+    plan = plan_company_sync(afas, topdesk, read_afas_history(), config)
     write_stats: dict[str, Any] = {}
     if p.dry_run:
         outcomes, imported = planned_outcomes(plan.actions, "dry run"), None

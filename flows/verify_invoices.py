@@ -15,7 +15,7 @@ from pydantic import Field
 from koppel.notifications import notify_failure
 from tasks.artifacts import publish_markdown, publish_table
 from tasks.invoice_hours.horizon import today
-from tasks.verification import verify_period
+from tasks.verification import verify_documents
 
 
 class VerificationFailed(Exception):
@@ -40,7 +40,7 @@ def verify_invoices(period: Period = None) -> dict[str, Any]:
 
     """
     period = period or previous_period()
-    checked, differences = verify_period(period)
+    checked, differences = verify_documents(period)
     verdict = "no differences" if differences.empty else f"**{len(differences)} difference(s)**"
     publish_markdown(
         "verify-invoices-summary",

@@ -69,7 +69,19 @@ OPTIONAL_TEXT_LENGTH = 100
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
-class AfasDebtors(pa.DataFrameModel):
+class MappedRead(pa.DataFrameModel):
+    """An input read: the columns named are checked, the others are let through.
+
+    Address, phone, e-mail and the other columns are read because the field map in companies.toml names them.
+    """
+
+    class Config:
+        """Columns beyond the contract follow the configured field map."""
+
+        strict = False
+
+
+class AfasDebtors(MappedRead):
     """``Profit_Debtor`` as the sync reads it; a missing ``DebtorId`` is a bad row, not a broken frame."""
 
     DebtorId: Series[str] = pa.Field(nullable=True, coerce=True)
@@ -77,13 +89,8 @@ class AfasDebtors(pa.DataFrameModel):
     BcCo: Series[str] = pa.Field(nullable=True, coerce=True)
     Blocked: Series[pd.BooleanDtype] = pa.Field(nullable=True, coerce=True)
 
-    class Config:
-        """Address, phone, e-mail and the other columns are mapped by configuration."""
 
-        strict = False
-
-
-class AfasContacts(pa.DataFrameModel):
+class AfasContacts(MappedRead):
     """``Profit_Contacts``: ``PerNumber`` is the person (``BcCo``), ``OrgNumber`` the organisation."""
 
     ContactId: Series[pd.Int64Dtype] = pa.Field(unique=True, coerce=True)
@@ -93,13 +100,8 @@ class AfasContacts(pa.DataFrameModel):
     FullName: Series[str] = pa.Field(nullable=True, coerce=True)
     Blocked: Series[pd.BooleanDtype] = pa.Field(nullable=True, coerce=True)
 
-    class Config:
-        """E-mail, phone and the other columns are mapped by configuration."""
 
-        strict = False
-
-
-class TopdeskBranches(pa.DataFrameModel):
+class TopdeskBranches(MappedRead):
     """Branches, archived ones included, flattened (``address.city``)."""
 
     id: Series[str] = pa.Field(unique=True, coerce=True)
@@ -107,24 +109,14 @@ class TopdeskBranches(pa.DataFrameModel):
     clientReferenceNumber: Series[str] = pa.Field(nullable=True, coerce=True)
     archived: Series[pd.BooleanDtype] = pa.Field(nullable=True, coerce=True)
 
-    class Config:
-        """The mapped fields follow the configuration."""
 
-        strict = False
-
-
-class TopdeskPersons(pa.DataFrameModel):
+class TopdeskPersons(MappedRead):
     """Persons (v2), archived ones included, flattened (``branch.id``)."""
 
     id: Series[str] = pa.Field(unique=True, coerce=True)
     employeeNumber: Series[str] = pa.Field(nullable=True, coerce=True)
     archived: Series[pd.BooleanDtype] = pa.Field(nullable=True, coerce=True)
     branch_id: Series[str] = pa.Field(nullable=True, coerce=True, alias="branch.id")
-
-    class Config:
-        """The mapped fields follow the configuration."""
-
-        strict = False
 
 
 def _column(field: str, limit: int | None, mandatory: bool) -> pa.Column:

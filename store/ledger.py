@@ -958,37 +958,38 @@ def billed_state(
     holds Decimals and ``entry_date`` dates; ``document_status`` is the status of the claiming document.
     """
     base = select(
-        registration_state.c.registration_id,
-        registration_state.c.fields_hash,
-        registration_state.c.document_reference,
-        registration_state.c.status,
-        registration_state.c.version,
-        registration_state.c.minutes,
-        registration_state.c.amount,
-        registration_state.c.entry_date,
-        registration_state.c.customer_number,
+        *(registration_state.c[name] for name in list(BILLED_STATE_DTYPES)[:-1]),
         documents_table.c.status.label("document_status"),
     ).join(documents_table, documents_table.c.reference == registration_state.c.document_reference)
     rows: dict[str, Any] = {}
     with engine.connect() as connection:
-        for statement in _state_filters(base, registration_ids, entry_date_range):
+        for statement in _either_filter(base, registration_state, registration_ids, entry_date_range):
             rows.update((row.registration_id, row._mapping) for row in connection.execute(statement))
     ordered = [rows[key] for key in sorted(rows)]
     return to_frame(ordered, BILLED_STATE_DTYPES)
 
 
-def _state_filters(
-    base: Any, registration_ids: Iterable[str] | None, entry_date_range: tuple[date, date] | None
+def _either_filter(
+    base: Any,
+    table: Any,
+    registration_ids: Iterable[str] | None,
+    entry_date_range: tuple[date, date] | None,
+    ticket_ids: Iterable[str] | None = None,
 ) -> Iterable[Any]:
-    if registration_ids is None and entry_date_range is None:
+    """``base`` once per filter on ``table``'s rows; the caller merges what they select (OR).
+
+    Entry date in ``[start, end)``, registration ids and ticket ids in chunks; no filter at all: ``base``.
+    """
+    if registration_ids is None and entry_date_range is None and ticket_ids is None:
         yield base
         return
     if entry_date_range is not None:
         start, end = entry_date_range
-        column = registration_state.c.entry_date
-        yield base.where(column >= start, column < end)
+        yield base.where(table.c.entry_date >= start, table.c.entry_date < end)
     for chunk in chunked(sorted(set(registration_ids or ()))):
-        yield base.where(registration_state.c.registration_id.in_(chunk))
+        yield base.where(table.c.registration_id.in_(chunk))
+    for chunk in chunked(sorted(set(ticket_ids or ()))):
+        yield base.where(table.c.ticket_id.in_(chunk))
 
 
 DOCUMENT_DTYPES = {
@@ -1029,18 +1030,22 @@ def documents(
         return to_frame(connection.execute(statement).mappings().all(), DOCUMENT_DTYPES)
 
 
-HISTORY_DTYPES = {
-    "document_reference": "str",
-    "kind": "str",
-    "document_status": "str",
-    "period": "str",
-    "invoice_number": "str",
+# A ledger line's own figures as the reads below return them (amounts as Decimals, entry dates as dates).
+LINE_FIGURES = {
     "line_kind": "str",
     "fields_hash": "str",
     "minutes": "int64",
     "amount": "object",
     "entry_date": "object",
     "customer_number": "str",
+}
+HISTORY_DTYPES = {
+    "document_reference": "str",
+    "kind": "str",
+    "document_status": "str",
+    "period": "str",
+    "invoice_number": "str",
+    **LINE_FIGURES,
     "created_at": "datetime",
 }
 
@@ -1054,12 +1059,7 @@ def registration_history(engine: Engine, registration_id: str) -> pd.DataFrame:
             documents_table.c.status.label("document_status"),
             documents_table.c.period,
             documents_table.c.invoice_number,
-            ledger_lines.c.line_kind,
-            ledger_lines.c.fields_hash,
-            ledger_lines.c.minutes,
-            ledger_lines.c.amount,
-            ledger_lines.c.entry_date,
-            ledger_lines.c.customer_number,
+            *(ledger_lines.c[name] for name in LINE_FIGURES),
             ledger_lines.c.created_at,
         )
         .join(documents_table, documents_table.c.reference == ledger_lines.c.document_reference)
@@ -1070,15 +1070,7 @@ def registration_history(engine: Engine, registration_id: str) -> pd.DataFrame:
         return to_frame(connection.execute(statement).mappings().all(), HISTORY_DTYPES)
 
 
-LINE_DTYPES = {
-    "registration_id": "str",
-    "line_kind": "str",
-    "fields_hash": "str",
-    "minutes": "int64",
-    "amount": "object",
-    "entry_date": "object",
-    "customer_number": "str",
-}
+LINE_DTYPES = {"registration_id": "str", **LINE_FIGURES}
 
 
 def document_lines(engine: Engine, reference: str) -> pd.DataFrame:
@@ -1109,12 +1101,7 @@ def document_of(engine: Engine, item: str) -> str:
 POSTED_DTYPES = {
     "registration_id": "str",
     "document_reference": "str",
-    "line_kind": "str",
-    "fields_hash": "str",
-    "minutes": "int64",
-    "amount": "object",
-    "entry_date": "object",
-    "customer_number": "str",
+    **LINE_FIGURES,
     "registration_kind": "str",
     "ticket_id": "str",
     "ticket_number": "str",
@@ -1162,29 +1149,11 @@ def posted_lines(
     )
     rows: dict[tuple[str, str, str], Any] = {}
     with engine.connect() as connection:
-        for statement in _line_filters(base, registration_ids, entry_date_range, ticket_ids):
+        for statement in _either_filter(base, ledger_lines, registration_ids, entry_date_range, ticket_ids):
             for row in connection.execute(statement):
                 rows[(row.registration_id, row.document_reference, row.line_kind)] = row._mapping
     ordered = [rows[key] for key in sorted(rows, key=lambda k: (k[0], rows[k]["posted_at"], k[1], k[2]))]
     return to_frame(ordered, POSTED_DTYPES)
-
-
-def _line_filters(
-    base: Any,
-    registration_ids: Iterable[str] | None,
-    entry_date_range: tuple[date, date] | None,
-    ticket_ids: Iterable[str] | None,
-) -> Iterable[Any]:
-    if registration_ids is None and entry_date_range is None and ticket_ids is None:
-        yield base
-        return
-    if entry_date_range is not None:
-        start, end = entry_date_range
-        yield base.where(ledger_lines.c.entry_date >= start, ledger_lines.c.entry_date < end)
-    for chunk in chunked(sorted(set(registration_ids or ()))):
-        yield base.where(ledger_lines.c.registration_id.in_(chunk))
-    for chunk in chunked(sorted(set(ticket_ids or ()))):
-        yield base.where(ledger_lines.c.ticket_id.in_(chunk))
 
 
 def resend(engine: Engine, item: str) -> tuple[list[str] | None, str]:

@@ -3,9 +3,9 @@
 A typo in ``config/billing.toml`` (an item, administration, journal, VAT code, cost centre or unit AFAS does
 not know, or a VAT rate that is not the code's rate in AFAS) would otherwise surface as one refused document
 after another in AFAS. ``master_data_problems`` (a plain function over AFAS's GetConnector frames) names each
-offending config key; ``check_master_data`` (the task) reads ``Profit_Administrations``, ``Profit_Worktype``,
-``Profit_Journals``, ``Profit_VAT_code``, ``Profit_Allocation_Assigments`` and ``Koppel_Units`` and fails the
-run before anything is read from TOPdesk or planned.
+offending config key; ``check_afas_master_data`` (the task) reads ``Profit_Administrations``,
+``Profit_Worktype``, ``Profit_Journals``, ``Profit_VAT_code``, ``Profit_Allocation_Assigments`` and
+``Koppel_Units`` and fails the run before anything is read from TOPdesk or planned.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ async def read_master_data(settings: AfasSettings) -> dict[str, pd.DataFrame]:
 
 
 @task(name="check-afas-master-data", cache_policy=NO_CACHE)
-def check_master_data(config: BillingConfig) -> None:
+def check_afas_master_data(config: BillingConfig) -> None:
     """Fail the run at once, naming every config key, when the config names codes AFAS does not have."""
     problems = master_data_problems(config, asyncio.run(read_master_data(load_settings(AfasSettings))))
     if problems:

@@ -20,7 +20,7 @@ from tasks.state import state_engine
 
 
 @task(name="verify-documents", cache_policy=NO_CACHE)
-def verify_period(period: str) -> tuple[int, pd.DataFrame]:
+def verify_documents(period: str) -> tuple[int, pd.DataFrame]:
     """``(documents checked, differences)`` for every document the ledger says was posted in ``period``."""
     engine = state_engine()
     posted = ledger.documents(engine, period=period, status="posted")

@@ -42,6 +42,7 @@ from connectors.afas.oauth_errors import OAuthError, describe_response, oauth_er
 from connectors.afas.settings import AfasSettings
 from connectors.afas.tokens import authorization_value, secret_forms
 from connectors.errors import Unavailable
+from connectors.header_auth import HeaderAuth
 from connectors.http import RetryPolicy, parse_retry_after
 from connectors.redaction import get_logger, redact, register_secrets
 
@@ -52,19 +53,11 @@ TOKEN_POLICY = RetryPolicy(max_attempts=5, base_delay=2.0, max_delay=60.0, max_t
 Clock = Callable[[], float]
 
 
-class ClassicTokenAuth(httpx.Auth):
+class ClassicTokenAuth(HeaderAuth):
     """``Authorization: AfasToken <base64(xml)>`` on every request; its repr hides the token."""
 
     def __init__(self, raw_token: str) -> None:
-        self._header = authorization_value(raw_token)
-
-    def __repr__(self) -> str:
-        return "ClassicTokenAuth(***)"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """Set the header on every request."""
-        request.headers["Authorization"] = self._header
-        yield request
+        super().__init__(authorization_value(raw_token))
 
 
 # ---------------------------------------------------------------------------- token cache

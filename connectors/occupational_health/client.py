@@ -14,7 +14,7 @@ A PUT is an upsert by external id and a DELETE a deactivation, both idempotent, 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -24,6 +24,7 @@ import httpx
 import pandas as pd
 
 from connectors.errors import ProtocolError, RequestRejected, UncertainOutcome
+from connectors.header_auth import HeaderAuth
 from connectors.http import ClientLifecycle, HttpConfig, HttpLayer, RetryPolicy, Sleep, Where, decode_json
 from connectors.occupational_health.endpoints import (
     DEPARTMENTS,
@@ -46,24 +47,11 @@ DEFAULT_PAGE_SIZE = 500
 WRITE_ATTEMPTS = 3  # idempotent writes whose answer was lost are simply sent again
 
 
-class BearerAuth(httpx.Auth):
-    """``Authorization: Bearer <token>`` on every request; the repr hides the token."""
+class BearerAuth(HeaderAuth):
+    """``Authorization: Bearer <token>`` on every request; the repr hides the token (registered too)."""
 
     def __init__(self, token: str) -> None:
-        self._header = f"Bearer {token}"
-
-    def __repr__(self) -> str:
-        return "BearerAuth(***)"
-
-    @property
-    def secret_forms(self) -> list[str]:
-        """The header value, to be masked in logs (the token itself is registered too)."""
-        return [self._header]
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """Set the header."""
-        request.headers["Authorization"] = self._header
-        yield request
+        super().__init__(f"Bearer {token}")
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,13 @@ decision §9.15), which is also the credentials check::
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Self
 
 import httpx
 
 from connectors.errors import ProtocolError
+from connectors.header_auth import HeaderAuth
 from connectors.http import (
     ClientLifecycle,
     HttpConfig,
@@ -44,25 +45,17 @@ class UnsupportedVersion(ProtocolError):
     hint = "Koppel needs TOPdesk's Incident API 3.4 or newer"
 
 
-class TopdeskBasicAuth(httpx.Auth):
+class TopdeskBasicAuth(HeaderAuth):
     """HTTP Basic with the login and application password encoded as UTF-8; repr hides both."""
 
     def __init__(self, login: str, password: str) -> None:
         token = base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
-        self._header = f"Basic {token}"
-
-    def __repr__(self) -> str:
-        return "TopdeskBasicAuth(***)"
+        super().__init__(f"Basic {token}")
 
     @property
     def secret_forms(self) -> list[str]:
         """The header and its encoded part, to be masked in logs."""
         return [self._header, self._header.split(" ", 1)[1]]
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """Set the header on every request."""
-        request.headers["Authorization"] = self._header
-        yield request
 
 
 def parse_version(text: str) -> tuple[int, ...]:

@@ -25,8 +25,7 @@ from connectors.topdesk.timeregistrations import TimeRegistrationOptions, read_t
 from store import exclusions
 from tasks.artifacts import markdown_table, publish_markdown, publish_table
 from tasks.company_sync import debtors as missing
-from tasks.company_sync import history
-from tasks.company_sync import invoicing as while_invoicing
+from tasks.company_sync import history, while_invoicing
 from tasks.company_sync import report as sync_report
 from tasks.company_sync.apply import Writer
 from tasks.company_sync.config import CompaniesConfig, load_companies_config
@@ -86,7 +85,7 @@ class Known:
 
 
 @task(name="read-afas-history", cache_policy=NO_CACHE)
-def read_history() -> Known:
+def read_afas_history() -> Known:
     """The debtor and person numbers AFAS had in earlier imports."""
     engine = state_engine()
     return Known(

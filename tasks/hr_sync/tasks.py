@@ -45,7 +45,7 @@ def now() -> datetime:
 
 
 @task(name="read-hr-state", cache_policy=NO_CACHE)
-def read_sync_state(config: HrConfig, mode: Mode, window_start: date) -> SyncState:
+def read_hr_state(config: HrConfig, mode: Mode, window_start: date) -> SyncState:
     """How to read each entity this run, the AFAS mirror and what the OH system was sent."""
     engine = state_engine()
     watermarks = state.load_watermarks(engine, HR_SYNC)
@@ -58,7 +58,7 @@ def read_sync_state(config: HrConfig, mode: Mode, window_start: date) -> SyncSta
 
 
 @task(name="read-oh-holdings", cache_policy=NO_CACHE)
-def start_from_oh(sync: SyncState) -> SyncState:
+def read_oh_holdings(sync: SyncState) -> SyncState:
     """Initial sync: what the OH system holds (active records) replaces "what was sent" for this run."""
 
     async def read() -> dict[str, pd.DataFrame]:
@@ -70,7 +70,9 @@ def start_from_oh(sync: SyncState) -> SyncState:
 
 
 @task(name="extract-afas-hr", cache_policy=NO_CACHE)
-def extract_hr(config: HrConfig, sync: SyncState, window_start: date) -> tuple[dict[str, pd.DataFrame], dict]:
+def extract_afas_hr(
+    config: HrConfig, sync: SyncState, window_start: date
+) -> tuple[dict[str, pd.DataFrame], dict]:
     """Read departments, employees, employments, absences and users from AFAS (full or changed rows)."""
 
     async def read() -> tuple[dict[str, pd.DataFrame], dict]:
@@ -81,13 +83,15 @@ def extract_hr(config: HrConfig, sync: SyncState, window_start: date) -> tuple[d
 
 
 @task(name="plan-hr-sync", cache_policy=NO_CACHE)
-def plan(raw: dict[str, pd.DataFrame], sync: SyncState, config: HrConfig, window_start: date) -> SyncPlan:
+def plan_hr_sync(
+    raw: dict[str, pd.DataFrame], sync: SyncState, config: HrConfig, window_start: date
+) -> SyncPlan:
     """Validate → mirror → desired OH records → changes (``tasks.hr_sync.pipeline.plan_sync``)."""
     return plan_sync(raw, sync, config, window_start, now())
 
 
 @task(name="store-afas-mirror", cache_policy=NO_CACHE)
-def store_mirror(sync_plan: SyncPlan) -> None:
+def store_afas_mirror(sync_plan: SyncPlan) -> None:
     """Keep the refreshed AFAS mirror and the advanced watermarks (the changes are absorbed now)."""
     at = now()
     engine = state_engine()
@@ -97,7 +101,7 @@ def store_mirror(sync_plan: SyncPlan) -> None:
 
 
 @task(name="send-to-oh", cache_policy=NO_CACHE)
-def send(changes: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+def send_to_oh(changes: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Send the upserts and deactivations to the OH system, in referential order."""
     progress = Progress(
         artifact_key(HR_SYNC, "send-progress"), "Changes sent to the occupational-health system"
@@ -120,7 +124,7 @@ def record_sent(sent: dict[str, pd.DataFrame], outcomes: pd.DataFrame) -> None:
 
 
 @task(name="report-hr-sync", cache_policy=NO_CACHE)
-def report_sync(context: dict[str, Any], sync_plan: SyncPlan, outcomes: pd.DataFrame) -> dict[str, Any]:
+def report_hr_sync(context: dict[str, Any], sync_plan: SyncPlan, outcomes: pd.DataFrame) -> dict[str, Any]:
     """Publish the summary, the changes sent, the rejects and the flex constructions; return the counts."""
     table = report.counts(sync_plan, outcomes)
     rejects = pd.concat([sync_plan.rejects, report.send_rejects(outcomes)], ignore_index=True)
@@ -166,7 +170,7 @@ def sync_statistics(outcomes: pd.DataFrame, rejects: pd.DataFrame) -> dict[str, 
 
 
 @task(name="read-absence-watermark", cache_policy=NO_CACHE)
-def registered_since(config: HrConfig) -> datetime:
+def read_absence_watermark(config: HrConfig) -> datetime:
     """Read registered absences changed since: the last one absorbed minus the overlap, else the look-back."""
     engine = state_engine()
     marks = state.load_watermarks(engine, ABSENCE_TO_AFAS)
@@ -178,7 +182,7 @@ def registered_since(config: HrConfig) -> datetime:
 
 
 @task(name="extract-registered-absences", cache_policy=NO_CACHE)
-def extract_registered(config: HrConfig, since: datetime) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def extract_registered_absences(config: HrConfig, since: datetime) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The OH system's registered absences changed since ``since`` and AFAS's absences of their employees."""
 
     async def read() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -198,7 +202,7 @@ def plan_absences(registered: pd.DataFrame, afas: pd.DataFrame, config: HrConfig
 
 
 @task(name="load-absences-into-afas", cache_policy=NO_CACHE)
-def load_absences(absence_plan: pd.DataFrame, config: HrConfig) -> tuple[pd.DataFrame, dict]:
+def load_absences_into_afas(absence_plan: pd.DataFrame, config: HrConfig) -> tuple[pd.DataFrame, dict]:
     """POST new absences and PUT changed ones through ``HrIllness``."""
 
     async def run() -> tuple[pd.DataFrame, dict]:
@@ -209,7 +213,7 @@ def load_absences(absence_plan: pd.DataFrame, config: HrConfig) -> tuple[pd.Data
 
 
 @task(name="advance-absence-watermark", cache_policy=NO_CACHE)
-def advance_registered(outcomes: pd.DataFrame, registered: pd.DataFrame) -> str | None:
+def advance_absence_watermark(outcomes: pd.DataFrame, registered: pd.DataFrame) -> str | None:
     """Move the watermark to the newest absence handled, but not past one that failed (it is read again)."""
     moment = absences_watermark(outcomes, registered)
     if moment is None:

@@ -58,7 +58,7 @@ class LedgerState:
     prior_draws: pd.DataFrame
 
 
-@task(name="resend", cache_policy=NO_CACHE)
+@task(name="release-for-resend", cache_policy=NO_CACHE)
 def release_for_resend(items: list[str]) -> list[str]:
     """Free failed documents (by reference or one of their registrations) so this run bills them again.
 
@@ -96,7 +96,7 @@ def run_window(
 
 
 @task(name="read-ledger-state", cache_policy=NO_CACHE)
-def read_state(read: pd.DataFrame, window: Window) -> LedgerState:
+def read_ledger_state(read: pd.DataFrame, window: Window) -> LedgerState:
     """Posted lines of the registrations read, of the window and of their tickets; states; ignore list."""
     engine = state_engine()
     ids = read["registration_id"].dropna().astype(str).unique().tolist()
@@ -153,7 +153,7 @@ async def _confirm(candidates: list[str]) -> list[str]:
 
 
 @task(name="plan-billing", cache_policy=NO_CACHE)
-def plan(
+def plan_billing(
     read: pd.DataFrame,
     masters: Masters,
     config: BillingConfig,
@@ -177,7 +177,7 @@ def plan(
 
 
 @task(name="load-documents", cache_policy=NO_CACHE)
-def load(
+def load_documents(
     billing: BillingRun,
     config: BillingConfig,
     run_id: str,
@@ -189,20 +189,20 @@ def load(
     problems = {ref: payload_problems(payload) for ref, payload in payloads.items()}
     problems = {ref: found for ref, found in problems.items() if found}
     payloads = {ref: payload for ref, payload in payloads.items() if ref not in problems}
-    plan_ = LoadPlan(billing.documents, billing.document_lines, payloads, problems)
+    load_plan = LoadPlan(billing.documents, billing.document_lines, payloads, problems)
     _reserve_new_draws(billing)
-    outcomes, stats = asyncio.run(_load(plan_, config, run_id, recover_after_minutes, progress.update))
+    outcomes, stats = asyncio.run(_post(load_plan, config, run_id, recover_after_minutes, progress.update))
     _record_draws(billing, outcomes)
     return outcomes, stats
 
 
-async def _load(
-    plan_: LoadPlan, config: BillingConfig, run_id: str, recover_after: float, on_progress
+async def _post(
+    load_plan: LoadPlan, config: BillingConfig, run_id: str, recover_after: float, on_progress
 ) -> tuple:
     async with AfasClient.from_settings(load_settings(AfasSettings)) as client:
         loader = BatchLoader(state_engine(), client, run_id, config, on_progress)
         recovered = await loader.recover(timedelta(minutes=recover_after))
-        outcomes = await loader.load(plan_)
+        outcomes = await loader.load(load_plan)
         return recovered + outcomes, client.stats()
 
 
@@ -268,8 +268,8 @@ def _unbacked_draws(engine, billing: BillingRun) -> set[str]:
     return holding - set(in_flight)
 
 
-@task(name="report", cache_policy=NO_CACHE)
-def report(
+@task(name="report-invoice-hours", cache_policy=NO_CACHE)
+def report_invoice_hours(
     context: dict[str, Any],
     read: pd.DataFrame,
     billing: BillingRun,

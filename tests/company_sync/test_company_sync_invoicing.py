@@ -17,7 +17,7 @@ from flows.invoice_hours import InvoiceHoursParameters, invoice_hours
 from sandbox.server import running_sandbox
 from tasks.company_sync import debtors as debtor_module
 from tasks.company_sync.config import CompaniesConfigError, parse_companies_config
-from tasks.company_sync.invoicing import relink
+from tasks.company_sync.while_invoicing import relink
 from tests.invoice_support import OCTOBER, child_env, decimal, small_world, use_sandbox
 
 pytestmark = pytest.mark.prefect

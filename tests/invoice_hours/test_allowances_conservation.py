@@ -176,7 +176,7 @@ def test_a_reserved_draw_of_a_registration_excluded_before_posting_is_given_back
 ) -> None:
     from types import SimpleNamespace
 
-    from tasks.invoice_hours import tasks as invoicing
+    from tasks.invoice_hours import tasks as invoice_hours_tasks
 
     engine = fresh_store(tmp_path / "state.db")
     pool = int(
@@ -185,7 +185,7 @@ def test_a_reserved_draw_of_a_registration_excluded_before_posting_is_given_back
         .iloc[0]
     )
     bundles.settle_draws(engine, {"r0": [(pool, 40)], "r1": [(pool, 20)]})  # reserved, never posted
-    monkeypatch.setattr(invoicing, "state_engine", lambda: engine)
+    monkeypatch.setattr(invoice_hours_tasks, "state_engine", lambda: engine)
     empty = pd.DataFrame({"registration_id": pd.Series(dtype="str")})
     billing = SimpleNamespace(
         rejects=pd.DataFrame({"registration_id": ["r0"]}),
@@ -194,7 +194,7 @@ def test_a_reserved_draw_of_a_registration_excluded_before_posting_is_given_back
         document_lines=pd.DataFrame({"registration_id": [], "reference": [], "line_kind": []}),
         draws=pd.DataFrame(columns=["registration_id", "bundle_id", "minutes"]),
     )
-    invoicing._record_draws(billing, [])
+    invoice_hours_tasks._record_draws(billing, [])
     assert list(bundles.draw_rows(engine, IDS)["registration_id"]) == ["r1"]  # r0 rejected now: given back
     left = bundles.pools(engine, date(2026, 10, 1), date(2026, 10, 31)).query("allowance == 'a1'")
     assert int(left["minutes_available"].iloc[0]) == 40

@@ -4,7 +4,7 @@ Hypothesis generates edits (add, change minutes, change reason (so the item), ch
 exclude, un-exclude, refuse the next document, resend) interleaved with regular runs (the whole of
 October) and backfills (halves and overlapping ranges). Each run is the real pipeline (``bill``), the
 production load as
-``tasks.invoice_hours.tasks._load`` runs it (``BatchLoader.recover`` then ``load``, the real ``AfasClient``,
+``tasks.invoice_hours.tasks._post`` runs it (``BatchLoader.recover`` then ``load``, the real ``AfasClient``,
 batches of
 1, 2 or 50 documents as hypothesis chooses), the real ledger (SQLite) and the AFAS simulator served on
 loopback; a refusal is the simulator's own (``reject_next_post`` on the debtor).
@@ -135,14 +135,14 @@ def run(engine, afas: Afas, world: World, window: tuple[int, int] | None, batch:
     config_ = cfg(world)
     result = bill(read, masters(), config_, state=state, posted=posted, scope=scope)
     payloads = build_payloads(result.documents, result.document_lines, config_)  # as
-    # tasks.invoice_hours.tasks.load
+    # tasks.invoice_hours.tasks.load_documents
     problems = {ref: found for ref, payload in payloads.items() if (found := payload_problems(payload))}
     payloads = {ref: payload for ref, payload in payloads.items() if ref not in problems}
     plan = LoadPlan(result.documents, result.document_lines, payloads, problems)
     run_id = f"run-{world.counter}"
     world.counter += 1
 
-    async def load() -> list[Any]:  # tasks.invoice_hours.tasks._load with this test's engine and batch size
+    async def load() -> list[Any]:  # tasks.invoice_hours.tasks._post with this test's engine and batch size
         async with AfasClient.from_settings(afas.settings) as client:
             loader = BatchLoader(
                 engine, client, run_id, config_, settings=LoadSettings(batch_documents=batch)
