@@ -10,7 +10,7 @@ registrations per month of the generated world; the run bills October 2026 of th
 once per ``--batches`` value (documents per AFAS body, ``KOPPEL_LOAD_BATCH_DOCUMENTS``; 1 = one post per
 document, as before batching), each on a fresh sandbox and database, so before/after come from one
 invocation. The load stage also shows its **minimum-request floor**: AFAS posts needed with the batch
-limits in force (one per batch of ``tasks.invoice_hours.load_batches.batches``) × latency ÷ concurrency.
+limits in force (one per batch of ``tasks.invoice_hours.load.batches``) × latency ÷ concurrency.
 """
 
 from __future__ import annotations
@@ -117,8 +117,7 @@ def run_stages(info: dict[str, Any], db_url: str) -> tuple[list[Stage], dict[str
     from tasks.invoice_hours.buckets import conservation, settle_buckets
     from tasks.invoice_hours.config import load_billing_config
     from tasks.invoice_hours.extract import Window, read_masters, read_tracked
-    from tasks.invoice_hours.load import LoadPlan
-    from tasks.invoice_hours.load_batches import BatchLoader, LoadSettings, batches
+    from tasks.invoice_hours.load import BatchLoader, LoadPlan, LoadSettings, batches
     from tasks.invoice_hours.payloads import build_payloads
     from tasks.invoice_hours.pipeline import Scope, bill
     from tasks.invoice_hours.sources import TopdeskSources

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.invoice_hours.load_batches import Batch, LoadSettings, batches
+from tasks.invoice_hours.load import Batch, LoadSettings, batches
 
 KINDS = ["direct_invoice", "project_realisation", "sales_booking", "internal_entry"]
 
@@ -91,7 +91,7 @@ def test_recovery_keeps_documents_uncertain_when_afas_cannot_be_reached(tmp_path
     from store import ledger
     from store.db import connect
     from store.settings import StoreSettings
-    from tasks.invoice_hours.load_batches import BatchLoader
+    from tasks.invoice_hours.load import BatchLoader
     from tests.store_support import charges
 
     engine = connect(StoreSettings(db_url=f"sqlite:///{tmp_path / 'state.db'}"))
@@ -114,8 +114,7 @@ def test_line_claims_built_in_one_pass_equal_those_built_per_document():
     from datetime import date
     from decimal import Decimal
 
-    from tasks.invoice_hours.load import line_claims
-    from tasks.invoice_hours.load_batches import line_claims_by_reference
+    from tasks.invoice_hours.load import line_claims, line_claims_by_reference
 
     lines = pd.DataFrame(
         {
