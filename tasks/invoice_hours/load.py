@@ -209,7 +209,9 @@ class Loader:
         return [outcome, *await self._claim_and_post(document, lines, payload)]
 
     @staticmethod
-    def _refused_outcome(document: Mapping[str, Any], lines: pd.DataFrame, problems: list[str]) -> Outcome:
+    def _refused_outcome(
+        document: Mapping[str, Any], registration_ids: tuple[str, ...], problems: list[str]
+    ) -> Outcome:
         return Outcome(
             reference=str(document["reference"]),
             kind=str(document["kind"]),
@@ -217,7 +219,7 @@ class Loader:
             minutes=int(document["minutes"]),
             amount=document["amount"],
             message="not posted, the payload is incomplete: " + "; ".join(problems[:5]),
-            registration_ids=tuple(lines["registration_id"].astype(str)),
+            registration_ids=registration_ids,
         )
 
     async def _claim_and_post(
@@ -234,7 +236,8 @@ class Loader:
                     return [self._conflict_outcome(document, conflicts)]
                 document, lines, payload = replanned
                 continue
-            outcome = self._claimed_outcome(document, lines, claimed, conflicts)
+            ids = tuple(lines["registration_id"].astype(str))
+            outcome = self._claimed_outcome(document, ids, claimed, conflicts)
             if claimed.existing:
                 return [outcome]
             if claimed.invoice_number:
@@ -253,7 +256,11 @@ class Loader:
         return document, new_lines, build_payload(document, new_lines, self.config)
 
     def _claimed_outcome(
-        self, document: Mapping[str, Any], lines: pd.DataFrame, claimed: ledger.ClaimResult, conflicts: tuple
+        self,
+        document: Mapping[str, Any],
+        registration_ids: tuple[str, ...],
+        claimed: ledger.ClaimResult,
+        conflicts: tuple,
     ) -> Outcome:
         status = "claimed" if not claimed.existing else f"existing-{claimed.status}"
         return Outcome(
@@ -264,7 +271,7 @@ class Loader:
             amount=document["amount"],
             afas_keys=dict(claimed.afas_keys or {}),
             invoice_number=claimed.invoice_number or "",
-            registration_ids=tuple(lines["registration_id"].astype(str)),
+            registration_ids=registration_ids,
             conflicts=conflicts,
         )
 
@@ -379,12 +386,12 @@ def line_claims_by_reference(lines: pd.DataFrame) -> dict[str, tuple[ledger.Line
     The same values as ``line_claims`` gives per document, the posted line's details (what a later reversal
     negates exactly) included.
     """
-    columns = [lines[name].tolist() for name in CLAIM_COLUMNS]
-    names = [name for name in ledger.LINE_DETAILS if name in lines.columns]
-    details = lines[names].to_dict(orient="records") if names else [{}] * len(lines)
+    columns = [lines[name].tolist() for name in CLAIM_COLUMNS[:-2]]
+    customers = _present(lines["customer_number"])
+    versions = _present(lines["expected_version"])
     grouped: dict[str, list[ledger.LineClaim]] = {}
-    rows = zip(*columns, details, strict=True)
-    for reference, rid, kind, digest, minutes, amount, day, customer, version, detail in rows:
+    rows = zip(*columns, customers, versions, detail_records(lines), strict=True)
+    for reference, rid, kind, digest, minutes, amount, day, customer, version, details in rows:
         claim = ledger.LineClaim(
             registration_id=str(rid),
             line_kind=str(kind),
@@ -392,12 +399,42 @@ def line_claims_by_reference(lines: pd.DataFrame) -> dict[str, tuple[ledger.Line
             minutes=int(minutes),
             amount=amount,
             entry_date=as_date(day),
-            customer_number=None if pd.isna(customer) else str(customer),
-            expected_version=None if pd.isna(version) else int(version),
-            details=line_details(detail),
+            customer_number=None if customer is None else str(customer),
+            expected_version=None if version is None else int(version),
+            details=details,
         )
         grouped.setdefault(str(reference), []).append(claim)
     return {reference: tuple(claims) for reference, claims in grouped.items()}
+
+
+def _present(column: pd.Series) -> list[Any]:
+    """The column's values, ``None`` where missing (as ``pd.isna``, but a ``str`` or ``Decimal`` never is)."""
+    values, missing = column.tolist(), column.isna().tolist()
+    return [
+        None if gone and not isinstance(value, str | Decimal) else value
+        for value, gone in zip(values, missing, strict=True)
+    ]
+
+
+def detail_records(lines: pd.DataFrame) -> list[dict[str, Any]]:
+    """``line_details`` of every line, column by column (the same values, without a dict per row first)."""
+    kept: list[tuple[str, list[Any]]] = []
+    for name in ledger.LINE_DETAILS:
+        if name not in lines.columns:
+            continue
+        values = _present(lines[name])
+        if name == "base_minutes":
+            values = [None if value is None else int(value) for value in values]
+        elif name not in ("quantity", "unit_price"):
+            values = [None if value is None else str(value) for value in values]
+        kept.append((name, values))
+    if not kept:
+        return [{} for _ in range(len(lines))]
+    names = [name for name, _ in kept]
+    return [
+        {name: value for name, value in zip(names, row, strict=True) if value is not None}
+        for row in zip(*(values for _, values in kept), strict=True)
+    ]
 
 
 @dataclass
@@ -415,6 +452,7 @@ class BatchLoader(Loader):
         self.settings = settings or LoadSettings()
         self._all_lines = pd.DataFrame()
         self._line_claims: dict[str, tuple[ledger.LineClaim, ...]] = {}
+        self._ids: dict[str, tuple[str, ...]] = {}  # registration ids per document, in line order
         # SQLite has one writer: threads queue on a lock instead of SQLite's coarse busy-wait sleeps.
         sqlite = self.engine.dialect.name == "sqlite"
         self._writer: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
@@ -431,19 +469,20 @@ class BatchLoader(Loader):
         """
         total, done = len(plan.documents), 0
         self.on_progress(0, total)
-        documents = plan.documents.set_index(plan.documents["reference"].astype(str), drop=False)
+        documents = {str(row["reference"]): row for row in plan.documents.to_dict(orient="records")}
         # Only the columns a claim reads: a 69-column sub-frame per document was the load's CPU hot spot.
         wanted = [*CLAIM_COLUMNS, *(c for c in ledger.LINE_DETAILS if c in plan.lines.columns)]
-        narrow = plan.lines[wanted]
-        by_reference = dict(iter(narrow.groupby("reference", sort=False)))
-        self._line_claims = await anyio.to_thread.run_sync(line_claims_by_reference, narrow)
+        self._line_claims = await anyio.to_thread.run_sync(line_claims_by_reference, plan.lines[wanted])
+        self._ids = {
+            ref: tuple(c.registration_id for c in claims) for ref, claims in self._line_claims.items()
+        }
         self._all_lines = plan.lines
         slots = asyncio.Semaphore(BATCHES_IN_FLIGHT)
 
         async def one(batch: Batch) -> list[Outcome]:
             nonlocal done
             async with slots:
-                result = await self._load_batch(batch, documents, by_reference, plan.payloads)
+                result = await self._load_batch(batch, documents, plan.payloads)
             done += len(batch.references)
             self.on_progress(done, total)
             return result
@@ -455,7 +494,7 @@ class BatchLoader(Loader):
 
         refused = ~plan.documents["reference"].isin(list(plan.payloads))
         outcomes = [
-            self._refused_outcome(doc, by_reference[doc["reference"]], plan.problems[doc["reference"]])
+            self._refused_outcome(doc, self._ids.get(doc["reference"], ()), plan.problems[doc["reference"]])
             for doc in plan.documents[refused].to_dict(orient="records")
         ]
         postable = plan.documents[~refused]
@@ -465,9 +504,7 @@ class BatchLoader(Loader):
             rid for o in outcomes if o.status not in ("posted", "recovered") for rid in o.registration_ids
         )
         rest = postable[~correction] if len(postable) else postable
-        touches = rest["reference"].map(
-            lambda ref: bool(held) and by_reference[ref]["registration_id"].isin(held).any()
-        )
+        touches = rest["reference"].map(lambda ref: any(rid in held for rid in self._ids.get(ref, ())))
         for document in rest[touches.astype(bool)].to_dict(orient="records"):  # rare: one by one
             lines = self._all_lines[self._all_lines["reference"] == document["reference"]]
             outcomes += await self._held(document, lines, held)
@@ -478,14 +515,11 @@ class BatchLoader(Loader):
     async def _load_batch(
         self,
         batch: Batch,
-        documents: pd.DataFrame,
-        by_reference: Mapping[str, pd.DataFrame],
+        documents: Mapping[str, dict[str, Any]],
         payloads: Mapping[str, Mapping[str, Any]],
     ) -> list[Outcome]:
-        rows = [documents.loc[reference].to_dict() for reference in batch.references]
-        claimed, conflicted, settled = await anyio.to_thread.run_sync(
-            self._claim_batch, rows, by_reference, payloads
-        )
+        rows = [documents[reference] for reference in batch.references]
+        claimed, conflicted, settled = await anyio.to_thread.run_sync(self._claim_batch, rows, payloads)
         outcomes = [*settled]
         for document in conflicted:  # rare: re-planned and claimed one by one, as without batching
             reference = document["reference"]
@@ -551,7 +585,6 @@ class BatchLoader(Loader):
     def _claim_batch(
         self,
         rows: list[dict[str, Any]],
-        by_reference: Mapping[str, pd.DataFrame],
         payloads: Mapping[str, Mapping[str, Any]],
     ) -> tuple[list[_Claimed], list[dict[str, Any]], list[Outcome]]:
         """In a worker thread: build the claims and claim them in one transaction."""
@@ -565,7 +598,7 @@ class BatchLoader(Loader):
             if isinstance(result, ledger.ClaimConflict):
                 conflicted.append(document)
                 continue
-            outcome = self._claimed_outcome(document, by_reference[document["reference"]], result, ())
+            outcome = self._claimed_outcome(document, self._ids[document["reference"]], result, ())
             if result.existing:
                 settled.append(outcome)
                 continue
