@@ -128,9 +128,22 @@ def test_line_claims_built_in_one_pass_equal_those_built_per_document():
             "customer_number": ["C1", None, "C1", "C2"],
             "expected_version": pd.array([None, 3, None, 3], dtype="Int64"),
             "wide_column_the_claim_never_reads": ["x"] * 4,
+            # what a later reversal negates: missing values are left out, types as the ledger keeps them
+            "ticket_number": ["I 2610 001", None, float("nan"), "I 2610 002"],
+            "quantity": [Decimal("0.50"), Decimal("-0.25"), None, Decimal("0.33")],
+            "base_minutes": pd.array([30, None, 45, 20], dtype="Int64"),
+            "cost_centre": ["101", None, "102", "103"],
         }
     )
     got = line_claims_by_reference(lines)
     assert set(got) == {"A", "B"}
     for reference, own in lines.groupby("reference"):
         assert got[reference] == line_claims(own)
+    first = got["A"][0].details
+    assert first == {
+        "ticket_number": "I 2610 001",
+        "quantity": Decimal("0.50"),
+        "base_minutes": 30,
+        "cost_centre": "101",
+    }
+    assert got["B"][0].details == {"quantity": Decimal("-0.25")}
