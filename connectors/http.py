@@ -202,16 +202,15 @@ def encode_json(value: Any) -> bytes:
     """UTF-8 JSON with exact decimals: a ``Decimal`` becomes a JSON number only if that is lossless.
 
     NaN and infinities are refused (``ValueError``): they are not JSON, and AFAS must never receive one.
+    json's C encoder walks the body; it asks ``_jsonable`` only for what it cannot write itself.
     """
-    encoded = json.dumps(_jsonable(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    encoded = json.dumps(value, default=_jsonable, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return encoded.encode("utf-8")
 
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return {str(k): v for k, v in value.items()}
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError(f"{value} is not a finite number and cannot be sent as JSON")
@@ -219,11 +218,9 @@ def _jsonable(value: Any) -> Any:
         # repr(float) is the shortest text that reads back as the same float; when that text is the
         # decimal's own value the JSON number is exact, otherwise send the digits as a string.
         return as_float if Decimal(repr(as_float)) == value else str(value)
-    if isinstance(value, datetime):
+    if isinstance(value, date):  # datetime too
         return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
+    raise TypeError(f"{type(value).__name__} cannot be sent as JSON")
 
 
 def decode_json(response: httpx.Response, where: Where, *, decimals: bool = False) -> Any:

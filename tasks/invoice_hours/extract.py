@@ -232,12 +232,47 @@ def read_tracked(
     ``frame_only``: no completeness reads and activity rows of the window only (the benchmark's read).
     """
     now = now or datetime.now(tz=AMSTERDAM)
+    read = asyncio.run(
+        read_topdesk(settings, window, tracked_options(sources, window, engine, now, frame_only))
+    )
+    remember_activities(engine, read, now)
+    return read
+
+
+def tracked_options(
+    sources: TopdeskSources, window: Window, engine: Engine, now: datetime, frame_only: bool = False
+) -> TimeRegistrationOptions:
+    """The read options of ``sources`` with the activity scope the state database allows."""
     options = replace(sources.options(), activities=activity_scope(sources, window, engine, now))
     if frame_only:
         options = replace(options, totals=False, activities_outside_window=False)
-    read = asyncio.run(read_topdesk(settings, window, options))
+    return options
+
+
+def read_tracked_and_masters(
+    settings: TopdeskSettings,
+    afas: AfasSettings,
+    window: Window,
+    sources: TopdeskSources,
+    engine: Engine,
+    now: datetime | None = None,
+    *,
+    frame_only: bool = False,
+) -> tuple[TopdeskRead, Masters, dict]:
+    """``read_tracked`` and ``read_masters`` side by side, for a window known before AFAS is read.
+
+    The two systems have their own request limits, so AFAS's few reads cost no wall time beside TOPdesk's
+    many. A run over the horizon needs AFAS's periods first (``run_window``) and cannot overlap them.
+    """
+    now = now or datetime.now(tz=AMSTERDAM)
+    options = tracked_options(sources, window, engine, now, frame_only)
+
+    async def both() -> tuple[TopdeskRead, tuple[Masters, dict]]:
+        return await asyncio.gather(read_topdesk(settings, window, options), read_masters(afas))
+
+    read, (masters, afas_stats) = asyncio.run(both())
     remember_activities(engine, read, now)
-    return read
+    return read, masters, afas_stats
 
 
 def sources_table(read: TopdeskRead) -> pd.DataFrame:

@@ -31,8 +31,7 @@ from tasks.invoice_hours.config import BillingConfig
 from tasks.invoice_hours.extract import Window, billing_window
 from tasks.invoice_hours.horizon import horizon
 from tasks.invoice_hours.join import Masters
-from tasks.invoice_hours.load import LoadPlan, Outcome
-from tasks.invoice_hours.load_batches import BatchLoader
+from tasks.invoice_hours.load import BatchLoader, LoadPlan, Outcome
 from tasks.invoice_hours.payloads import build_payloads, payload_problems
 from tasks.invoice_hours.pipeline import BillingRun, bill
 from tasks.invoice_hours.reconcile import Scope, open_charges

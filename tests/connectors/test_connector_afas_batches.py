@@ -166,8 +166,7 @@ async def test_a_body_too_large_for_afas_is_bisected_by_the_loader_until_each_pa
     from sqlalchemy import create_engine
 
     from connectors.afas.client import as_body
-    from tasks.invoice_hours.load import Outcome
-    from tasks.invoice_hours.load_batches import BatchLoader, _Claimed
+    from tasks.invoice_hours.load import BatchLoader, Outcome, _Claimed
 
     sim = sandbox.apps["afas"].state.sim
     debtors = open_debtors(sandbox)

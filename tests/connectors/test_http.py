@@ -246,6 +246,19 @@ def test_encode_json_keeps_decimals_exact():
     )
 
 
+def test_encode_json_refuses_what_is_not_json_and_writes_any_mapping():
+    from types import MappingProxyType
+
+    with pytest.raises(ValueError, match="not a finite number"):
+        encode_json({"Upri": Decimal("NaN")})
+    with pytest.raises(ValueError):
+        encode_json({"Upri": float("inf")})
+    with pytest.raises(TypeError):
+        encode_json({"x": object()})
+    body = MappingProxyType({"Element": ({"Fields": MappingProxyType({"Upri": Decimal("2.50")})},)})
+    assert encode_json(body) == b'{"Element":[{"Fields":{"Upri":2.5}}]}'
+
+
 def test_decode_json_shapes():
     where = Where("TEST", "GET", "x")
     assert decode_json(httpx.Response(200, content=b""), where) is None

@@ -53,8 +53,7 @@ from store.db import connect
 from store.models import metadata
 from store.settings import StoreSettings
 from tasks.invoice_hours.buckets import BESIDE, settle_buckets
-from tasks.invoice_hours.load import LoadPlan
-from tasks.invoice_hours.load_batches import BatchLoader, LoadSettings
+from tasks.invoice_hours.load import BatchLoader, LoadPlan, LoadSettings
 from tasks.invoice_hours.payloads import build_payloads, payload_problems
 from tasks.invoice_hours.pipeline import Scope, bill
 from tests.billing_factories import AMS, CONFIG_TOML, at, config, masters, registration, registrations

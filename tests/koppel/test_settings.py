@@ -149,7 +149,7 @@ def test_readme_lists_every_setting() -> None:
 
     from koppel.notifications import NotifySettings
     from koppel.settings import env_name
-    from tasks.invoice_hours.load_batches import LoadSettings
+    from tasks.invoice_hours.load import LoadSettings
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     classes = [AfasSettings, TopdeskSettings, OccupationalHealthSettings, StoreSettings, NotifySettings]
