@@ -102,6 +102,7 @@ def sandbox_process(scale: int):
         text=True,
     )
     try:
+        assert proc.stdout is not None  # noqa: S101  # stdout=PIPE above
         line = proc.stdout.readline()
         if not line:
             raise RuntimeError("the sandbox did not start")
@@ -146,7 +147,8 @@ def run_stages(info: dict[str, Any], db_url: str) -> tuple[list[Stage], dict[str
 
     os.environ.update(info["env"])
     os.environ["KOPPEL_STATE_DB_URL"] = db_url
-    counters, stages = counters_of(info), []
+    counters = counters_of(info)
+    stages: list[Any] = []
     window, config = Window(*WINDOW), load_billing_config()
     engine = connect(load(StoreSettings))
     # The flow's read (issue #15): operational activities by scope from the state database. A month's

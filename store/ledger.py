@@ -814,7 +814,7 @@ def _confirm_together(connection: Connection, confirmations: Sequence[Confirmati
     for item in confirmations:
         if item.status == "posted" and status[item.reference] == "posted":
             continue
-        row = {"b_reference": item.reference}
+        row: dict[str, Any] = {"b_reference": item.reference}
         if item.status == "posted":
             row["b_afas_keys"] = dict(item.afas_keys or {})
         else:
@@ -824,12 +824,12 @@ def _confirm_together(connection: Connection, confirmations: Sequence[Confirmati
         updates[item.status][1].append(row)
     for target, (values, rows) in updates.items():
         if rows:
-            statement = (
+            change = (
                 update(documents_table)
                 .where(documents_table.c.reference == bindparam("b_reference"))
                 .values(status=target, updated_at=now, attempts=attempts, **values)
             )
-            connection.execute(statement, rows)
+            connection.execute(change, rows)
     return True
 
 

@@ -77,7 +77,10 @@ def recorded_flow(name: str, **options: Any) -> Any:
     """
     from koppel.notifications import notify_failure
 
-    hooks = [mark_run_ended, notify_failure]
+    hooks: list[Any] = [
+        mark_run_ended,
+        notify_failure,
+    ]  # Prefect types hooks as FlowStateHook; ours are plain
     return flow(name=name, validate_parameters=True, on_failure=hooks, on_crashed=hooks, **options)
 
 

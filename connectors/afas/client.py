@@ -303,9 +303,9 @@ class AfasClient(ClientLifecycle):
                 async for row in self.iter_rows(spec, filters=filters, order_by=spec.order_by):
                     rows_by_value.setdefault(str(row.get(field_id, "")).casefold(), row)
             for i in indexes:
-                row = rows_by_value.get(references[i].value.casefold())
-                if row is not None:
-                    answers[i] = Keys({k: row.get(k) for k in fields}, object_name=spec.id, recovered=True)
+                match = rows_by_value.get(references[i].value.casefold())
+                if match is not None:
+                    answers[i] = Keys({k: match.get(k) for k in fields}, object_name=spec.id, recovered=True)
         return answers
 
     async def find_by_reference(self, reference: Reference) -> Keys | None:

@@ -70,7 +70,8 @@ def parse_error_body(response: httpx.Response) -> AfasErrorBody:
         body = None
     if not isinstance(body, dict):
         return AfasErrorBody(message=_fallback_text(response))
-    nested = body.get("error") if isinstance(body.get("error"), dict) else {}
+    error = body.get("error")
+    nested = error if isinstance(error, dict) else {}
     message = body.get("externalMessage") or body.get("message") or nested.get("message") or ""
     if body.get("internalMessage"):
         log.debug("AFAS internalMessage: %s", redact(str(body["internalMessage"])))

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from connectors.afas.dates import filter_value
 
@@ -95,11 +96,11 @@ def groups_of(filters: FilterSpec) -> list[list[Filter]]:
         return []
     if isinstance(filters, Filter):
         return [[filters]]
-    items = list(filters)
+    items: list[Any] = list(filters)  # Filters, or groups of them: told apart below
     if not items:
         return []
     if all(isinstance(item, Filter) for item in items):
-        return [list(items)]  # type: ignore[arg-type]  # all() above narrowed the items to Filter; mypy cannot
+        return [items]
     return [[f] if isinstance(f, Filter) else list(f) for f in items]
 
 

@@ -9,7 +9,7 @@ for a few connectors. Answers are read leniently: 200 or 201, empty or not, with
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -134,8 +134,8 @@ class Reference:
     connector: str
     field: str
     value: str
-    key_fields: tuple[str, ...] = field(default=())
-    earlier_fields: tuple[str, ...] = field(default=())
+    key_fields: tuple[str, ...] = ()
+    earlier_fields: tuple[str, ...] = ()
 
     def in_field(self, name: str) -> Reference:
         """The same reference looked up in field ``name`` only."""

@@ -9,7 +9,7 @@ method are required.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -131,7 +131,10 @@ class AfasSettings(BaseSettings):
         return f"https://{self.environment_number}.{host}.afas.online/ProfitRestServices"
 
 
-def _required_for(value: object, info: ValidationInfo, modes: tuple[str, ...]) -> object:
+_V = TypeVar("_V")
+
+
+def _required_for(value: _V, info: ValidationInfo, modes: tuple[str, ...]) -> _V:
     """``value`` unless the chosen ``auth`` needs it and it is empty (a "missing" error on this field)."""
     auth = info.data.get("auth", "token")
     empty = value is None or (isinstance(value, SecretStr) and not value.get_secret_value().strip())

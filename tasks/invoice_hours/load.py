@@ -552,7 +552,8 @@ class BatchLoader(Loader):
             ]
             await anyio.to_thread.run_sync(self._confirm, [confirmation(o) for o in lost])
             return lost
-        outcomes, missing = [], {}
+        outcomes: list[Outcome] = []
+        missing: dict[tuple[str, int], list[_Claimed]] = {}
         for record, keys in zip(records, found, strict=True):
             outcome = Outcome(record.reference, record.kind, "claimed", record.minutes, record.amount)
             if keys is not None:

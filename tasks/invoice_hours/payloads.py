@@ -394,7 +394,7 @@ def _debit_credit(cents: int) -> dict[str, float]:
     return {"AmDe": 0.0, "AmCr": hundredths(-cents)}
 
 
-def fill_invoice_number(payload: Payload, invoice_number: str) -> Payload:
+def fill_invoice_number(payload: Mapping[str, Any], invoice_number: str) -> Payload:
     """Copy of a sales-entry payload with ``InId`` (invoice number, ≤ 12) on every line."""
     if len(invoice_number) > 12:
         raise ValueError(f"invoice number {invoice_number!r} is longer than AFAS's 12 characters")
