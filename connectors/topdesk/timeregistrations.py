@@ -103,6 +103,7 @@ OM_ACTIVITY_FIELDS = ("id", "number", "briefDescription", "status", "archived", 
 OM_REGISTRATION_FIELDS = ("id", "timeSpent", "note", "entryDate", "creationDate", "operator", "operatorGroup")
 OM_REGISTRATION_FIELDS += ("reason",)
 INCIDENT_BATCH = INCIDENTS.max_page_size  # ids per /incidents call at most; the URL's length decides first
+FRAME_CHUNK = 20_000  # served rows turned into records, and records into frame rows, at a time
 ACTIVITY_DATE_FIELDS = ("plannedStartDate", "creationDate", "modificationDate")
 
 
@@ -286,8 +287,9 @@ async def read_sources(
     options = options or TimeRegistrationOptions()
     if start.tzinfo is None or end.tzinfo is None or start >= end:
         raise ValueError("start and end must be time-zone aware with start < end")
-    jobs: list[tuple[str, str, Awaitable[list[dict[str, Any]]]]] = []
-    incident = _IncidentJob(client, start, end, options)
+    jobs: list[tuple[str, str, Awaitable[list[Any]]]] = []
+    ordered = ["order_ref"] if options.order_field else []
+    incident = _IncidentJob(client, start, end, options, frame_columns=ordered)
     activity = _ActivityJob(client, start, end, options, Lookups(client))
     if "incident" in options.kinds:
         jobs.append(("incident", TIME_REGISTRATIONS.path, incident.run()))
@@ -302,17 +304,19 @@ async def read_sources(
         if isinstance(outcome, BaseException):
             raise outcome
     found = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
-    records = [record for rows, _ in found for record in rows]
     results = tuple(result for _, result in found)
     totals, totals_error = empty_totals(), None
     if "incident" in options.kinds and options.totals and results[0].error is None:
         totals, totals_error = incident.totals, incident.totals_error
-    return Extract(contract_frame(records), results, totals, totals_error, activity.read)
+    parts = [rows for rows, _ in found]
+    del found, outcomes  # the record lists are emptied chunk by chunk as the frame is built
+    frame = contract_frames(parts, ordered)
+    if ordered and not incident.ordered:  # no record carried one: the column is left out, as before
+        frame = frame.drop(columns=ordered)
+    return Extract(frame, results, totals, totals_error, activity.read)
 
 
-async def _guarded(
-    kind: str, source: str, reader: Awaitable[list[dict[str, Any]]]
-) -> tuple[list[dict[str, Any]], SourceResult]:
+async def _guarded(kind: str, source: str, reader: Awaitable[list[Any]]) -> tuple[list[Any], SourceResult]:
     """Run one source's reader; anything but a refused login or wrong units is that source's failure."""
     try:
         records = await reader
@@ -324,7 +328,12 @@ async def _guarded(
         return [], _failure(kind, source, exc)
     except ConnectorError as exc:
         return [], _failure(kind, source, exc)
-    return records, SourceResult(kind, source, len(records))
+    return records, SourceResult(kind, source, _served(records))
+
+
+def _served(rows: list[Any]) -> int:
+    """Rows a source served: its records, or the rows of the frame chunks it built of them."""
+    return sum(len(row) if isinstance(row, pd.DataFrame) else 1 for row in rows)
 
 
 def _failure(kind: str, source: str, exc: ConnectorError) -> SourceResult:
@@ -351,17 +360,25 @@ class _IncidentJob:
     """The incident source: bulk pages, then look-ups, unit sample and completeness reads side by side.
 
     ``totals``/``totals_error`` hold the completeness check's result once ``run`` has ended; a failing
-    completeness read never fails the source (its hours were read).
+    completeness read never fails the source (its hours were read). With ``frame_columns`` (the optional
+    columns of the frame) ``run`` returns ``contract_frame`` chunks instead of records, so that a million
+    records are never held at once; ``ordered`` then tells whether any record carried an ``order_ref``.
     """
 
     def __init__(
-        self, client: TopdeskClient, start: datetime, end: datetime, options: TimeRegistrationOptions
+        self,
+        client: TopdeskClient,
+        start: datetime,
+        end: datetime,
+        options: TimeRegistrationOptions,
+        frame_columns: list[str] | None = None,
     ) -> None:
         self.client, self.start, self.end, self.options = client, start, end, options
         self.totals, self.totals_error = empty_totals(), None
+        self.frame_columns, self.ordered = frame_columns, False
 
-    async def run(self) -> list[dict[str, Any]]:
-        """Every served incident registration of the window as a record; completeness on the side."""
+    async def run(self) -> list[Any]:
+        """Every served incident registration of the window as a record (or frame chunks of them)."""
         client, options = self.client, self.options
         rows = await _window_rows(client, self.start, self.end, options)
         objects = [row for row in rows if isinstance(row, Mapping)]
@@ -378,10 +395,24 @@ class _IncidentJob:
             resolving.cancel()
             counting.cancel()
             raise
-        records = [incident_record(row, tickets, options.project_field, options.order_field) for row in rows]
+        del objects
+        project, order = options.project_field, options.order_field
+        built: list[Any] = []
+        parents: set[str] = set()
+        while rows:  # served rows are released chunk by chunk as their records (or frame rows) are built
+            chunk = rows[:FRAME_CHUNK]
+            del rows[:FRAME_CHUNK]
+            records = [incident_record(row, tickets, project, order) for row in chunk]
+            if options.totals:
+                parents.update(_parents(records))
+            if self.frame_columns is None:
+                built += records
+            else:
+                self.ordered = self.ordered or any("order_ref" in record for record in records)
+                built.append(contract_frame(records, self.frame_columns))
         if options.totals:
-            await self._complete(counting, _parents(records), tickets)
-        return records
+            await self._complete(counting, sorted(parents), tickets)
+        return built
 
     async def _complete(
         self, counting: asyncio.Future[list[Any]], parents: list[str], tickets: Mapping[str, Any]
@@ -945,10 +976,46 @@ def whole_minutes(raw: pd.Series, unit: pd.Series) -> pd.Series:
     return value.where(exact).round().astype("Int64")
 
 
-def contract_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Records → the frame of docs/contracts.md §1 (column order and dtypes exactly) plus ``read_error``."""
+def contract_frames(parts: list[list[Any]], optional: list[str] | None = None) -> pd.DataFrame:
+    """``contract_frame`` of all ``parts`` (in order), built ``FRAME_CHUNK`` records at a time.
+
+    A part is a list of records or a list of frame chunks already built (``_IncidentJob``); ``optional``
+    as in ``contract_frame`` (by default: those any record has).
+
+    Each chunk's records are removed from its list once they are frame rows, and the chunks' columns are
+    joined one column at a time, so the records, the frame and a second copy of it are never all held at
+    once (at a million registrations the records alone take gigabytes). Same frame as ``contract_frame``
+    of all records together: the same columns, dtypes and row order.
+    """
+    if optional is None:
+        has = any(isinstance(r, Mapping) and "order_ref" in r for part in parts for r in part)
+        optional = ["order_ref"] if has else []
+    pieces: list[pd.DataFrame] = []
+    for part in parts:
+        if part and isinstance(part[0], pd.DataFrame):
+            pieces += part
+            part.clear()
+        while part:
+            chunk = part[:FRAME_CHUNK]
+            del part[:FRAME_CHUNK]
+            pieces.append(contract_frame(chunk, optional))
+    if len(pieces) <= 1:
+        return pieces[0] if pieces else contract_frame([], optional)
+    names = list(pieces[0].columns)
+    columns = {}
+    for name in names:
+        columns[name] = pd.concat([piece.pop(name) for piece in pieces], ignore_index=True)
+    return pd.DataFrame(columns, columns=names, copy=False)
+
+
+def contract_frame(records: Sequence[Mapping[str, Any]], optional: list[str] | None = None) -> pd.DataFrame:
+    """Records → the frame of docs/contracts.md §1 (column order and dtypes exactly) plus ``read_error``.
+
+    ``optional``: the optional columns to add (``order_ref``); by default those any record has.
+    """
     records = list(records)
-    optional = ["order_ref"] if any("order_ref" in record for record in records) else []
+    if optional is None:
+        optional = ["order_ref"] if any("order_ref" in record for record in records) else []
     frame = pd.DataFrame(records, columns=[*COLUMNS, *optional], dtype=object)
     if optional:  # only when [topdesk] order_field is set; after the contract columns
         frame["order_ref"] = frame["order_ref"].map(text).astype("str")

@@ -39,6 +39,34 @@ HASHED_CONTEXT = [
 ]
 HASHED_AMOUNTS = ["billed_minutes", "drawn_minutes", "quantity_hundredths", "amount_cents"]
 DOCUMENT_KEY = ["kind", "administration", "debtor_key", "project_key", "period", "is_correction"]
+# Columns of the planned lines that nothing after planning reads (payloads, ledger claims, specifications,
+# approval, artifacts, report): the registration's raw read, the other TOPdesk ids and names, and how a
+# project, item, rate or surcharge was found. ``document_lines`` leaves them out, so a million lines in
+# document order do not copy them (``priced`` and ``lines`` keep them for whoever asks how).
+NOT_POSTED = [
+    "time_spent_raw",
+    "time_unit",
+    "creation_date",
+    "modification_date",
+    "operator_group_id",
+    "operator_group_name",
+    "reason_id",
+    "reason_name",
+    "ticket_status",
+    "branch_id",
+    "branch_name",
+    "category",
+    "subcategory",
+    "project_ref",
+    "read_error",
+    "entry_local",
+    "project_source",
+    "item_source",
+    "rate_source",
+    "surcharge",
+    "surcharge_percent",
+    "surcharge_hundredths",
+]
 
 
 def plan_lines(priced: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
@@ -150,10 +178,11 @@ def build_documents(lines: pd.DataFrame, config: BillingConfig) -> tuple[pd.Data
     """Group reconciled lines into documents; return ``(documents, document_lines)``.
 
     A document is one AFAS post: per kind, administration, debtor, project (not for internal entries),
-    period and correction-or-not, split into chunks of ``max_lines_per_document``.
+    period and correction-or-not, split into chunks of ``max_lines_per_document``. ``document_lines``
+    carries every column of ``lines`` but ``NOT_POSTED``, plus the document key, chunk and reference.
     """
     if lines.empty:
-        return _empty_documents(), lines.assign(
+        return _empty_documents(), lines.drop(columns=NOT_POSTED, errors="ignore").assign(
             reference=pd.Series(dtype="str"), chunk=pd.Series(dtype="int64")
         )
     by_registration = sort_order([lines["registration_id"], lines["line_kind"]])
@@ -163,7 +192,8 @@ def build_documents(lines: pd.DataFrame, config: BillingConfig) -> tuple[pd.Data
     documents = summarise(lines, config)
     position = np.empty(len(lines), dtype=np.int64)  # rank of (registration_id, line_kind), computed once
     position[by_registration] = np.arange(len(lines), dtype=np.int64)
-    ordered = lines.take(sort_order([lines["reference"], position]))
+    kept = lines.columns.difference(NOT_POSTED, sort=False)
+    ordered = lines[kept].take(sort_order([lines["reference"], position]))
     return documents, ordered.reset_index(drop=True)
 
 
@@ -187,8 +217,7 @@ def _references(lines: pd.DataFrame) -> pd.Series:
     keys = [*DOCUMENT_KEY, "chunk"]
     group = pd.Series(group_codes([lines[key] for key in keys]), index=lines.index)
     token = lines["registration_id"].str.cat([lines["line_kind"], lines["fields_hash"]], sep=":")
-    ordered = pd.DataFrame({"group": group, "token": token}).take(sort_order([group, token]))
-    content = ordered.groupby("group", sort=True)["token"].agg("\n".join)
+    content = _joined_per_group(group.to_numpy(), token.to_numpy(dtype=object), sort_order([group, token]))
     firsts = lines.groupby(group, sort=True)[keys].first()
     key_text = firsts[keys[0]].astype("str").str.cat([firsts[k].astype("str") for k in keys[1:]], sep="|")
     digest = [
@@ -198,6 +227,18 @@ def _references(lines: pd.DataFrame) -> pd.Series:
     label = firsts["administration"].astype("str") + "-" + firsts["period"].str.replace("-", "", regex=False)
     per_group = REFERENCE_PREFIX + "-" + label + "-" + pd.Series(digest, index=firsts.index)
     return pd.Series(per_group.loc[group.to_numpy()].to_numpy(), index=lines.index, dtype="str")
+
+
+def _joined_per_group(group: np.ndarray, token: np.ndarray, order: np.ndarray) -> pd.Series:
+    """Per group number (ascending), its tokens in ``order`` joined by newlines: ``groupby().agg``, one pass.
+
+    ``order`` sorts the rows by group first, so each group's tokens are one slice of the ordered list.
+    """
+    groups, tokens = group[order], token[order].tolist()
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    ends = np.r_[starts[1:], len(tokens)]
+    texts = ["\n".join(tokens[start:end]) for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]
+    return pd.Series(texts, index=groups[starts], dtype=object)
 
 
 def summarise(lines: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
