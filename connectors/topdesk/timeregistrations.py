@@ -341,10 +341,6 @@ def _failure(kind: str, source: str, exc: ConnectorError) -> SourceResult:
     return SourceResult(kind, source, 0, str(exc))
 
 
-def _parents(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    return sorted({str(r["ticket_id"]) for r in records if r.get("ticket_id") and not r.get("read_error")})
-
-
 # --- incidents ----------------------------------------------------------------------------------------
 
 
@@ -380,38 +376,26 @@ class _IncidentJob:
     async def run(self) -> list[Any]:
         """Every served incident registration of the window as a record (or frame chunks of them)."""
         client, options = self.client, self.options
-        rows = await _window_rows(client, self.start, self.end, options)
-        objects = [row for row in rows if isinstance(row, Mapping)]
-        parents = sorted({p for row in objects if (p := usable_id(dig(row, "parent.id")))})
+        pages = _IncidentPages(options, self.frame_columns)
+        await _window_rows(client, self.start, self.end, options, pages.add)
+        pages.flush()
+        parents = sorted(pages.parents)
         resolving = asyncio.ensure_future(resolve_incidents(client, parents, options))
         counting = asyncio.ensure_future(_registrations_by_parent(client, parents, options))
         if not options.totals:
             counting.cancel()
         try:
             if options.unit_sample:
-                await check_units(client, objects, options.unit_sample)
+                await check_units(client, pages.unit_rows(), options.unit_sample)
             tickets = await resolving
         except BaseException:
             resolving.cancel()
             counting.cancel()
             raise
-        del objects
-        project, order = options.project_field, options.order_field
-        built: list[Any] = []
-        parents: set[str] = set()
-        while rows:  # served rows are released chunk by chunk as their records (or frame rows) are built
-            chunk = rows[:FRAME_CHUNK]
-            del rows[:FRAME_CHUNK]
-            records = [incident_record(row, tickets, project, order) for row in chunk]
-            if options.totals:
-                parents.update(_parents(records))
-            if self.frame_columns is None:
-                built += records
-            else:
-                self.ordered = self.ordered or any("order_ref" in record for record in records)
-                built.append(contract_frame(records, self.frame_columns))
+        built, billed = pages.finish(tickets)
+        self.ordered = pages.ordered
         if options.totals:
-            await self._complete(counting, sorted(parents), tickets)
+            await self._complete(counting, sorted(billed), tickets)
         return built
 
     async def _complete(
@@ -423,6 +407,115 @@ class _IncidentJob:
         except ConnectorError as exc:
             self.totals_error = str(exc)
             log.error("TOPdesk incident totals could not be read: %s", exc)
+
+
+class _IncidentPages:
+    """The bulk rows of the incident source, taken in page by page so the parsed pages are not held.
+
+    Each row's own fields (``incident_own``) become a record at once and every ``FRAME_CHUNK`` records a
+    ``contract_frame`` chunk (or stay records without ``frame_columns``); of the row only what its ticket
+    context needs is kept (``_RowTicket``). Once the incidents are looked up, ``finish`` maps the ticket
+    context on by parent id (``incident_ticket``): the same records and frame rows as ``incident_record``
+    of every row, in served order. For the unit check it keeps each row's ``timeSpent`` by id and the
+    parents, which is all ``check_units`` reads of the rows.
+    """
+
+    def __init__(self, options: TimeRegistrationOptions, frame_columns: list[str] | None) -> None:
+        self.project, self.order = options.project_field, options.order_field
+        self.frame_columns, self.ordered = frame_columns, False
+        self.unit_sample = bool(options.unit_sample)
+        self.parents: set[str] = set()  # usable parent ids: the incidents to look up
+        self.bulk: dict[str, Any] = {}  # str(id) -> timeSpent, the last served wins (as check_units)
+        self.unit_parents: set[str] = set()  # parent ids as check_units reads them
+        self.pending: list[dict[str, Any]] = []
+        self.pending_rows: list[_RowTicket | str] = []  # str: the error of a row not an object
+        self.chunks: list[tuple[Any, list[_RowTicket | str]]] = []
+
+    def add(self, rows: Sequence[Any]) -> None:
+        """Take in one page's rows (in served order); the page itself is not kept."""
+        for row in rows:
+            if isinstance(row, Mapping):
+                own, ticket = incident_own(row)
+                if ticket.parent_id:
+                    self.parents.add(ticket.parent_id)
+                if self.unit_sample:
+                    self.bulk[str(row.get("id"))] = row.get("timeSpent")
+                    parent = row.get("parent")
+                    key = parent.get("id") if isinstance(parent, Mapping) else None
+                    if isinstance(key, str) and key:
+                        self.unit_parents.add(key)
+                self.pending.append(own)
+                self.pending_rows.append(ticket)
+            else:
+                record = unreadable(row, "incident", "seconds")
+                self.pending.append(record)
+                self.pending_rows.append(record["read_error"])
+            if len(self.pending) >= FRAME_CHUNK:
+                self.flush()
+
+    def flush(self) -> None:
+        """The records taken in so far as one chunk (a frame chunk with ``frame_columns``)."""
+        if not self.pending:
+            return
+        records, self.pending = self.pending, []
+        if self.frame_columns is not None:
+            records = contract_frame(records, self.frame_columns)
+        self.chunks.append((records, self.pending_rows))
+        self.pending_rows = []
+
+    def unit_rows(self) -> list[dict[str, Any]]:
+        """Rows that give ``check_units`` the same ids, times and parents as the served rows."""
+        parents = [{"parent": {"id": key}} for key in sorted(self.unit_parents)]
+        return parents + [{"id": key, "timeSpent": spent} for key, spent in self.bulk.items()]
+
+    def finish(self, tickets: Mapping[str, Mapping[str, Any]]) -> tuple[list[Any], set[str]]:
+        """The chunks with their ticket context, and the parents of the rows without a read error."""
+        context: dict[str | None, dict[str, Any]] = {}
+        billed: set[str] = set()
+        built: list[Any] = []
+        self.bulk, self.unit_parents = {}, set()
+        for records, rows in self.chunks:
+            fields: list[dict[str, Any] | None] = []
+            for row in rows:
+                if not isinstance(row, _RowTicket):  # not an object: no ticket columns
+                    fields.append(None)
+                    continue
+                if row.parent_id not in context:
+                    context[row.parent_id] = incident_context(
+                        row.parent_id, tickets, self.project, self.order
+                    )
+                found = incident_ticket(row, context[row.parent_id], tickets)
+                if found["ticket_id"] and not found["read_error"]:
+                    billed.add(str(found["ticket_id"]))
+                fields.append(found)
+            self.ordered = self.ordered or (bool(self.order) and any(f is not None for f in fields))
+            if isinstance(records, pd.DataFrame):
+                _set_ticket_columns(records, fields, rows)
+                built.append(records)
+            else:
+                built += [own if f is None else {**own, **f} for own, f in zip(records, fields, strict=True)]
+        self.chunks = []
+        return built, billed
+
+
+TICKET_COLUMNS = (
+    "order_ref", "ticket_id", "ticket_number", "ticket_description", "billed_ticket_id",
+    "billed_ticket_number", "ticket_status", "branch_id", "branch_name", "customer_number", "category",
+    "subcategory", "project_ref", "read_error",
+)  # fmt: skip
+
+
+def _set_ticket_columns(frame: pd.DataFrame, fields: list[Any], rows: list[Any]) -> None:
+    """The ticket columns of a frame chunk from ``fields``, converted as ``contract_frame`` does.
+
+    A row that was not an object has no ticket columns (``None``) and keeps its read error (``rows``).
+    """
+    for name in (n for n in TICKET_COLUMNS if n in frame.columns):
+        if name == "read_error":
+            values = [row if f is None else f[name] for f, row in zip(fields, rows, strict=True)]
+        else:
+            values = [None if f is None else f.get(name) for f in fields]
+        frame[name] = pd.Series(values, index=frame.index, dtype=object).map(text).astype("str")
 
 
 async def incident_source(
@@ -443,7 +536,11 @@ async def read_incident_registrations(
 
 
 async def _window_rows(
-    client: TopdeskClient, start: datetime, end: datetime, options: TimeRegistrationOptions
+    client: TopdeskClient,
+    start: datetime,
+    end: datetime,
+    options: TimeRegistrationOptions,
+    consume: Callable[[Sequence[Any]], None] | None = None,
 ) -> list[Any]:
     params = {
         "query": bulk_query(start, end, options.include_partials_archived),
@@ -451,10 +548,11 @@ async def _window_rows(
         "sort": "entryDate:asc,creationDate:asc",
     }
     try:
-        return await _bulk_rows(client, params, options.page_size, options.concurrency, (start, end))
+        span = (start, end)
+        return await _bulk_rows(client, params, options.page_size, options.concurrency, span, consume)
     except RequestRejected as exc:
         log.warning("TOPdesk refused the FIQL query (%s); reading by creationDate instead", exc.message)
-        return await _bulk_rows_by_creation(client, start, end, options)
+        return await _bulk_rows_by_creation(client, start, end, options, consume)
 
 
 async def _bulk_rows(
@@ -463,6 +561,7 @@ async def _bulk_rows(
     page_size: int,
     ahead: int,
     span: tuple[datetime, datetime] | None = None,
+    consume: Callable[[Sequence[Any]], None] | None = None,
 ) -> list[Any]:
     """Every row the bulk endpoint serves for ``params``: the first page, then waves of pages side by side.
 
@@ -471,7 +570,8 @@ async def _bulk_rows(
     few or no empty pages. The first page that is not full (or a 204) is the last; rows of pages asked
     beyond it in the same wave are kept too (served = read; validation collapses a row served twice). A
     page shorter than asked while the server still announces more (a server that quietly caps the page
-    size) would make offsets skip rows: that fails loudly.
+    size) would make offsets skip rows: that fails loudly. With ``consume`` each page's rows go to it, in
+    served order, and are not returned.
     """
     rows: list[Any] = []
     offset, wave = 0, 1
@@ -482,8 +582,11 @@ async def _bulk_rows(
                 for i in range(wave)
             )
         )
-        for page in pages:
-            rows += page.rows  # a row served twice across pages is served twice: validation collapses it
+        for page in pages:  # a row served twice across pages is served twice: validation collapses it
+            if consume is None:
+                rows += page.rows
+            else:
+                consume(page.rows)
         if any(_last_page(page, page_size) for page in pages):
             return rows
         offset += wave * page_size
@@ -515,22 +618,27 @@ def _last_page(page: Page, page_size: int) -> bool:
 
 
 async def _bulk_rows_by_creation(
-    client: TopdeskClient, start: datetime, end: datetime, options: TimeRegistrationOptions
+    client: TopdeskClient,
+    start: datetime,
+    end: datetime,
+    options: TimeRegistrationOptions,
+    consume: Callable[[Sequence[Any]], None] | None = None,
 ) -> list[Any]:
     """Decision §9.4 fallback: newest first by ``creationDate``, filtered locally, until before ``start``.
 
     A registration is created at or after the moment it was entered for, give or take
     ``creation_lookback``; reading stops at the first page created entirely before that horizon. Rows
-    whose dates cannot be read are kept (validation rejects them).
+    whose dates cannot be read are kept (validation rejects them). ``consume`` as in ``_bulk_rows``.
     """
     params = {"fields": ",".join(BULK_FIELDS), "sort": "creationDate:desc"}
     horizon = start - options.creation_lookback
     rows: list[Any] = []
     async for page in client.iter_pages(TIME_REGISTRATIONS, params, page_size=options.page_size):
-        for row in page:
-            entry = _moment(row)
-            if entry is None or start <= entry < end:
-                rows.append(row)
+        kept = [row for row in page if (entry := _moment(row)) is None or start <= entry < end]
+        if consume is None:
+            rows += kept
+        else:
+            consume(kept)
         created = [parse_datetime(dig(row, "creationDate")) for row in page]
         if created and all(c is not None and c < horizon for c in created):
             break
@@ -617,32 +725,59 @@ def incident_record(
 
     A partial incident is billed on its main incident: the main's customer (``callerBranch``) and project.
     With ``order_field`` the record also carries ``order_ref``: the customer's purchase-order number from
-    that incident field (the main incident's first), for ``RfCs`` on direct invoices.
+    that incident field (the main incident's first), for ``RfCs`` on direct invoices. The row's own fields
+    (``incident_own``) and its ticket's (``incident_ticket``) are built apart: the incident source takes
+    in the rows page by page and maps the tickets on once they are looked up.
     """
     if not isinstance(row, Mapping):
         return unreadable(row, "incident", "seconds")
+    own, ticket = incident_own(row)
+    context = incident_context(ticket.parent_id, tickets, project_field, order_field)
+    return {**own, **incident_ticket(ticket, context, tickets)}
+
+
+@dataclass(frozen=True, slots=True)
+class _RowTicket:
+    """What a bulk row's ticket columns need of the row itself once its page is released."""
+
+    parent_id: str | None
+    parent_problem: str | None  # when the parent is missing or not an id (no look-up needed)
+    status: str | None  # the row's own ticket status (``parent.status``, else ``status``) as text
+    own_error: str | None
+
+
+def incident_own(row: Mapping[str, Any]) -> tuple[dict[str, Any], _RowTicket]:
+    """A bulk row's own columns (``read_error``: the row's own problems) and what its ticket needs."""
+    own = _common(row, "incident", "seconds", "timeSpent", "notes")
     raw_parent = dig(row, "parent.id")
     parent_id = usable_id(raw_parent)
+    problem = _parent_problem(raw_parent, None, {}) if parent_id is None else None
+    status = _status_text(dig(row, "parent.status") or row.get("status"))
+    return own, _RowTicket(parent_id, problem, status, own["read_error"])
+
+
+def incident_context(
+    parent_id: str | None,
+    tickets: Mapping[str, Mapping[str, Any]],
+    project_field: str,
+    order_field: str | None,
+) -> dict[str, Any]:
+    """The ticket columns of every row of one parent (``ticket_status`` is the incident's raw status)."""
     incident = tickets.get(parent_id or "", {})
     main_id = usable_id(dig(incident, "mainIncident.id"))
     main = tickets.get(main_id, {}) if main_id else {}
     billed = main or incident
-    common = _common(row, "incident", "seconds", "timeSpent", "notes")
-    problem = _parent_problem(raw_parent, parent_id, tickets)
     order = {}
     if order_field:
         order["order_ref"] = text(dig(billed, order_field)) or text(dig(incident, order_field))
     return {
         **order,
-        **common,
         "ticket_id": parent_id,
         "ticket_number": dig(incident, "number"),
         "ticket_description": dig(incident, "briefDescription"),
         "billed_ticket_id": main_id or parent_id,
         "billed_ticket_number": dig(main, "number") if main_id else dig(incident, "number"),
-        "ticket_status": _status_text(
-            dig(incident, "status") or dig(row, "parent.status") or row.get("status")
-        ),
+        "ticket_status": dig(incident, "status"),
         "branch_id": dig(billed, "callerBranch.id") or dig(incident, "callerBranch.id"),
         "branch_name": dig(billed, "callerBranch.name") or dig(incident, "callerBranch.name"),
         "customer_number": dig(billed, "callerBranch.clientReferenceNumber")
@@ -650,7 +785,19 @@ def incident_record(
         "category": dig(incident, "category.name"),
         "subcategory": dig(incident, "subcategory.name"),
         "project_ref": text(dig(billed, project_field)) or text(dig(incident, project_field)),
-        "read_error": joined(common["read_error"], problem),
+    }
+
+
+def incident_ticket(
+    row: _RowTicket, context: Mapping[str, Any], tickets: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A row's ticket columns and its ``read_error`` (its own problems and its parent's) from ``context``."""
+    status = context["ticket_status"]
+    problem = row.parent_problem if row.parent_id is None else _parent_problem(None, row.parent_id, tickets)
+    return {
+        **context,
+        "ticket_status": _status_text(status) if status else row.status,
+        "read_error": joined(row.own_error, problem),
     }
 
 
