@@ -3,7 +3,8 @@
 ``generate_world(seed, scale)`` is deterministic: the same arguments give the same world, byte for byte
 (``World.fingerprint()``). This module holds the *core* (who exists); ``sandbox/world/topdesk.py`` renders
 the TOPdesk side (branches, persons, tickets, time registrations) and ``sandbox/world/afas.py`` the AFAS
-side (debtors, projects, items, periods, HR) from it.
+side (debtors, projects, items, periods, HR) from it; the rendered frames are described by pandera schemas
+(``topdesk_frames.py``, ``afas_frames.py``) that ``check_world`` validates.
 
 Core frames and their columns (all strings unless noted):
 
@@ -366,13 +367,41 @@ def generate_core(
 
 
 def generate_world(
-    seed: int = DEFAULT_SEED, scale: int = DEFAULT_SCALE, anchor: date | None = None, months: int = 3
+    seed: int = DEFAULT_SEED,
+    scale: int = DEFAULT_SCALE,
+    anchor: date | None = None,
+    months: int = 3,
+    *,
+    check: bool = False,
 ) -> World:
-    """Generate the whole world: the core, then the TOPdesk and the AFAS side rendered from it."""
+    """Generate the whole world: the core, then the TOPdesk and the AFAS side rendered from it.
+
+    ``check`` validates every rendered frame against its schema (``check_world``); it costs more than
+    generating a small world, so the test session checks each world it shares once.
+    """
     from sandbox.world import afas as world_afas
     from sandbox.world import topdesk as world_topdesk
 
     world = generate_core(seed=seed, scale=scale, anchor=anchor, months=months)
     world.extra.update(world_topdesk.render(world))
     world.extra.update(world_afas.render(world))
+    return check_world(world) if check else world
+
+
+def check_world(world: World) -> World:
+    """Validate the rendered frames against their pandera schemas and return the world.
+
+    The schemas (``sandbox/world/topdesk_frames.py``, ``sandbox/world/afas_frames.py``) are the description of
+    the frames; a frame without a schema, or one that does not meet it, raises (pandera's
+    ``SchemaErrors``, every failure at once).
+    """
+    from sandbox.world.afas_frames import FRAMES as AFAS_FRAMES
+    from sandbox.world.topdesk_frames import FRAMES as TOPDESK_FRAMES
+
+    schemas = {**TOPDESK_FRAMES, **AFAS_FRAMES}
+    undescribed = sorted(set(world.extra) - set(schemas))
+    if undescribed:
+        raise ValueError(f"world frames without a schema: {', '.join(undescribed)}")
+    for name, frame in world.extra.items():
+        schemas[name].validate(frame, lazy=True)
     return world
