@@ -9,7 +9,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pandas as pd
-import pytest
 
 from sandbox.world import generate_world
 
@@ -78,13 +77,3 @@ def entries_by_reference(sim) -> dict[str, list[dict[str, Any]]]:
     for row in sim.documents("Koppel_Entries"):
         grouped.setdefault(str(row["BpNr"]), []).append(row)
     return grouped
-
-
-@pytest.fixture(name="sandbox")
-def sandbox_fixture(monkeypatch, tmp_path):
-    """The small world's AFAS and TOPdesk simulators running, Koppel's settings pointed at them."""
-    from sandbox.server import running_sandbox
-
-    with running_sandbox(small_world()) as running:
-        use_sandbox(monkeypatch, running, tmp_path)
-        yield running

@@ -23,13 +23,6 @@ from tests.invoice_support import OCTOBER, child_env, decimal, small_world, use_
 pytestmark = pytest.mark.prefect
 
 
-@pytest.fixture
-def sandbox(monkeypatch, tmp_path):
-    with running_sandbox(small_world()) as running:
-        use_sandbox(monkeypatch, running, tmp_path)
-        yield running
-
-
 def configs(tmp_path: Path, while_invoicing: bool = True) -> str:
     """billing.toml (projects optional: a new debtor has none yet) and companies.toml beside it."""
     billing = Path("config/billing.toml").read_text(encoding="utf-8")

@@ -48,11 +48,10 @@ MEMO_KINDS = ("incident", "change", "change_activity")
 
 
 @pytest.fixture
-def sandbox(monkeypatch, tmp_path):
-    with running_sandbox(small_world()) as running:
-        use_sandbox(monkeypatch, running, tmp_path)
-        pin_today(monkeypatch)
-        yield running
+def sandbox(sandbox, monkeypatch):
+    """The session's small-world sandbox (tests/conftest.py), with today pinned."""
+    pin_today(monkeypatch)
+    return sandbox
 
 
 def config_path(tmp_path: Path, extra: str = WRITEBACK) -> str:
