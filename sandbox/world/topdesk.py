@@ -653,16 +653,21 @@ def _odata_frames(ctx: _Ctx, n_regs: int) -> dict[str, pd.DataFrame]:
     }
 
 
-def _ticket_times(ctx: _Ctx, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _placed_tickets(ctx: _Ctx, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Day, creation and modification times and branch (a row of ``ctx.branches``) of ``n`` new tickets."""
     day = _pick_days(ctx, n)
     created = _utc_ms(ctx.days[day], _minute_of_day(ctx.rng, n))
-    return day, created, _modified(ctx.rng, created)
+    modified = _modified(ctx.rng, created)
+    return day, created, modified, ctx.rng.choice(len(ctx.branches), n, p=ctx.branch_weights)
+
+
+def _stamps(created: np.ndarray, modified: np.ndarray) -> dict[str, pd.DatetimeIndex]:
+    return {"creationDate": _dates(created), "modificationDate": _dates(modified)}
 
 
 def _changes(ctx: _Ctx, n: int) -> tuple[pd.DataFrame, np.ndarray]:
     rng = ctx.rng
-    day, created, modified = _ticket_times(ctx, n)
-    branch = rng.choice(len(ctx.branches), n, p=ctx.branch_weights)
+    day, created, modified, branch = _placed_tickets(ctx, n)
     frame = pd.DataFrame(
         {
             "id": _uuids(rng, n),
@@ -673,8 +678,7 @@ def _changes(ctx: _Ctx, n: int) -> tuple[pd.DataFrame, np.ndarray]:
             "requesterBranch.id": ctx.branches["id"].to_numpy(dtype=object)[branch],
             "status": np.where(rng.random(n) < 0.7, "Afgerond", "In uitvoering").astype(object),
             "archived": rng.random(n) < 0.03,
-            "creationDate": _dates(created),
-            "modificationDate": _dates(modified),
+            **_stamps(created, modified),
         }
     )
     return frame, day
@@ -705,8 +709,7 @@ def _change_activities(
 
 def _problems(ctx: _Ctx, n: int) -> tuple[pd.DataFrame, np.ndarray]:
     rng = ctx.rng
-    day, created, modified = _ticket_times(ctx, n)
-    branch = rng.choice(len(ctx.branches), n, p=ctx.branch_weights)
+    day, created, modified, branch = _placed_tickets(ctx, n)
     frame = pd.DataFrame(
         {
             "id": _uuids(rng, n),
@@ -715,8 +718,7 @@ def _problems(ctx: _Ctx, n: int) -> tuple[pd.DataFrame, np.ndarray]:
             "branch.id": ctx.branches["id"].to_numpy(dtype=object)[branch],
             "status": np.where(rng.random(n) < 0.6, "Opgelost", "Onderzoek").astype(object),
             "archived": rng.random(n) < 0.03,
-            "creationDate": _dates(created),
-            "modificationDate": _dates(modified),
+            **_stamps(created, modified),
         }
     )
     return frame, day
