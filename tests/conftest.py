@@ -16,7 +16,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
-from tests.fixtures.worlds import sandbox, sandboxes, worlds  # noqa: F401 - fixtures
+from tests.fixtures.worlds import sandbox, sandboxes, tiny_sandbox, worlds  # noqa: F401 - fixtures
 from tests.postgres import throwaway_cluster
 
 

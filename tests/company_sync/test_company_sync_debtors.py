@@ -20,7 +20,6 @@ from tasks.company_sync.debtors import (
     sales_relation,
     skip_list,
 )
-from tests.fixtures.worlds import TINY
 
 BRANCH_ID = "6e249ce7-716c-48bf-9970-0ca7da61f58d"
 
@@ -134,12 +133,8 @@ def test_the_sales_relation_payload_passes_afas_schema_and_matches_on_its_number
 
 
 @pytest.fixture
-def sandbox(sandboxes, monkeypatch):
-    """The session's sandbox of a dozen customers (tests/fixtures/worlds.py), Koppel's settings at it."""
-    running = sandboxes(TINY)
-    for key, value in running.env().items():
-        monkeypatch.setenv(key, value)
-    return running
+def sandbox(tiny_sandbox):
+    return tiny_sandbox
 
 
 def test_a_second_insert_for_the_same_branch_finds_the_first_debtor(sandbox) -> None:

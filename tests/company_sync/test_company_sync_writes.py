@@ -18,16 +18,11 @@ from tasks.company_sync import history
 from tasks.company_sync.apply import Writer, resolve_reason
 from tasks.company_sync.plan import action
 from tasks.company_sync.report import changes_table, counts_table, errors_table, planned_outcomes, statistics
-from tests.fixtures.worlds import TINY
 
 
 @pytest.fixture
-def sandbox(sandboxes, monkeypatch):
-    """The session's sandbox of a dozen customers (tests/fixtures/worlds.py), Koppel's settings at it."""
-    running = sandboxes(TINY)
-    for key, value in running.env().items():
-        monkeypatch.setenv(key, value)
-    return running
+def sandbox(tiny_sandbox):
+    return tiny_sandbox
 
 
 def run_writer(actions: list[dict], reason_id: str | None) -> pd.DataFrame:
