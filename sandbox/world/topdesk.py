@@ -559,8 +559,7 @@ def _om_frames(ctx: _Ctx, n_regs: int) -> dict[str, pd.DataFrame]:
     operator, group = _staffing(ctx, n)
     activities = pd.DataFrame(
         {
-            "id": _uuids(rng, n),
-            "number": _numbers("OA", ctx.days[day], 4),
+            **_numbered(rng, "OA", ctx.days[day]),
             "briefDescription": np.array(ACTIVITIES, dtype=object)[rng.integers(0, len(ACTIVITIES), n)],
             "status": np.where(rng.random(n) < 0.7, "Afgerond", "In behandeling").astype(object),
             "archived": rng.random(n) < 0.05,
@@ -661,6 +660,11 @@ def _placed_tickets(ctx: _Ctx, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return day, created, modified, ctx.rng.choice(len(ctx.branches), n, p=ctx.branch_weights)
 
 
+def _numbered(rng: np.random.Generator, prefix: str, days: np.ndarray) -> dict[str, np.ndarray | list[str]]:
+    """A new ticket's ``id`` (drawn first) and ``number`` (``C 2610 0012``) from its day."""
+    return {"id": _uuids(rng, len(days)), "number": _numbers(prefix, days, 4)}
+
+
 def _stamps(created: np.ndarray, modified: np.ndarray) -> dict[str, pd.DatetimeIndex]:
     return {"creationDate": _dates(created), "modificationDate": _dates(modified)}
 
@@ -670,8 +674,7 @@ def _changes(ctx: _Ctx, n: int) -> tuple[pd.DataFrame, np.ndarray]:
     day, created, modified, branch = _placed_tickets(ctx, n)
     frame = pd.DataFrame(
         {
-            "id": _uuids(rng, n),
-            "number": _numbers("C", ctx.days[day], 4),
+            **_numbered(rng, "C", ctx.days[day]),
             "briefDescription": np.array(CHANGES, dtype=object)[rng.integers(0, len(CHANGES), n)],
             "changeType": np.where(rng.random(n) < 0.6, "simple", "extensive").astype(object),
             "requester.id": _callers(ctx, branch),
@@ -695,8 +698,7 @@ def _change_activities(
     created = _utc_ms(ctx.days[day], _minute_of_day(rng, n))
     frame = pd.DataFrame(
         {
-            "id": _uuids(rng, n),
-            "number": _numbers("CA", ctx.days[day], 4),
+            **_numbered(rng, "CA", ctx.days[day]),
             "change.id": changes["id"].to_numpy(dtype=object)[change],
             "briefDescription": changes["briefDescription"].to_numpy(dtype=object)[change] + " - uitvoering",
             "status": np.where(rng.random(n) < 0.7, "Afgerond", "Gepland").astype(object),
@@ -712,8 +714,7 @@ def _problems(ctx: _Ctx, n: int) -> tuple[pd.DataFrame, np.ndarray]:
     day, created, modified, branch = _placed_tickets(ctx, n)
     frame = pd.DataFrame(
         {
-            "id": _uuids(rng, n),
-            "number": _numbers("P", ctx.days[day], 4),
+            **_numbered(rng, "P", ctx.days[day]),
             "briefDescription": _descriptions(ctx, rng.integers(0, len(ctx.world.categories), n)),
             "branch.id": ctx.branches["id"].to_numpy(dtype=object)[branch],
             "status": np.where(rng.random(n) < 0.6, "Opgelost", "Onderzoek").astype(object),
