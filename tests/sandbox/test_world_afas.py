@@ -15,6 +15,7 @@ from pandera.errors import SchemaErrors
 from sandbox.world import afas as world_afas
 from sandbox.world import check_world, generate_core, generate_world
 from sandbox.world.afas_frames import FRAMES
+from tests.fixtures.worlds import afas_world
 
 AFAS_FRAMES = {
     "afas_debtors",
@@ -48,9 +49,7 @@ def _fingerprint(frames: dict[str, pd.DataFrame]) -> str:
 
 @pytest.fixture(scope="module")
 def world():
-    core = generate_core(seed=7, scale=3_000)
-    core.extra.update(world_afas.render(core))
-    return core
+    return afas_world(seed=7, scale=3_000)
 
 
 def test_render_returns_exactly_the_agreed_frames(world):
