@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -499,12 +500,7 @@ def _registrations(
             "minutes": minutes,
             "entryDate": _dates(entry),
             "entry_date_text": _bad_entry_texts(entry, dirty),
-            "creationDate": _dates(created),
-            "modificationDate": _dates(_modified(rng, created)),
-            "operator.id": operator,
-            "operatorGroup.id": group,
-            "reason.id": _reasons(ctx, n),
-            "notes": np.array(NOTES, dtype=object)[rng.choice(len(NOTES), n, p=NOTE_WEIGHTS)],
+            **_booked(ctx, created, operator, group),
             "dirty": dirty,
         }
     )
@@ -660,6 +656,19 @@ def _placed_tickets(ctx: _Ctx, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return day, created, modified, ctx.rng.choice(len(ctx.branches), n, p=ctx.branch_weights)
 
 
+def _booked(ctx: _Ctx, created: np.ndarray, operator: np.ndarray, group: np.ndarray) -> dict[str, Any]:
+    """A registration's creation and modification dates, who booked it, reason and notes, in draw order."""
+    rng, n = ctx.rng, len(created)
+    return {
+        "creationDate": _dates(created),
+        "modificationDate": _dates(_modified(rng, created)),
+        "operator.id": operator,
+        "operatorGroup.id": group,
+        "reason.id": _reasons(ctx, n),
+        "notes": np.array(NOTES, dtype=object)[rng.choice(len(NOTES), n, p=NOTE_WEIGHTS)],
+    }
+
+
 def _numbered(rng: np.random.Generator, prefix: str, days: np.ndarray) -> dict[str, np.ndarray | list[str]]:
     """A new ticket's ``id`` (drawn first) and ``number`` (``C 2610 0012``) from its day."""
     return {"id": _uuids(rng, len(days)), "number": _numbers(prefix, days, 4)}
@@ -745,12 +754,7 @@ def _ticket_registrations(
             "ticket.id": ticket_ids.to_numpy(dtype=object)[parent],
             "minutes": minutes.astype(np.int64),
             "entryDate": _dates(entry),
-            "creationDate": _dates(created),
-            "modificationDate": _dates(_modified(rng, created)),
-            "operator.id": operator,
-            "operatorGroup.id": group,
-            "reason.id": _reasons(ctx, n),
-            "notes": np.array(NOTES, dtype=object)[rng.choice(len(NOTES), n, p=NOTE_WEIGHTS)],
+            **_booked(ctx, created, operator, group),
             "dirty": dirty.astype(object),
         }
     )
