@@ -249,6 +249,10 @@ def test_a_frame_that_drifts_from_its_schema_fails_the_check() -> None:
     with pytest.raises(SchemaErrors, match="CreditLimit"):
         check_world(world)
     world.extra["afas_debtors"] = moved
+    world.customers["admin_id"] = world.customers["admin_id"].astype(str)  # the core is checked as well
+    with pytest.raises(SchemaErrors, match="admin_id"):
+        check_world(world)
+    world.customers["admin_id"] = world.customers["admin_id"].astype("int64")
     world.extra["afas_budgets"] = moved
     with pytest.raises(ValueError, match="without a schema: afas_budgets"):
         check_world(world)
