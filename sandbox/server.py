@@ -143,12 +143,14 @@ class Sandbox:
         """Request counters of one system: ``{"total": n, "endpoints": {"GET /path/{id}": {...}}}``."""
         return self.control[system].counters.snapshot()
 
-    def reset(self) -> None:
+    def reset(self, world: World | None = None) -> None:
         """Serve the world afresh on the same ports: new simulator apps, default knobs, zero counters.
 
         What a new ``running_sandbox(self.world)`` would serve, without restarting the servers (a test session
         keeps one running and resets it between tests). The credentials stay: they derive from the seed.
         """
+        if world is not None:  # serve this (equal) copy from now on: nothing a test changed carries over
+            object.__setattr__(self, "world", world)
         apps = build_apps(self.world)
         for system in SYSTEMS:
             self.control[system].restart(apps[system], Knobs(seed=self.world.seed))
