@@ -341,6 +341,15 @@ class InstrumentedApp:
                 self._rng = random.Random(knobs.seed)
         return knobs
 
+    def restart(self, app: ASGIApp, knobs: Knobs) -> None:
+        """Serve ``app`` from now on as if just started: ``knobs`` in force, counters and draws anew."""
+        with self._lock:
+            self.app = app
+            self._knobs = knobs
+            self._rng = random.Random(knobs.seed)
+            self._requests = 0
+        self.counters.reset()
+
     def _plan(self, method: str) -> _Plan:
         knobs = self._knobs
         with self._lock:

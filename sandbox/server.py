@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import uvicorn
 
@@ -142,6 +142,19 @@ class Sandbox:
     def counters(self, system: System) -> dict[str, Any]:
         """Request counters of one system: ``{"total": n, "endpoints": {"GET /path/{id}": {...}}}``."""
         return self.control[system].counters.snapshot()
+
+    def reset(self, world: World | None = None) -> None:
+        """Serve the world afresh on the same ports: new simulator apps, default knobs, zero counters.
+
+        What a new ``running_sandbox(self.world)`` would serve, without restarting the servers (a test session
+        keeps one running and resets it between tests). The credentials stay: they derive from the seed.
+        """
+        if world is not None:  # serve this (equal) copy from now on: nothing a test changed carries over
+            object.__setattr__(self, "world", world)
+        apps = build_apps(self.world)
+        for system in SYSTEMS:
+            self.control[system].restart(apps[system], Knobs(seed=self.world.seed))
+        cast("dict[System, Any]", self.apps).update(apps)  # the same dict running_sandbox handed over
 
     def reset_counters(self, system: System | None = None) -> None:
         """Zero the counters of one system, or of all three."""

@@ -1,4 +1,5 @@
-"""Shared fixtures: one Prefect test harness per session, a throwaway PostgreSQL cluster."""
+"""Shared fixtures: one Prefect test harness per session, a throwaway PostgreSQL cluster, the session's worlds
+and running sandboxes (tests/fixtures/worlds.py) and ``sandbox``: the small world's, reset, settings at it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
+from tests.fixtures.worlds import sandbox, sandboxes, tiny_sandbox, worlds  # noqa: F401 - fixtures
 from tests.postgres import throwaway_cluster
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pandas as pd
-import pytest
 
 from sandbox.world import generate_world
 
@@ -37,6 +38,19 @@ def child_env(sandbox, db_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPEL_") or k.startswith("KOPPEL_LOAD_")}
     env.update(sandbox.env(), KOPPEL_STATE_DB_URL=db_url, PREFECT_API_URL=str(PREFECT_API_URL.value()))
     return env
+
+
+def run_script(script: str, sandbox, db_url: str, *args: str) -> tuple[int, str]:
+    """Run ``python -c script *args`` against the sandbox and state DB: its exit code and its stderr's end."""
+    child = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=child_env(sandbox, db_url),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    return child.returncode, child.stderr[-3000:]
 
 
 def decimal(value: Any) -> Decimal:
@@ -78,13 +92,3 @@ def entries_by_reference(sim) -> dict[str, list[dict[str, Any]]]:
     for row in sim.documents("Koppel_Entries"):
         grouped.setdefault(str(row["BpNr"]), []).append(row)
     return grouped
-
-
-@pytest.fixture(name="sandbox")
-def sandbox_fixture(monkeypatch, tmp_path):
-    """The small world's AFAS and TOPdesk simulators running, Koppel's settings pointed at them."""
-    from sandbox.server import running_sandbox
-
-    with running_sandbox(small_world()) as running:
-        use_sandbox(monkeypatch, running, tmp_path)
-        yield running

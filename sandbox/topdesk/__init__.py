@@ -179,6 +179,21 @@ def _api(path: str, handler: Handler, methods: list[str] | None = None, persons:
     return Route(API + path, _guarded(handler, persons=persons), methods=methods or ["GET"])
 
 
+def _by_id_and_number(path: str, handler: Handler, methods: list[str] | None = None) -> list[Route]:
+    """One incident endpoint under both incident keys: ``/incidents/id/{id}`` and ``/number/{number}``."""
+    return [_api(f"/incidents/{key}{path}", handler, methods) for key in ("id/{id}", "number/{number}")]
+
+
+def _with_progress_trail(path: str) -> list[Route]:
+    """A change or change activity: PATCH ``path/{id}`` and its progress trail (read and add)."""
+    w = ticket_writes
+    return [
+        _api(path + "/{id}", w.patch_record, ["PATCH"]),
+        _api(path + "/{id}/progresstrail", w.list_progress),
+        _api(path + "/{id}/progresstrail", w.post_progress, ["POST"]),
+    ]
+
+
 def _routes() -> list[Any]:
     m, o, i, w = masterdata, operations, incidents, ticket_writes
     return [
@@ -189,14 +204,11 @@ def _routes() -> list[Any]:
         _api("/incidents/timeregistrations/{id}", i.get_time_registration),
         _api("/incidents/categories", m.list_categories),
         _api("/incidents/subcategories", m.list_subcategories),
-        _api("/incidents/id/{id}", i.get_incident),
+        *_by_id_and_number("", i.get_incident),
         _api("/incidents/id/{id}", w.patch_incident, ["PATCH"]),
         _api("/incidents/id/{id}/actions", w.list_incident_actions),
-        _api("/incidents/number/{number}", i.get_incident),
-        _api("/incidents/id/{id}/timespent", i.list_timespent),
-        _api("/incidents/number/{number}/timespent", i.list_timespent),
-        _api("/incidents/id/{id}/timespent", i.create_timespent, ["POST"]),
-        _api("/incidents/number/{number}/timespent", i.create_timespent, ["POST"]),
+        *_by_id_and_number("/timespent", i.list_timespent),
+        *_by_id_and_number("/timespent", i.create_timespent, ["POST"]),
         _api("/branches", m.list_branches),
         _api("/branches", m.create_branch, ["POST"]),
         _api("/branches/id/{id}", m.get_branch),
@@ -224,13 +236,9 @@ def _routes() -> list[Any]:
         _api("/operationalActivities/{id}/timeRegistrations", o.create_activity_registration, ["POST"]),
         _api("/operatorChanges", o.list_changes),
         _api("/operatorChanges/{id}", o.get_change),
-        _api("/operatorChanges/{id}", w.patch_record, ["PATCH"]),
-        _api("/operatorChanges/{id}/progresstrail", w.list_progress),
-        _api("/operatorChanges/{id}/progresstrail", w.post_progress, ["POST"]),
+        *_with_progress_trail("/operatorChanges"),
         _api("/operatorChangeActivities", o.list_change_activities),
-        _api("/operatorChangeActivities/{id}", w.patch_record, ["PATCH"]),
-        _api("/operatorChangeActivities/{id}/progresstrail", w.list_progress),
-        _api("/operatorChangeActivities/{id}/progresstrail", w.post_progress, ["POST"]),
+        *_with_progress_trail("/operatorChangeActivities"),
         Route(ODATA, _guarded(odata.service_document, feed=True)),
         Route(ODATA + "/", _guarded(odata.service_document, feed=True)),
         Route(ODATA + "/{entity_set}", _guarded(odata.entity_set, feed=True)),

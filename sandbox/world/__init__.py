@@ -3,27 +3,12 @@
 ``generate_world(seed, scale)`` is deterministic: the same arguments give the same world, byte for byte
 (``World.fingerprint()``). This module holds the *core* (who exists); ``sandbox/world/topdesk.py`` renders
 the TOPdesk side (branches, persons, tickets, time registrations) and ``sandbox/world/afas.py`` the AFAS
-side (debtors, projects, items, periods, HR) from it.
+side (debtors, projects, items, periods, HR) from it; the rendered frames are described by pandera schemas
+(``topdesk_frames.py``, ``afas_frames.py``) that ``check_world`` validates.
 
-Core frames and their columns (all strings unless noted):
-
-- ``customers``: ``customer_number`` (AFAS DebtorId = TOPdesk clientReferenceNumber, 5 digits), ``name``,
-  ``street``, ``house_number``, ``postcode``, ``city``, ``country`` (ISO2), ``phone``, ``email``,
-  ``vat_number``, ``coc_number``, ``blocked`` (bool), ``in_afas`` (bool), ``in_topdesk`` (bool),
-  ``admin_id`` (int). Some customers exist on one side only, some are blocked in AFAS.
-- ``contacts``: ``person_number`` (AFAS BcCo of the person), ``customer_number``, ``first_name``,
-  ``last_name``, ``email``, ``phone``.
-- ``projects``: ``project_id``, ``customer_number``, ``description``, ``closed`` (bool), ``is_default``
-  (bool, one per customer), ``admin_id`` (int).
-- ``items``: ``item_code`` (AFAS work type), ``description``, ``unit`` (``uur``), ``price`` (str decimal).
-- ``administrations``: ``admin_id`` (int), ``name``, ``code``.
-- ``departments``: internal departments charged internally: ``code`` (their TOPdesk clientReferenceNumber),
-  ``name``, ``cost_account``, ``cost_centre``, ``admin_id`` (int).
-- ``operator_groups``: ``id`` (uuid), ``name``, ``hourly_rate`` (str decimal).
-- ``operators``: ``id`` (uuid), ``first_name``, ``last_name``, ``login``, ``group_id``, ``hourly_rate``,
-  ``employee_number`` (AFAS EmId).
-- ``reasons``: ``id`` (uuid), ``name`` (time-spent reasons).
-- ``categories``: ``id`` (uuid), ``name``, ``subcategory_id`` (uuid), ``subcategory``.
+The core frames (customers, contacts, projects, items, administrations, departments, operator groups,
+operators, reasons, categories) are described, column by column, by the pandera schemas in
+``sandbox/world/core_frames.py``.
 """
 
 from __future__ import annotations
@@ -366,13 +351,45 @@ def generate_core(
 
 
 def generate_world(
-    seed: int = DEFAULT_SEED, scale: int = DEFAULT_SCALE, anchor: date | None = None, months: int = 3
+    seed: int = DEFAULT_SEED,
+    scale: int = DEFAULT_SCALE,
+    anchor: date | None = None,
+    months: int = 3,
+    *,
+    check: bool = False,
 ) -> World:
-    """Generate the whole world: the core, then the TOPdesk and the AFAS side rendered from it."""
+    """Generate the whole world: the core, then the TOPdesk and the AFAS side rendered from it.
+
+    ``check`` validates every rendered frame against its schema (``check_world``); it costs more than
+    generating a small world, so the test session checks each world it shares once.
+    """
     from sandbox.world import afas as world_afas
     from sandbox.world import topdesk as world_topdesk
 
     world = generate_core(seed=seed, scale=scale, anchor=anchor, months=months)
     world.extra.update(world_topdesk.render(world))
     world.extra.update(world_afas.render(world))
+    return check_world(world) if check else world
+
+
+def check_world(world: World) -> World:
+    """Validate the rendered frames against their pandera schemas and return the world.
+
+    The schemas (``sandbox/world/core_frames.py``, ``topdesk_frames.py``, ``afas_frames.py``) are the
+    description of the frames; a frame without a schema, or one that does not meet it, raises (pandera's
+    ``SchemaErrors``, every failure at once).
+    """
+    from sandbox.world.afas_frames import FRAMES as AFAS_FRAMES
+    from sandbox.world.core_frames import FRAMES as CORE_FRAMES
+    from sandbox.world.topdesk_frames import FRAMES as TOPDESK_FRAMES
+
+    for name, schema in CORE_FRAMES.items():
+        schema.validate(getattr(world, name), lazy=True)
+
+    schemas = {**TOPDESK_FRAMES, **AFAS_FRAMES}
+    undescribed = sorted(set(world.extra) - set(schemas))
+    if undescribed:
+        raise ValueError(f"world frames without a schema: {', '.join(undescribed)}")
+    for name, frame in world.extra.items():
+        schemas[name].validate(frame, lazy=True)
     return world

@@ -5,24 +5,10 @@ in the reference §6 and AFAS's OpenAPI specs) and ``hr_`` (the HR data behind t
 GetConnectors, snake_case). Everything comes from one ``numpy`` generator seeded with
 ``[world.seed, _AFAS_STREAM]``, so the same world renders the same frames byte for byte.
 
-Value conventions: strings are ``str``, money and hours are ``Decimal``, AFAS date-times are tz-aware
-``Europe/Amsterdam`` (AFAS keeps local time; the simulator renders it with a ``Z``), plain dates
-(``birth_date``, ``start_date``, ``end_date``, ``expected_end``) are tz-aware midnights as well so every
-date column has one dtype. Missing values are ``None``/``NaT``.
-
-HR frames (other parts rely on these names):
-
-- ``hr_org_units``: ``org_unit_id``, ``description``, ``parent_id``, ``manager_employee_id``, ``modified``
-- ``hr_employees``: ``employee_id``, ``first_name``, ``last_name``, ``birth_date``, ``email``, ``gender``,
-  ``modified``
-- ``hr_employments``: ``employee_id``, ``employment_id`` (Dienstverband, DvId), ``sequence_number`` (DvSn,
-  usually equal), ``org_unit_id``, ``function``, ``start_date``, ``end_date``, ``hours_per_week``,
-  ``salary_monthly``, ``salary_four_weekly``, ``sv_wage``, ``modified``; a few employees hold two
-  concurrent employments (a "flex construction")
-- ``hr_illness``: ``absence_id``, ``guid`` (``{UPPER-CASE-UUID}``), ``employee_id``, ``employment_id``,
-  ``start_date``, ``report_date``, ``expected_end``, ``end_date`` (NaT = still open), ``presence_pct``,
-  ``modified``; spread over the 30 months before the anchor
-- ``hr_users``: ``user_id`` (``12345.jdevries``), ``employee_id``, ``upn``, ``email``, ``blocked``
+The frames it renders are described, column by column, by the pandera schemas in
+``sandbox/world/afas_frames.py`` (strings are ``str``, money and hours ``Decimal``, every date a tz-aware
+``Europe/Amsterdam`` timestamp, missing values ``None``/``NaT``); ``generate_world(check=True)`` and
+tests/sandbox/test_world_afas.py validate rendered worlds against them.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -499,12 +500,7 @@ def _registrations(
             "minutes": minutes,
             "entryDate": _dates(entry),
             "entry_date_text": _bad_entry_texts(entry, dirty),
-            "creationDate": _dates(created),
-            "modificationDate": _dates(_modified(rng, created)),
-            "operator.id": operator,
-            "operatorGroup.id": group,
-            "reason.id": _reasons(ctx, n),
-            "notes": np.array(NOTES, dtype=object)[rng.choice(len(NOTES), n, p=NOTE_WEIGHTS)],
+            **_booked(ctx, created, operator, group),
             "dirty": dirty,
         }
     )
@@ -559,8 +555,7 @@ def _om_frames(ctx: _Ctx, n_regs: int) -> dict[str, pd.DataFrame]:
     operator, group = _staffing(ctx, n)
     activities = pd.DataFrame(
         {
-            "id": _uuids(rng, n),
-            "number": _numbers("OA", ctx.days[day], 4),
+            **_numbered(rng, "OA", ctx.days[day]),
             "briefDescription": np.array(ACTIVITIES, dtype=object)[rng.integers(0, len(ACTIVITIES), n)],
             "status": np.where(rng.random(n) < 0.7, "Afgerond", "In behandeling").astype(object),
             "archived": rng.random(n) < 0.05,
@@ -653,28 +648,49 @@ def _odata_frames(ctx: _Ctx, n_regs: int) -> dict[str, pd.DataFrame]:
     }
 
 
-def _ticket_times(ctx: _Ctx, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _placed_tickets(ctx: _Ctx, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Day, creation and modification times and branch (a row of ``ctx.branches``) of ``n`` new tickets."""
     day = _pick_days(ctx, n)
     created = _utc_ms(ctx.days[day], _minute_of_day(ctx.rng, n))
-    return day, created, _modified(ctx.rng, created)
+    modified = _modified(ctx.rng, created)
+    return day, created, modified, ctx.rng.choice(len(ctx.branches), n, p=ctx.branch_weights)
+
+
+def _booked(ctx: _Ctx, created: np.ndarray, operator: np.ndarray, group: np.ndarray) -> dict[str, Any]:
+    """A registration's creation and modification dates, who booked it, reason and notes, in draw order."""
+    rng, n = ctx.rng, len(created)
+    return {
+        "creationDate": _dates(created),
+        "modificationDate": _dates(_modified(rng, created)),
+        "operator.id": operator,
+        "operatorGroup.id": group,
+        "reason.id": _reasons(ctx, n),
+        "notes": np.array(NOTES, dtype=object)[rng.choice(len(NOTES), n, p=NOTE_WEIGHTS)],
+    }
+
+
+def _numbered(rng: np.random.Generator, prefix: str, days: np.ndarray) -> dict[str, np.ndarray | list[str]]:
+    """A new ticket's ``id`` (drawn first) and ``number`` (``C 2610 0012``) from its day."""
+    return {"id": _uuids(rng, len(days)), "number": _numbers(prefix, days, 4)}
+
+
+def _stamps(created: np.ndarray, modified: np.ndarray) -> dict[str, pd.DatetimeIndex]:
+    return {"creationDate": _dates(created), "modificationDate": _dates(modified)}
 
 
 def _changes(ctx: _Ctx, n: int) -> tuple[pd.DataFrame, np.ndarray]:
     rng = ctx.rng
-    day, created, modified = _ticket_times(ctx, n)
-    branch = rng.choice(len(ctx.branches), n, p=ctx.branch_weights)
+    day, created, modified, branch = _placed_tickets(ctx, n)
     frame = pd.DataFrame(
         {
-            "id": _uuids(rng, n),
-            "number": _numbers("C", ctx.days[day], 4),
+            **_numbered(rng, "C", ctx.days[day]),
             "briefDescription": np.array(CHANGES, dtype=object)[rng.integers(0, len(CHANGES), n)],
             "changeType": np.where(rng.random(n) < 0.6, "simple", "extensive").astype(object),
             "requester.id": _callers(ctx, branch),
             "requesterBranch.id": ctx.branches["id"].to_numpy(dtype=object)[branch],
             "status": np.where(rng.random(n) < 0.7, "Afgerond", "In uitvoering").astype(object),
             "archived": rng.random(n) < 0.03,
-            "creationDate": _dates(created),
-            "modificationDate": _dates(modified),
+            **_stamps(created, modified),
         }
     )
     return frame, day
@@ -691,8 +707,7 @@ def _change_activities(
     created = _utc_ms(ctx.days[day], _minute_of_day(rng, n))
     frame = pd.DataFrame(
         {
-            "id": _uuids(rng, n),
-            "number": _numbers("CA", ctx.days[day], 4),
+            **_numbered(rng, "CA", ctx.days[day]),
             "change.id": changes["id"].to_numpy(dtype=object)[change],
             "briefDescription": changes["briefDescription"].to_numpy(dtype=object)[change] + " - uitvoering",
             "status": np.where(rng.random(n) < 0.7, "Afgerond", "Gepland").astype(object),
@@ -705,18 +720,15 @@ def _change_activities(
 
 def _problems(ctx: _Ctx, n: int) -> tuple[pd.DataFrame, np.ndarray]:
     rng = ctx.rng
-    day, created, modified = _ticket_times(ctx, n)
-    branch = rng.choice(len(ctx.branches), n, p=ctx.branch_weights)
+    day, created, modified, branch = _placed_tickets(ctx, n)
     frame = pd.DataFrame(
         {
-            "id": _uuids(rng, n),
-            "number": _numbers("P", ctx.days[day], 4),
+            **_numbered(rng, "P", ctx.days[day]),
             "briefDescription": _descriptions(ctx, rng.integers(0, len(ctx.world.categories), n)),
             "branch.id": ctx.branches["id"].to_numpy(dtype=object)[branch],
             "status": np.where(rng.random(n) < 0.6, "Opgelost", "Onderzoek").astype(object),
             "archived": rng.random(n) < 0.03,
-            "creationDate": _dates(created),
-            "modificationDate": _dates(modified),
+            **_stamps(created, modified),
         }
     )
     return frame, day
@@ -742,12 +754,7 @@ def _ticket_registrations(
             "ticket.id": ticket_ids.to_numpy(dtype=object)[parent],
             "minutes": minutes.astype(np.int64),
             "entryDate": _dates(entry),
-            "creationDate": _dates(created),
-            "modificationDate": _dates(_modified(rng, created)),
-            "operator.id": operator,
-            "operatorGroup.id": group,
-            "reason.id": _reasons(ctx, n),
-            "notes": np.array(NOTES, dtype=object)[rng.choice(len(NOTES), n, p=NOTE_WEIGHTS)],
+            **_booked(ctx, created, operator, group),
             "dirty": dirty.astype(object),
         }
     )

@@ -9,57 +9,33 @@ Every schema is strict and ordered: a column added, dropped or moved fails the t
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandera.pandas as pa
 
+from sandbox.world.columns import flag, frame, key, number, one_of, text
+
 UTC = "datetime64[ms, UTC]"
-
-
-def _text(description: str = "", **options: Any) -> pa.Column:
-    return pa.Column(str, description=description or None, **options)
-
-
-def _one_of(values: tuple[str, ...], description: str = "") -> pa.Column:
-    return pa.Column(str, pa.Check.isin(values), description=description or None)
-
-
-def _flag(description: str = "") -> pa.Column:
-    return pa.Column(bool, description=description or None)
 
 
 def _date(description: str = "") -> pa.Column:
     return pa.Column(UTC, nullable=True, description=description or None)
 
 
-def _count(description: str = "") -> pa.Column:
-    return pa.Column("int64", description=description or None)
-
-
-def _frame(columns: dict[str, pa.Column], description: str) -> pa.DataFrameSchema:
-    return pa.DataFrameSchema(columns, strict=True, ordered=True, description=description)
-
-
-def _id() -> pa.Column:
-    return _text(unique=True)
-
-
 REGISTRATION_DIRT = ("", "zero", "negative", "absurd", "unit_mismatch", "bad_entry_date", "duplicate")
 BRANCH_DIRT = ("branch_without_customer_number", "branch_unknown_customer_number")
 
 FRAMES: dict[str, pa.DataFrameSchema] = {
-    "td_branches": _frame(
+    "td_branches": frame(
         {
-            "id": _id(),
-            "name": _text(),
-            "clientReferenceNumber": _text("AFAS debtor number, or a department code"),
-            "archived": _flag(),
-            **{name: _text() for name in ("phone", "email", "street", "number", "postcode", "city")},
-            "country": _text("country name"),
-            "timeZone": _text(),
-            "branchType": _text(),
-            "kind": _one_of(("customer", "department", "extra")),
-            "dirty": _one_of(
+            "id": key(),
+            "name": text(),
+            "clientReferenceNumber": text("AFAS debtor number, or a department code"),
+            "archived": flag(),
+            **{name: text() for name in ("phone", "email", "street", "number", "postcode", "city")},
+            "country": text("country name"),
+            "timeZone": text(),
+            "branchType": text(),
+            "kind": one_of(("customer", "department", "extra")),
+            "dirty": one_of(
                 (
                     "",
                     "no_customer_number",
@@ -73,53 +49,53 @@ FRAMES: dict[str, pa.DataFrameSchema] = {
         },
         "TOPdesk branches: customers (AFAS debtors), internal departments and extra branches",
     ),
-    "td_persons": _frame(
+    "td_persons": frame(
         {
-            "id": _id(),
-            "employeeNumber": _text("AFAS person number; empty for the callers of extra branches"),
-            **{name: _text() for name in ("firstName", "surName", "email", "phoneNumber", "branch.id")},
-            "archived": _flag("about 2 %"),
+            "id": key(),
+            "employeeNumber": text("AFAS person number; empty for the callers of extra branches"),
+            **{name: text() for name in ("firstName", "surName", "email", "phoneNumber", "branch.id")},
+            "archived": flag("about 2 %"),
         },
         "TOPdesk persons (callers)",
     ),
-    "td_operators": _frame(
+    "td_operators": frame(
         {
-            "id": _id(),
-            **{name: _text() for name in ("firstName", "surName", "dynamicName", "loginName", "email")},
-            "employeeNumber": _text("AFAS EmId"),
-            "hourlyRate": _text("decimal as text"),
-            "operatorGroup.id": _text(),
-            "apiAccount": _flag("the last row is the API account koppel.api the simulator logs in as"),
-            "archived": _flag(),
+            "id": key(),
+            **{name: text() for name in ("firstName", "surName", "dynamicName", "loginName", "email")},
+            "employeeNumber": text("AFAS EmId"),
+            "hourlyRate": text("decimal as text"),
+            "operatorGroup.id": text(),
+            "apiAccount": flag("the last row is the API account koppel.api the simulator logs in as"),
+            "archived": flag(),
         },
         "TOPdesk operators",
     ),
-    "td_operator_groups": _frame(
-        {"id": _id(), "groupName": _text(), "hourlyRate": _text("decimal as text")}, "Operator groups"
+    "td_operator_groups": frame(
+        {"id": key(), "groupName": text(), "hourlyRate": text("decimal as text")}, "Operator groups"
     ),
-    "td_reasons": _frame({"id": _id(), "name": _text()}, "Time-spent reasons"),
-    "td_categories": _frame(
-        {"id": _text(), "name": _text(), "subcategory_id": _text(unique=True), "subcategory": _text()},
+    "td_reasons": frame({"id": key(), "name": text()}, "Time-spent reasons"),
+    "td_categories": frame(
+        {"id": text(), "name": text(), "subcategory_id": text(unique=True), "subcategory": text()},
         "Categories, one row per subcategory",
     ),
-    "td_archiving_reasons": _frame({"id": _id(), "name": _text()}, "Archiving reasons"),
-    "td_countries": _frame({"id": _id(), "name": _text()}, "Countries"),
-    "td_incidents": _frame(
+    "td_archiving_reasons": frame({"id": key(), "name": text()}, "Archiving reasons"),
+    "td_countries": frame({"id": key(), "name": text()}, "Countries"),
+    "td_incidents": frame(
         {
-            "id": _id(),
-            "number": _text("I 2610 123 or I2610-0042"),
-            "line": _one_of(("firstLine", "secondLine", "partial")),
-            "archived": _flag("archived incidents are closed"),
-            "status": _one_of(
+            "id": key(),
+            "number": text("I 2610 123 or I2610-0042"),
+            "line": one_of(("firstLine", "secondLine", "partial")),
+            "archived": flag("archived incidents are closed"),
+            "status": one_of(
                 tuple(
                     f"{line}{suffix}"
                     for line in ("firstLine", "secondLine", "partial")
                     for suffix in ("", "Archived")
                 )
             ),
-            "mainIncident.id": _text("partials only: a second-line incident with the same caller branch"),
+            "mainIncident.id": text("partials only: a second-line incident with the same caller branch"),
             **{
-                name: _text()
+                name: text()
                 for name in (
                     "briefDescription",
                     "callerBranch.id",
@@ -130,120 +106,120 @@ FRAMES: dict[str, pa.DataFrameSchema] = {
                     "operatorGroup.id",
                 )
             },
-            "optionalFields1.text1": _text("project code, on about 30 % of customer tickets"),
-            "project_kind": _one_of(
+            "optionalFields1.text1": text("project code, on about 30 % of customer tickets"),
+            "project_kind": one_of(
                 ("", "own", "other_debtor", "closed"), "own: an open project of the caller branch's debtor"
             ),
             "callDate": _date(),
             "creationDate": _date(),
-            "closed": _flag(),
+            "closed": flag(),
             "modificationDate": _date(),
             "closedDate": _date(),
         },
         "Incidents",
     ),
-    "td_registrations": _frame(
+    "td_registrations": frame(
         {
-            "id": _id(),
-            "parent.id": _text("the incident"),
-            "timeSpent": _count(
+            "id": key(),
+            "parent.id": text("the incident"),
+            "timeSpent": number(
                 "SECONDS as the bulk endpoint serves them: minutes * 60 except on unit_mismatch"
             ),
-            "minutes": _count("what the per-incident /timespent and the incident totals show"),
+            "minutes": number("what the per-incident /timespent and the incident totals show"),
             "entryDate": _date(),
-            "entry_date_text": _text("the wrongly formatted text served on bad_entry_date rows, else empty"),
+            "entry_date_text": text("the wrongly formatted text served on bad_entry_date rows, else empty"),
             "creationDate": _date(),
             "modificationDate": _date(),
-            **{name: _text() for name in ("operator.id", "operatorGroup.id", "reason.id", "notes")},
-            "dirty": _one_of(
+            **{name: text() for name in ("operator.id", "operatorGroup.id", "reason.id", "notes")},
+            "dirty": one_of(
                 REGISTRATION_DIRT + BRANCH_DIRT,
                 "about 4 % of rows; absurd: 30 h or 36 h; duplicate: a clean row served twice, a page apart",
             ),
         },
         "Incident time registrations",
     ),
-    "td_om_activities": _frame(
+    "td_om_activities": frame(
         {
-            "id": _id(),
-            "number": _text("OA 2610 0007"),
-            "briefDescription": _text(),
-            "status": _text(),
-            "archived": _flag(),
-            "operator.id": _text(),
-            "operatorGroup.id": _text(),
-            "linkedBranches": _text("branch ids joined by ';', the first one billed; empty = none"),
-            "estimatedTime": _count("minutes"),
+            "id": key(),
+            "number": text("OA 2610 0007"),
+            "briefDescription": text(),
+            "status": text(),
+            "archived": flag(),
+            "operator.id": text(),
+            "operatorGroup.id": text(),
+            "linkedBranches": text("branch ids joined by ';', the first one billed; empty = none"),
+            "estimatedTime": number("minutes"),
             "plannedStartDate": _date(),
             "creationDate": _date(),
             "modificationDate": _date(),
         },
         "Operational activities",
     ),
-    "td_om_registrations": _frame(
+    "td_om_registrations": frame(
         {
-            "id": _id(),
-            "activity.id": _text(),
-            "timeSpent": _count("SECONDS on GET"),
-            "minutes": _count(),
-            "note": _text(),
+            "id": key(),
+            "activity.id": text(),
+            "timeSpent": number("SECONDS on GET"),
+            "minutes": number(),
+            "note": text(),
             "entryDate": _date(),
             "creationDate": _date(),
-            **{name: _text() for name in ("operator.id", "operatorGroup.id", "reason.id")},
-            "dirty": _one_of(("", "zero", "unit_mismatch", "no_linked_branch")),
+            **{name: text() for name in ("operator.id", "operatorGroup.id", "reason.id")},
+            "dirty": one_of(("", "zero", "unit_mismatch", "no_linked_branch")),
         },
         "Operational-activity time registrations",
     ),
-    "td_changes": _frame(
+    "td_changes": frame(
         {
-            "id": _id(),
-            "number": _text("C 2610 0012"),
-            "briefDescription": _text(),
-            "changeType": _one_of(("simple", "extensive")),
-            "requester.id": _text(),
-            "requesterBranch.id": _text(),
-            "status": _text(),
-            "archived": _flag(),
+            "id": key(),
+            "number": text("C 2610 0012"),
+            "briefDescription": text(),
+            "changeType": one_of(("simple", "extensive")),
+            "requester.id": text(),
+            "requesterBranch.id": text(),
+            "status": text(),
+            "archived": flag(),
             "creationDate": _date(),
             "modificationDate": _date(),
         },
         "Changes",
     ),
-    "td_change_activities": _frame(
+    "td_change_activities": frame(
         {
-            "id": _id(),
-            "number": _text("CA 2610 0003"),
-            "change.id": _text(),
-            "briefDescription": _text(),
-            "status": _text(),
+            "id": key(),
+            "number": text("CA 2610 0003"),
+            "change.id": text(),
+            "briefDescription": text(),
+            "status": text(),
             "creationDate": _date(),
             "modificationDate": _date(),
         },
         "Change activities",
     ),
-    "td_problems": _frame(
+    "td_problems": frame(
         {
-            "id": _id(),
-            "number": _text("P 2610 0004"),
-            "briefDescription": _text(),
-            "branch.id": _text(),
-            "status": _text(),
-            "archived": _flag(),
+            "id": key(),
+            "number": text("P 2610 0004"),
+            "briefDescription": text(),
+            "branch.id": text(),
+            "status": text(),
+            "archived": flag(),
             "creationDate": _date(),
             "modificationDate": _date(),
         },
         "Problems",
     ),
-    "td_odata_registrations": _frame(
+    "td_odata_registrations": frame(
         {
-            "id": _id(),
-            "kind": _one_of(("change", "change_activity", "problem")),
-            "ticket.id": _text(),
-            "minutes": _count("served only through OData, in MINUTES, as TimeSpentMinutes"),
+            "id": key(),
+            "kind": one_of(("change", "change_activity", "problem")),
+            "ticket.id": text(),
+            "minutes": number("served only through OData, in MINUTES, as TimeSpentMinutes"),
             "entryDate": _date(),
             "creationDate": _date(),
             "modificationDate": _date(),
-            **{name: _text() for name in ("operator.id", "operatorGroup.id", "reason.id", "notes")},
-            "dirty": _one_of(("", "zero", "absurd", *BRANCH_DIRT)),
+            **{name: text() for name in ("operator.id", "operatorGroup.id", "reason.id", "notes")},
+            "dirty": one_of(("", "zero", "absurd", *BRANCH_DIRT)),
         },
         "Time registrations of changes, change activities and problems",
     ),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 
 import pandas as pd
 import pytest
@@ -12,8 +11,6 @@ from connectors.afas.client import AfasClient
 from connectors.afas.settings import AfasSettings
 from koppel.settings import load
 from sandbox.afas.schemas import parse_body
-from sandbox.server import running_sandbox
-from sandbox.world import generate_world
 from tasks.company_sync.config import CreateDebtors
 from tasks.company_sync.debtors import (
     billable_branches,
@@ -136,12 +133,8 @@ def test_the_sales_relation_payload_passes_afas_schema_and_matches_on_its_number
 
 
 @pytest.fixture
-def sandbox(monkeypatch):
-    world = generate_world(seed=5, scale=60, anchor=date(2026, 11, 1), months=1)
-    with running_sandbox(world) as running:
-        for key, value in running.env().items():
-            monkeypatch.setenv(key, value)
-        yield running
+def sandbox(tiny_sandbox):
+    return tiny_sandbox
 
 
 def test_a_second_insert_for_the_same_branch_finds_the_first_debtor(sandbox) -> None:

@@ -13,7 +13,6 @@ import pytest
 from flows.create_missing_debtors import CreateMissingDebtorsParameters, create_missing_debtors
 from flows.import_debtors import import_debtors
 from flows.sync_companies import SyncCompaniesParameters, sync_companies
-from sandbox.server import running_sandbox
 from sandbox.world import generate_world
 from store import snapshots
 from store.db import connect
@@ -36,15 +35,6 @@ def small_world():
     Built once per session: the simulators copy what they serve, so every sandbox starts from it afresh.
     """
     return generate_world(seed=11, scale=240, anchor=date(2026, 11, 1), months=2)
-
-
-@pytest.fixture
-def sandbox(monkeypatch, tmp_path):
-    with running_sandbox(small_world()) as running:
-        for key, value in running.env().items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("KOPPEL_STATE_DB_URL", f"sqlite:///{tmp_path / 'state.db'}")
-        yield running
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import textwrap
 from collections import Counter
 from decimal import Decimal
@@ -18,16 +16,9 @@ from sandbox.server import running_sandbox
 from tasks.company_sync import debtors as debtor_module
 from tasks.company_sync.config import CompaniesConfigError, parse_companies_config
 from tasks.company_sync.while_invoicing import relink
-from tests.invoice_support import OCTOBER, child_env, decimal, small_world, use_sandbox
+from tests.invoice_support import OCTOBER, decimal, run_script, small_world, use_sandbox
 
 pytestmark = pytest.mark.prefect
-
-
-@pytest.fixture
-def sandbox(monkeypatch, tmp_path):
-    with running_sandbox(small_world()) as running:
-        use_sandbox(monkeypatch, running, tmp_path)
-        yield running
 
 
 def configs(tmp_path: Path, while_invoicing: bool = True) -> str:
@@ -171,15 +162,7 @@ KILLED_AFTER_INSERT = textwrap.dedent(
 
 
 def run_in_child(sandbox, db_url: str, config_path: str, mode: str) -> tuple[int, str]:
-    child = subprocess.run(
-        [sys.executable, "-c", KILLED_AFTER_INSERT, config_path, mode],
-        env=child_env(sandbox, db_url),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    return child.returncode, child.stderr[-3000:]
+    return run_script(KILLED_AFTER_INSERT, sandbox, db_url, config_path, mode)
 
 
 def branches_numbered(sandbox, number: str) -> list[dict]:

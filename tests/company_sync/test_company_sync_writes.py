@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -11,8 +11,6 @@ import pytest
 from connectors.topdesk.client import TopdeskClient
 from connectors.topdesk.settings import TopdeskSettings
 from koppel.settings import load
-from sandbox.server import running_sandbox
-from sandbox.world import generate_world
 from store.db import connect
 from store.settings import StoreSettings
 from store.snapshots import SnapshotError
@@ -23,12 +21,8 @@ from tasks.company_sync.report import changes_table, counts_table, errors_table,
 
 
 @pytest.fixture
-def sandbox(monkeypatch):
-    world = generate_world(seed=5, scale=60, anchor=date(2026, 11, 1), months=1)
-    with running_sandbox(world) as running:
-        for key, value in running.env().items():
-            monkeypatch.setenv(key, value)
-        yield running
+def sandbox(tiny_sandbox):
+    return tiny_sandbox
 
 
 def run_writer(actions: list[dict], reason_id: str | None) -> pd.DataFrame:

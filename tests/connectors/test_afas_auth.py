@@ -40,11 +40,6 @@ POLICY = RetryPolicy(max_attempts=6, base_delay=0.001, max_delay=0.01, max_total
 MODES = ["token", "client_secret", "client_secret_basic", "private_key_jwt"]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
     with running_sandbox(generate_world(seed=31, scale=300, months=1)) as running:

@@ -39,11 +39,6 @@ FAST = RetryPolicy(max_attempts=5, base_delay=0.001, max_delay=0.01, max_total_s
 AMS = ZoneInfo("Europe/Amsterdam")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def settings(**overrides: object) -> AfasSettings:
     values = {
         "environment_number": "O12345AA",

@@ -20,11 +20,6 @@ POST_PATH = "/ProfitRestServices/connectors/FbDirectInvoice"
 READ_PATH = "/ProfitRestServices/connectors/Koppel_DirectInvoices"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def sandbox():
     with running_sandbox(generate_world(seed=12, scale=600, months=1)) as running:

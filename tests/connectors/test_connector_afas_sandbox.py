@@ -29,11 +29,6 @@ TEST_POLICY = RetryPolicy(max_attempts=10, base_delay=0.001, max_delay=0.01, max
 QUIET = {"fault_rate": 0.0, "lost_response_rate": 0.0, "latency_ms": 0}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
     with running_sandbox(generate_world(seed=11, scale=600, months=1)) as running:

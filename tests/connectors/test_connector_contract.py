@@ -45,11 +45,6 @@ NOTHING = (datetime(2001, 1, 1, tzinfo=UTC), datetime(2001, 2, 1, tzinfo=UTC))
 Sleep = Callable[[float], Awaitable[None]]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
     options = {"afas": AfasOptions(auth_mode="hybrid")}

@@ -37,11 +37,6 @@ PASSWORD = "abcde-fghij-klmno-pqrst-uvwxy"
 FAST = RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.01, max_total_seconds=30)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def no_sleep(_: float) -> None:
     return None
 

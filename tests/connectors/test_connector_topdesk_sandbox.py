@@ -36,11 +36,6 @@ QUIET = {"fault_rate": 0.0, "lost_response_rate": 0.0, "latency_ms": 0}
 EVERYTHING = TimeRegistrationOptions(include_partials_archived=True)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
     # A world of 25,000 registrations per month, one month (October 2026), all five kinds.

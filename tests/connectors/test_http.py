@@ -36,11 +36,6 @@ from connectors.redaction import redact, redact_headers
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_total_seconds=60)
 SECRET = "s3cr3t-password-value"
 

@@ -45,11 +45,6 @@ OM_LIST = "GET /tas/api/operationalActivities"
 OM_REGISTRATIONS = "GET /tas/api/operationalActivities/{id}/timeRegistrations"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
     # October 2026 only: ~1,000 incidents with hours, so id lists need several calls.

@@ -19,6 +19,8 @@ from flows.hr_sync import HrSyncParameters, hr_sync
 from sandbox.occupational_health import AbsenceIn, EmployeeIn, OhOptions
 from sandbox.server import running_sandbox
 from sandbox.world import generate_world
+from tests.fixtures.worlds import HR
+from tests.invoice_support import use_sandbox
 from tests.run_support import finished
 
 pytestmark = pytest.mark.prefect
@@ -32,12 +34,11 @@ def small_world():
 
 
 @pytest.fixture
-def sandbox(monkeypatch, tmp_path):
-    with running_sandbox(small_world()) as running:
-        for key, value in running.env().items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("KOPPEL_STATE_DB_URL", f"sqlite:///{tmp_path / 'state.db'}")
-        yield running
+def sandbox(sandboxes, monkeypatch, tmp_path):
+    """The session's HR-world sandbox (tests/fixtures/worlds.py), settings at it, a fresh state database."""
+    running = sandboxes(HR)
+    use_sandbox(monkeypatch, running, tmp_path)
+    return running
 
 
 def config_file(tmp_path, text: str) -> str:

@@ -20,13 +20,13 @@ from connectors.afas.settings import AfasSettings
 from sandbox.afas import create_app
 from sandbox.afas.fixtures import InProcessClient
 from sandbox.world import afas as world_afas
-from sandbox.world import generate_core
 from tasks.invoice_hours.config import DEFAULT_CONFIG_PATH, parse_billing_config
 from tasks.invoice_hours.load import reference_for
 from tasks.invoice_hours.payloads import build_payloads, entry_balance, fill_invoice_number, sales_entries
 from tasks.invoice_hours.pipeline import bill
 from tasks.invoice_hours.plan import summarise
 from tests.billing_factories import at, registration, registrations
+from tests.fixtures.worlds import afas_world
 from tests.invoice_hours.test_billing_sandbox import CONNECTORS, URL, masters_of
 
 CENT = Decimal("0.01")
@@ -56,9 +56,7 @@ reverse_charge = true
 
 @pytest.fixture(scope="module")
 def world():
-    core = generate_core(seed=7, scale=600)
-    core.extra.update(world_afas.render(core))
-    return core
+    return afas_world(seed=7, scale=600)
 
 
 def billable_customers(world, admin: int) -> list[str]:

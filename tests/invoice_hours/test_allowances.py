@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sandbox.server import running_sandbox
 from store import bundles
 from store.db import connect
 from store.settings import StoreSettings
@@ -21,7 +20,7 @@ from tasks.invoice_hours.allowances import allowance_months, draw_pools
 from tasks.invoice_hours.config import BillingConfigError
 from tasks.invoice_hours.reconcile import mirror_draws
 from tests.billing_factories import at, config
-from tests.invoice_support import afas_invoices, decimal, small_world, use_sandbox
+from tests.invoice_support import afas_invoices, decimal
 from tests.reconcile_support import oracle, pin_today, regular, single_registration_tickets
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
@@ -167,11 +166,10 @@ def test_a_reversal_negates_the_included_minutes_at_zero() -> None:
 
 
 @pytest.fixture
-def sandbox(monkeypatch, tmp_path):
-    with running_sandbox(small_world()) as running:
-        use_sandbox(monkeypatch, running, tmp_path)
-        pin_today(monkeypatch)
-        yield running
+def sandbox(sandbox, monkeypatch):
+    """The session's small-world sandbox (tests/conftest.py), with today pinned."""
+    pin_today(monkeypatch)
+    return sandbox
 
 
 def write_config(tmp_path, extra: str, name: str = "billing.toml") -> str:

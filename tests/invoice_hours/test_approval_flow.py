@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from flows.invoice_hours import InvoiceHoursParameters, invoice_hours
-from sandbox.server import running_sandbox
 from store import ledger, runs
 from store.db import connect
 from store.settings import StoreSettings
@@ -25,21 +24,18 @@ from tests.invoice_support import (
     afas_invoices,
     decimal,
     entries_by_reference,
-    small_world,
-    use_sandbox,
 )
 
 pytestmark = pytest.mark.prefect
 
 
 @pytest.fixture
-def sandbox(monkeypatch, tmp_path):
+def sandbox(sandbox, monkeypatch):
+    """The session's small-world sandbox (tests/conftest.py); approval polled every second."""
     import tasks.approval
 
     monkeypatch.setattr(tasks.approval, "POLL_SECONDS", 1)
-    with running_sandbox(small_world()) as running:
-        use_sandbox(monkeypatch, running, tmp_path)
-        yield running
+    return sandbox
 
 
 def approval_config(tmp_path: Path, timeout_minutes: float = 5.0) -> str:

@@ -9,13 +9,12 @@ import pytest
 
 from sandbox.afas import create_app
 from sandbox.afas.fixtures import InProcessClient
-from sandbox.world import afas as world_afas
-from sandbox.world import generate_core
 from tasks.invoice_hours.config import DEFAULT_CONFIG_PATH, load_billing_config, parse_billing_config
 from tasks.invoice_hours.join import Masters
 from tasks.invoice_hours.payloads import build_payloads, fill_invoice_number
 from tasks.invoice_hours.pipeline import Scope, bill
 from tests.billing_factories import at, posted_from, registration, registrations
+from tests.fixtures.worlds import afas_world
 
 URL = "/ProfitRestServices/connectors"
 CONNECTORS = {
@@ -28,9 +27,7 @@ CONNECTORS = {
 
 @pytest.fixture(scope="module")
 def world():
-    core = generate_core(seed=7, scale=600)
-    core.extra.update(world_afas.render(core))
-    return core
+    return afas_world(seed=7, scale=600)
 
 
 def masters_of(world) -> Masters:

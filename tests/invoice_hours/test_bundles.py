@@ -16,7 +16,7 @@ from store import bundles
 from tasks.bundles import bundle_alerts
 from tasks.invoice_hours.config import BillingConfigError
 from tests.billing_factories import config
-from tests.invoice_support import OCTOBER, sandbox_fixture  # noqa: F401 - fixture
+from tests.invoice_support import OCTOBER
 from tests.store_support import db_url_fixture, engine_fixture, postgres_admin, postgres_schema_url  # noqa: F401
 
 

@@ -15,7 +15,7 @@ from sandbox.world import afas as world_afas
 from store import ledger
 from store.db import connect
 from store.settings import StoreSettings
-from tests.invoice_support import OCTOBER, decimal, entries_by_reference, sandbox_fixture  # noqa: F401
+from tests.invoice_support import OCTOBER, decimal, entries_by_reference
 
 pytestmark = pytest.mark.prefect
 BILLING_TOML = Path(__file__).resolve().parents[2] / "config" / "billing.toml"

@@ -8,7 +8,6 @@ from decimal import Decimal
 import pytest
 
 from flows.invoice_hours import invoice_hours
-from sandbox.server import running_sandbox
 from store import ledger
 from store.db import connect
 from store.settings import StoreSettings
@@ -20,18 +19,9 @@ from tests.invoice_support import (
     entries_by_reference,
     invoice_line_keys,
     payload_line_keys,
-    small_world,
-    use_sandbox,
 )
 
 pytestmark = pytest.mark.prefect
-
-
-@pytest.fixture
-def sandbox(monkeypatch, tmp_path):
-    with running_sandbox(small_world()) as running:
-        use_sandbox(monkeypatch, running, tmp_path)
-        yield running
 
 
 def run(start=OCTOBER[0], end=OCTOBER[1], **kwargs):

@@ -14,11 +14,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sandbox.server import running_sandbox
 from store import ledger
 from store.db import connect
 from store.settings import StoreSettings
-from tests.invoice_support import decimal, small_world, use_sandbox
+from tests.invoice_support import decimal
 from tests.reconcile_support import (
     backfill,
     invoice_lines,
@@ -39,11 +38,10 @@ ZERO = Decimal("0.00")
 
 
 @pytest.fixture
-def sandbox(monkeypatch, tmp_path):
-    with running_sandbox(small_world()) as running:
-        use_sandbox(monkeypatch, running, tmp_path)
-        pin_today(monkeypatch)
-        yield running
+def sandbox(sandbox, monkeypatch):
+    """The session's small-world sandbox (tests/conftest.py), with today pinned."""
+    pin_today(monkeypatch)
+    return sandbox
 
 
 def afas(sandbox):

@@ -25,25 +25,17 @@ from connectors.topdesk.timeregistrations import (
     resolve_incidents,
 )
 from flows.invoice_hours import InvoiceHoursParameters, invoice_hours
-from sandbox.server import running_sandbox
 from sandbox.topdesk.malformed import kinds_count
 from store import ledger
 from store.db import connect
 from store.settings import StoreSettings
 from tasks.invoice_hours.extract import Window
 from tasks.invoice_hours.sources import TopdeskSources
-from tests.invoice_support import OCTOBER, small_world, use_sandbox
+from tests.invoice_support import OCTOBER
 
 pytestmark = pytest.mark.prefect
 
 SOURCES = ("incident", "operational_activity", "change", "change_activity", "problem")
-
-
-@pytest.fixture
-def sandbox(monkeypatch, tmp_path):
-    with running_sandbox(small_world()) as running:
-        use_sandbox(monkeypatch, running, tmp_path)
-        yield running
 
 
 def topdesk_sim(sandbox):

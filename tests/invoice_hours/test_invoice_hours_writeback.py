@@ -8,8 +8,6 @@ the document's reference and minutes, whatever failed or crashed on the way.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import textwrap
 from collections import defaultdict
 from pathlib import Path
@@ -25,7 +23,7 @@ from store.db import connect
 from store.settings import StoreSettings
 from tasks.invoice_hours.config import BillingConfigError, parse_billing_config
 from tasks.invoice_hours.writeback_load import CONCURRENT_TICKETS
-from tests.invoice_support import OCTOBER, afas_invoices, child_env, small_world, use_sandbox
+from tests.invoice_support import OCTOBER, afas_invoices, run_script, small_world, use_sandbox
 from tests.reconcile_support import backfill, pick, pin_today, regular
 
 pytestmark = pytest.mark.prefect
@@ -48,11 +46,10 @@ MEMO_KINDS = ("incident", "change", "change_activity")
 
 
 @pytest.fixture
-def sandbox(monkeypatch, tmp_path):
-    with running_sandbox(small_world()) as running:
-        use_sandbox(monkeypatch, running, tmp_path)
-        pin_today(monkeypatch)
-        yield running
+def sandbox(sandbox, monkeypatch):
+    """The session's small-world sandbox (tests/conftest.py), with today pinned."""
+    pin_today(monkeypatch)
+    return sandbox
 
 
 def config_path(tmp_path: Path, extra: str = WRITEBACK) -> str:
@@ -223,15 +220,7 @@ KILLED_AFTER_WRITE = textwrap.dedent(
 
 
 def run_in_child(sandbox, db_url: str, path: str, mode: str) -> tuple[int, str]:
-    child = subprocess.run(
-        [sys.executable, "-c", KILLED_AFTER_WRITE, path, mode],
-        env=child_env(sandbox, db_url),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    return child.returncode, child.stderr[-3000:]
+    return run_script(KILLED_AFTER_WRITE, sandbox, db_url, path, mode)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from store.db import connect
 from store.settings import StoreSettings
 from tasks.masterdata import MasterDataError, master_data_problems, read_master_data
 from tests.billing_factories import CONFIG_TOML, config
-from tests.invoice_support import OCTOBER, sandbox_fixture  # noqa: F401 - fixture
+from tests.invoice_support import OCTOBER
 
 
 def frames(**changes: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -11,7 +11,7 @@ import pytest
 from tasks.invoice_hours.pipeline import bill
 from tasks.invoice_hours.specification import TOTAL_LABEL, specifications, write_specification
 from tests.billing_factories import config, masters, registration, registrations
-from tests.invoice_support import OCTOBER, afas_invoices, decimal, sandbox_fixture  # noqa: F401 - fixture
+from tests.invoice_support import OCTOBER, afas_invoices, decimal
 
 ROUNDING = '\n[rounding]\nunit_minutes = 15\ndirection = "up"\nminimum_minutes_per_ticket = 30\n'
 

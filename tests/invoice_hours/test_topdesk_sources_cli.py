@@ -7,14 +7,13 @@ from typer.testing import CliRunner
 
 from connectors.topdesk.catalog import parse_metadata
 from koppel.cli import app
-from sandbox.server import running_sandbox
-from tests.invoice_support import small_world
+from tests.fixtures.worlds import SMALL
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    with running_sandbox(small_world()) as running:
-        yield running
+def sandbox(sandboxes):
+    """The session's small-world sandbox, reset once for this module (its commands only read)."""
+    return sandboxes(SMALL)
 
 
 def invoke(sandbox, monkeypatch):

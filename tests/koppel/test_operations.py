@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from koppel.cli import app
-from sandbox.server import running_sandbox
 from tasks.artifacts import (
     amounts_markdown,
     customer_text,
@@ -25,15 +24,15 @@ from tasks.history import artifact_prefix, period_label, run_name, run_tags
 from tasks.invoice_hours.extract import Window
 from tasks.invoice_hours.load import Outcome
 from tasks.state import run_verdict
-from tests.invoice_support import small_world
+from tests.fixtures.worlds import SMALL
 
 BAD_TOKEN = "<token><version>1</version><data>" + "0" * 64 + "</data></token>"
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    with running_sandbox(small_world()) as running:
-        yield running
+def sandbox(sandboxes):
+    """The session's small-world sandbox, reset once for this module (its commands only read)."""
+    return sandboxes(SMALL)
 
 
 def check(sandbox, tmp_path, *args: str, **env: str | None):

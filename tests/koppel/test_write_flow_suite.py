@@ -30,8 +30,9 @@ from flows.create_missing_debtors import create_missing_debtors
 from flows.hr_sync import hr_sync
 from flows.invoice_hours import invoice_hours
 from flows.sync_companies import sync_companies
-from sandbox.server import SYSTEMS, Sandbox, running_sandbox
+from sandbox.server import SYSTEMS, Sandbox
 from sandbox.world import World, generate_world
+from tests.fixtures.worlds import HR, SMALL, Sandboxes, WorldArgs
 from tests.run_support import finished
 
 pytestmark = pytest.mark.prefect
@@ -42,15 +43,9 @@ TOKEN_ENDPOINT = "POST /ProfitRestServices/oauth/token"  # an OAuth token reques
 
 
 @functools.cache
-def billing_world() -> World:
-    """About 40 customers and two months of hours (the invoice-hours and company-sync tests' world)."""
-    return generate_world(seed=11, scale=240, anchor=date(2026, 11, 1), months=2)
-
-
-@functools.cache
 def hr_world() -> World:
     """14 employees, 10 departments, 18 absences, 5 absences registered in the OH system."""
-    return generate_world(seed=7, scale=100)
+    return generate_world(seed=HR.seed, scale=HR.scale)
 
 
 def companies_enabled(folder: Path) -> str:
@@ -169,7 +164,7 @@ class WriteFlow:
 
     name: str
     flow: Callable[..., Any]
-    world: Callable[[], World]
+    world: WorldArgs  # SMALL: the invoice-hours and company-sync tests' world; HR: the HR tests'.
     parameters: Callable[[Path], dict[str, Any]]  # real-run parameters (config copies in the given folder)
     dry_run: dict[str, Any]  # added to the parameters for a dry run
     writes_to: frozenset[str]  # sandbox systems the first run writes to
@@ -182,7 +177,7 @@ WRITE_FLOWS = (
     WriteFlow(
         "invoice_hours",
         invoice_hours,
-        billing_world,
+        SMALL,
         lambda _: dict(OCTOBER),
         {"dry_run": True},
         frozenset({"afas"}),
@@ -192,7 +187,7 @@ WRITE_FLOWS = (
     WriteFlow(
         "sync_companies",
         sync_companies,
-        billing_world,
+        SMALL,
         lambda _: {},
         {"dry_run": True},
         frozenset({"topdesk"}),
@@ -202,7 +197,7 @@ WRITE_FLOWS = (
     WriteFlow(
         "create_missing_debtors",
         create_missing_debtors,
-        billing_world,
+        SMALL,
         lambda folder: {**OCTOBER, "config_path": companies_enabled(folder)},
         {"dry_run": True},
         frozenset({"afas", "topdesk"}),
@@ -212,7 +207,7 @@ WRITE_FLOWS = (
     WriteFlow(
         "hr_sync",
         hr_sync,
-        hr_world,
+        HR,
         lambda _: {"from_date": "2024-11-21"},
         {"dry_run": True},
         frozenset({"oh"}),
@@ -222,7 +217,7 @@ WRITE_FLOWS = (
     WriteFlow(
         "absence_to_afas",
         absence_to_afas,
-        hr_world,
+        HR,
         lambda folder: {"config_path": absence_to_afas_enabled(folder)},
         {"dry_run": True},
         frozenset({"afas"}),
@@ -261,11 +256,12 @@ class Runs:
 
 
 @pytest.fixture(scope="module", params=WRITE_FLOWS, ids=lambda spec: spec.name)
-def runs(request, prefect_harness, tmp_path_factory) -> Iterator[Runs]:
+def runs(request, prefect_harness, tmp_path_factory, sandboxes: Sandboxes) -> Iterator[Runs]:
     spec: WriteFlow = request.param
     folder = tmp_path_factory.mktemp(spec.name)
     parameters = spec.parameters(folder)
-    with pytest.MonkeyPatch.context() as monkeypatch, running_sandbox(spec.world()) as sandbox:
+    sandbox = sandboxes(spec.world)  # the session's, reset: the world as generated
+    with pytest.MonkeyPatch.context() as monkeypatch:
         for key, value in sandbox.env().items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("KOPPEL_STATE_DB_URL", f"sqlite:///{folder / 'state.db'}")

@@ -16,17 +16,14 @@ from sandbox.afas import AfasOptions, create_app
 from sandbox.afas.connectors import CONNECTORS, markdown
 from sandbox.afas.fixtures import InProcessClient
 from sandbox.afas.state import default_token, token_header, token_xml
-from sandbox.world import afas as world_afas
-from sandbox.world import generate_core
+from tests.fixtures.worlds import afas_world
 
 ROOT = "/ProfitRestServices"
 
 
 @pytest.fixture(scope="module")
 def world():
-    core = generate_core(seed=17, scale=1_000)
-    core.extra.update(world_afas.render(core))
-    return core
+    return afas_world(seed=17, scale=1_000)
 
 
 # ---------------------------------------------------------------------------- authentication

@@ -12,8 +12,7 @@ import pytest
 from sandbox.afas import create_app
 from sandbox.afas.fixtures import InProcessClient, ensure_master_data_for
 from sandbox.afas.schemas import MANDATORY, UPDATE_CONNECTORS, examples, schema
-from sandbox.world import afas as world_afas
-from sandbox.world import generate_core
+from tests.fixtures.worlds import afas_world
 
 RESULT_KEYS = {
     "FbDirectInvoice": {"OrNu"},
@@ -98,9 +97,7 @@ def _without(body: dict[str, Any], obj: str, field: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def world():
-    core = generate_core(seed=21, scale=200)
-    core.extra.update(world_afas.render(core))
-    return core
+    return afas_world(seed=21, scale=200)
 
 
 def test_the_examples_cover_every_connector_and_verb_the_brief_names():

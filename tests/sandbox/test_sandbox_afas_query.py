@@ -14,15 +14,14 @@ from sandbox.afas import AfasOptions, create_app
 from sandbox.afas.fixtures import InProcessClient
 from sandbox.world import afas as world_afas
 from sandbox.world import generate_core
+from tests.fixtures.worlds import afas_world
 
 BASE = "/ProfitRestServices/connectors"
 
 
 @pytest.fixture(scope="module")
 def world():
-    core = generate_core(seed=5, scale=2_000)
-    core.extra.update(world_afas.render(core))
-    return core
+    return afas_world(seed=5, scale=2_000)
 
 
 def rows(client, connector, **params):
@@ -278,9 +277,7 @@ def test_without_order_every_call_comes_back_in_another_order(client):
 
 @pytest.fixture(scope="module")
 def big_world():
-    core = generate_core(seed=9, scale=32_000)
-    core.extra.update(world_afas.render(core))
-    return core
+    return afas_world(seed=9, scale=32_000)
 
 
 def test_unsorted_paging_over_5000_rows_duplicates_and_misses_sorted_paging_does_not(big_world):

@@ -10,17 +10,14 @@ import pytest
 from sandbox.afas import AfasOptions, create_app
 from sandbox.afas.fixtures import InProcessClient
 from sandbox.afas.update import parse_delete_path
-from sandbox.world import afas as world_afas
-from sandbox.world import generate_core
+from tests.fixtures.worlds import afas_world
 
 URL = "/ProfitRestServices/connectors"
 
 
 @pytest.fixture(scope="module")
 def world():
-    core = generate_core(seed=13, scale=2_000)
-    core.extra.update(world_afas.render(core))
-    return core
+    return afas_world(seed=13, scale=2_000)
 
 
 @pytest.fixture

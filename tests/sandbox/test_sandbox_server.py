@@ -191,6 +191,30 @@ def test_serves_the_three_real_simulators() -> None:
         assert sandbox.counters("topdesk")["endpoints"]["GET /tas/api/version"]["statuses"] == {"200": 1}
 
 
+def test_reset_serves_the_world_afresh_on_the_same_ports() -> None:
+    with running_sandbox(seed=6, scale=60) as sandbox:
+        ports, env, old_apps = dict(sandbox.ports), sandbox.env(), dict(sandbox.apps)
+        topdesk = sandbox.apps["topdesk"].state.sim
+        alive = int(topdesk.registrations.alive.sum())
+        topdesk.delete_registration(str(sandbox.world.extra["td_registrations"]["id"].iloc[0]))
+        sandbox.set_knobs("afas", fault_rate=1.0, latency_ms=5)
+        auth = (sandbox.topdesk_login, sandbox.topdesk_password)
+        assert httpx.get(f"{sandbox.topdesk_url}/tas/api/version", auth=auth, timeout=5).status_code == 200
+
+        sandbox.reset()
+
+        assert sandbox.ports == ports and sandbox.env() == env
+        assert all(sandbox.apps[system] is not old_apps[system] for system in SYSTEMS)
+        assert int(sandbox.apps["topdesk"].state.sim.registrations.alive.sum()) == alive
+        assert all(sandbox.knobs(system) == Knobs(seed=6) for system in SYSTEMS)
+        assert all(sandbox.counters(system)["total"] == 0 for system in SYSTEMS)
+        version = httpx.get(
+            f"{sandbox.afas_url}/profitversion", headers=afas_header(sandbox.afas_token), timeout=5
+        )
+        assert version.status_code == 200  # the new app answers, without the faults set before
+        assert sandbox.counters("afas")["total"] == 1
+
+
 # Runs the CLI with tests.sandbox.test_sandbox_knobs (tiny_app as create_app) standing in for AFAS and
 # TOPdesk.
 STAND_IN_LAUNCHER = (

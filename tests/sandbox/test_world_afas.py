@@ -10,9 +10,12 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
+from pandera.errors import SchemaErrors
 
 from sandbox.world import afas as world_afas
-from sandbox.world import generate_core
+from sandbox.world import check_world, generate_core, generate_world
+from sandbox.world.afas_frames import FRAMES
+from tests.fixtures.worlds import afas_world
 
 AFAS_FRAMES = {
     "afas_debtors",
@@ -46,9 +49,7 @@ def _fingerprint(frames: dict[str, pd.DataFrame]) -> str:
 
 @pytest.fixture(scope="module")
 def world():
-    core = generate_core(seed=7, scale=3_000)
-    core.extra.update(world_afas.render(core))
-    return core
+    return afas_world(seed=7, scale=3_000)
 
 
 def test_render_returns_exactly_the_agreed_frames(world):
@@ -230,3 +231,28 @@ def test_most_debtors_are_domestic_and_a_few_reverse_charge(world):
     duties = world.extra["afas_debtors"]["VatDuty"]
     assert set(duties) == {world_afas.VAT_DUTY_DOMESTIC, world_afas.VAT_DUTY_REVERSE}
     assert (duties == world_afas.VAT_DUTY_DOMESTIC).mean() > 0.8
+
+
+@pytest.mark.parametrize(("seed", "scale"), [(7, 3_000), (4, 400), (1, 20)])
+def test_every_frame_meets_its_schema(seed: int, scale: int) -> None:
+    world = generate_world(seed=seed, scale=scale, check=True)  # raises on a frame that drifted
+    assert {name for name in world.extra if name.startswith(("afas_", "hr_"))} == set(FRAMES) == AFAS_FRAMES
+
+
+def test_a_frame_that_drifts_from_its_schema_fails_the_check() -> None:
+    world = generate_world(seed=4, scale=60)
+    moved = world.extra["afas_debtors"]
+    world.extra["afas_debtors"] = moved[[*moved.columns[1:], moved.columns[0]]]
+    with pytest.raises(SchemaErrors, match="DebtorId"):
+        check_world(world)
+    world.extra["afas_debtors"] = moved.assign(CreditLimit=moved["CreditLimit"].map(float))
+    with pytest.raises(SchemaErrors, match="CreditLimit"):
+        check_world(world)
+    world.extra["afas_debtors"] = moved
+    world.customers["admin_id"] = world.customers["admin_id"].astype(str)  # the core is checked as well
+    with pytest.raises(SchemaErrors, match="admin_id"):
+        check_world(world)
+    world.customers["admin_id"] = world.customers["admin_id"].astype("int64")
+    world.extra["afas_budgets"] = moved
+    with pytest.raises(ValueError, match="without a schema: afas_budgets"):
+        check_world(world)
