@@ -36,6 +36,7 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -95,12 +96,28 @@ BULK_FIELDS = (
     "id", "timeSpent", "notes", "status", "entryDate", "creationDate", "operator", "operatorGroup", "reason",
     "parent",
 )  # fmt: skip
-TOTAL_FIELDS = ("timeSpent", "timeSpentFirstLine", "timeSpentSecondLine", "timeSpentPartial")
+TOTAL_FIELDS: tuple[str, ...] = ("timeSpent", "timeSpentFirstLine", "timeSpentSecondLine", "timeSpentPartial")
 TOTAL_FIELDS += ("timeSpentLinkedPartials",)
-INCIDENT_FIELDS = ("id", "number", "status", "briefDescription", "callerBranch", "category", "subcategory")
+INCIDENT_FIELDS: tuple[str, ...] = (
+    "id",
+    "number",
+    "status",
+    "briefDescription",
+    "callerBranch",
+    "category",
+    "subcategory",
+)
 INCIDENT_FIELDS += ("mainIncident", *TOTAL_FIELDS)
 OM_ACTIVITY_FIELDS = ("id", "number", "briefDescription", "status", "archived", "linkedBranches")
-OM_REGISTRATION_FIELDS = ("id", "timeSpent", "note", "entryDate", "creationDate", "operator", "operatorGroup")
+OM_REGISTRATION_FIELDS: tuple[str, ...] = (
+    "id",
+    "timeSpent",
+    "note",
+    "entryDate",
+    "creationDate",
+    "operator",
+    "operatorGroup",
+)
 OM_REGISTRATION_FIELDS += ("reason",)
 INCIDENT_BATCH = INCIDENTS.max_page_size  # ids per /incidents call at most; the URL's length decides first
 FRAME_CHUNK = 20_000  # served rows turned into records, and records into frame rows, at a time
@@ -151,7 +168,14 @@ class ODataOptions:
 
     def registration_select(self) -> str:
         """``$select`` of a registration set."""
-        names = (self.id, self.ticket_id, self.entry_date, self.time_spent, self.notes, self.operator_id)
+        names: tuple[str, ...] = (
+            self.id,
+            self.ticket_id,
+            self.entry_date,
+            self.time_spent,
+            self.notes,
+            self.operator_id,
+        )
         names += (self.operator_name, self.group_id, self.group_name, self.reason_id, self.reason_name)
         return ",".join((*names, self.creation_date, self.modification_date))
 
@@ -370,7 +394,8 @@ class _IncidentJob:
         frame_columns: list[str] | None = None,
     ) -> None:
         self.client, self.start, self.end, self.options = client, start, end, options
-        self.totals, self.totals_error = empty_totals(), None
+        self.totals = empty_totals()
+        self.totals_error: str | None = None
         self.frame_columns, self.ordered = frame_columns, False
 
     async def run(self) -> list[Any]:
@@ -693,7 +718,7 @@ async def _incidents_by_id(
             found = await asyncio.gather(*(_incident(client, key, fixed["fields"]) for key in chunk))
             return [i for i in found if i is not None]
 
-    results = await gather_bounded([lambda c=c: one(c) for c in chunks], options.concurrency)
+    results = await gather_bounded([partial(one, c) for c in chunks], options.concurrency)
     return {
         key: i
         for batch in results
@@ -860,7 +885,7 @@ async def _registrations_by_parent(
             "the completeness check is not done",
             system="TOPdesk",
         )
-    served += await gather_bounded([lambda c=c: one(c) for c in chunks[1:]], options.concurrency)
+    served += await gather_bounded([partial(one, c) for c in chunks[1:]], options.concurrency)
     return [row for rows in served for row in rows]
 
 
@@ -942,7 +967,7 @@ class _ActivityJob:
             return await client.read_all(OM_REGISTRATIONS, fields, path_values={"id": str(activity["id"])})
 
         per_activity, _ = await asyncio.gather(
-            gather_bounded([lambda a=a: one(a) for a in activities], self.options.concurrency),
+            gather_bounded([partial(one, a) for a in activities], self.options.concurrency),
             self.lookups.load(),
         )
         records, last_entry = [], {}
@@ -1080,6 +1105,7 @@ def odata_record(row: Any, kind: str, tickets: Mapping[str, Mapping[str, Any]], 
     raw_ticket = row.get(c.ticket_id)
     ticket_id = usable_id(raw_ticket)
     ticket = tickets.get(ticket_id or "", {})
+    problem: str | None
     if ticket_id is None:
         problem = f"{c.ticket_id}: missing" if raw_ticket in (None, "") else f"{c.ticket_id}: not an id"
     else:

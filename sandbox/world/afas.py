@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -159,7 +160,7 @@ def _stamp(days: np.ndarray, anchor: date, rng: np.random.Generator, with_ms: bo
     return pd.Series(pd.DatetimeIndex(values.astype("datetime64[ns]")).tz_localize(TZ))
 
 
-def _midnight(days: list[date | None]) -> pd.Series:
+def _midnight(days: Sequence[date | None]) -> pd.Series:
     """Tz-aware Amsterdam midnights for dates (``None`` → NaT)."""
     return pd.Series(pd.to_datetime(pd.Series(days, dtype=object)).dt.tz_localize(TZ))
 
@@ -442,7 +443,7 @@ def _org_units(
     ]
     admin_name = str(world.administrations["name"].iloc[0])
     place = {extras[0]: ("KOPPEL", "root")}
-    rows = [("KOPPEL", admin_name, None, extras[0])]
+    rows: list[tuple[str, str, str | None, Any]] = [("KOPPEL", admin_name, None, extras[0])]
     for k, (unit, name) in enumerate(depts):
         place[extras[1 + k]] = (unit, "department")
         rows.append((unit, name, "KOPPEL", extras[1 + k]))
