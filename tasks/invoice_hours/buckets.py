@@ -243,6 +243,21 @@ def settle_buckets(buckets: pd.DataFrame, outcomes: Sequence[Outcome]) -> pd.Dat
         hit = buckets["registration_id"].isin(list(held))
         buckets.loc[hit, "bucket"] = "failed"
         buckets.loc[hit, "reason"] = "held: " + buckets.loc[hit, "registration_id"].map(held)
+    # a document re-planned in the load (without held or conflicting registrations) posts under a reference
+    # of its own, which no bucket row carries: its outcome moves its registrations by id
+    planned = set(buckets["reference"].dropna())
+    replanned = {
+        rid: (bucket, reason)
+        for o in outcomes
+        if o.reference not in planned
+        for _, bucket, reason in [_move(o)]
+        if bucket is not None
+        for rid in o.registration_ids
+    }
+    if replanned:
+        hit = buckets["registration_id"].isin(list(replanned))
+        buckets.loc[hit, "bucket"] = buckets.loc[hit, "registration_id"].map(lambda r: replanned[r][0])
+        buckets.loc[hit, "reason"] = buckets.loc[hit, "registration_id"].map(lambda r: replanned[r][1])
     taken = {rid for o in outcomes for rid in o.conflicts}
     if taken:
         moved = buckets["registration_id"].isin(taken) & buckets["bucket"].isin(["invoiced", "internal"])

@@ -138,3 +138,32 @@ def test_a_run_for_one_administration_excludes_the_others_with_a_reason():
     )
     assert set(result.documents["administration"]) == {1}
     assert result.conservation["holds"]
+
+
+def test_a_document_replanned_in_the_load_that_fails_moves_its_registrations_out_of_invoiced():
+    """Found by the sequence property test: a held document is re-planned without the held registration and
+    posts under a new reference; when AFAS refuses that one, its registrations are pending, not invoiced."""
+    from tasks.invoice_hours.buckets import settle_buckets
+    from tasks.invoice_hours.load import Outcome
+
+    read = registrations(
+        registration(registration_id="moved", minutes=60), registration(registration_id="new", minutes=30)
+    )
+    result = bill(read, masters(), config())
+    planned = result.buckets.set_index("registration_id")["reference"]
+    assert planned["moved"] == planned["new"]  # one document holds both
+    outcomes = [
+        Outcome(str(planned["moved"]), "direct_invoice", "held", message="its reversal did not post",
+                registration_ids=("moved",)),
+        Outcome("KPL-1-202610-replanned", "direct_invoice", "failed", message="Verkooprelatie geblokkeerd.",
+                registration_ids=("new",)),
+    ]  # fmt: skip
+    settled = settle_buckets(result.buckets, outcomes).set_index("registration_id")
+    assert settled.loc["moved", ["bucket", "reason"]].tolist() == [
+        "failed",
+        "held: its reversal did not post",
+    ]
+    assert settled.loc["new", ["bucket", "reason"]].tolist() == [
+        "failed",
+        "failed: Verkooprelatie geblokkeerd.",
+    ]

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from connectors.afas.client import AfasClient
@@ -353,6 +353,21 @@ def test_every_registration_nets_its_desired_amount_or_is_pending_after_every_ru
 
         @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
         @given(edits=st.lists(EDITS, min_size=3, max_size=14), batch=st.sampled_from([1, 2, 50]))
+        @example(  # found by hypothesis on 2026-12-05: a refused document's line was reported invoiced
+            edits=[
+                ("reason", 0),
+                ("resend",),
+                ("add", 18, 54, 0, True),
+                ("refuse", "10001"),
+                ("customer", 20),
+                ("run", (1, 31)),
+                ("add", 6, 21, 1, True),
+                ("customer", 18),
+                ("minutes", 13, 11),
+                ("refuse", "10002"),
+            ],
+            batch=1,
+        )
         def sequences(edits: list[tuple], batch: int) -> None:
             with engine.begin() as connection:  # one migrated database, emptied for every example
                 for table in reversed(metadata.sorted_tables):
