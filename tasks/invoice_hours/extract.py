@@ -130,14 +130,8 @@ async def read_masters(settings: AfasSettings) -> tuple[Masters, dict]:
         return Masters(**by_name), client.stats()
 
 
-@task(name="extract-topdesk-registrations", cache_policy=NO_CACHE)
-def extract_registrations(window: Window) -> tuple[pd.DataFrame, dict]:
-    """Read the window's time registrations of all five kinds from TOPdesk."""
-    return asyncio.run(read_registrations(load_settings(TopdeskSettings), window))
-
-
 @task(name="extract-afas-masters", cache_policy=NO_CACHE)
-def extract_masters() -> tuple[Masters, dict]:
+def extract_afas_masters() -> tuple[Masters, dict]:
     """Read debtors, projects, periods and sales prices from AFAS."""
     return asyncio.run(read_masters(load_settings(AfasSettings)))
 
@@ -307,7 +301,7 @@ def source_notes(read: TopdeskRead, price_rejects: pd.DataFrame | None = None) -
 
 
 @task(name="extract-topdesk-sources", cache_policy=NO_CACHE)
-def extract_topdesk(window: Window, sources: TopdeskSources | None = None) -> TopdeskRead:
+def extract_topdesk_sources(window: Window, sources: TopdeskSources | None = None) -> TopdeskRead:
     """Read every configured TOPdesk source; publish what each served and the completeness check."""
     read = read_tracked(load_settings(TopdeskSettings), window, sources or TopdeskSources(), state_engine())
     for failed in read.failed:
@@ -322,7 +316,7 @@ def extract_topdesk(window: Window, sources: TopdeskSources | None = None) -> To
 
 
 @task(name="check-afas-prices", cache_policy=NO_CACHE)
-def check_prices(masters: Masters, config: BillingConfig) -> pd.DataFrame:
+def check_afas_prices(masters: Masters, config: BillingConfig) -> pd.DataFrame:
     """Refuse unbelievable AFAS price-list rows (per row, naming the connector); publish them."""
     if masters.sales_prices is None or config.rates.source != "afas":
         return screen_prices(pd.DataFrame(columns=["ItemCode", "DebtorId", "Price"]), Decimal(1))[1]
@@ -334,7 +328,7 @@ def check_prices(masters: Masters, config: BillingConfig) -> pd.DataFrame:
 
 
 @task(name="account-served-rows", cache_policy=NO_CACHE)
-def account_served(read: pd.DataFrame, buckets: pd.DataFrame) -> dict:
+def account_served_rows(read: pd.DataFrame, buckets: pd.DataFrame) -> dict:
     """Conservation against the rows each source served; published per source."""
     result = served_conservation(read, buckets)
     publish_table(f"{FLOW}-served", served_table(result), result["line"])

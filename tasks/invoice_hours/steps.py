@@ -34,11 +34,11 @@ from tasks.invoice_hours.config import BillingConfig, load_billing_config
 from tasks.invoice_hours.extract import (
     TopdeskRead,
     Window,
-    account_served,
+    account_served_rows,
     billing_window,
-    check_prices,
-    extract_masters,
-    extract_topdesk,
+    check_afas_prices,
+    extract_afas_masters,
+    extract_topdesk_sources,
     source_notes,
 )
 from tasks.invoice_hours.join import Masters
@@ -155,17 +155,19 @@ def read_sources(run: RunStart) -> Sources:
     """AFAS master data, the run's window, TOPdesk's registrations; missing customers created when asked."""
     p = run.p
     run.phases.reached("reading AFAS master data")
-    masters, afas_stats = extract_masters()
+    masters, afas_stats = extract_afas_masters()
     config = run.config.with_debtor_vat(masters.debtors)  # sales-booking VAT per debtor
-    price_rejects = check_prices(masters, config)
+    price_rejects = check_afas_prices(masters, config)
     window, regular = run_window(p.start_date, p.end_date, masters, config)
     run.phases.reached("reading TOPdesk registrations")
-    topdesk = extract_topdesk(window, config.topdesk)
+    topdesk = extract_topdesk_sources(window, config.topdesk)
     read = topdesk.frame
     # Off unless companies.toml says so. Annotated: without pandas types mypy takes it for a coroutine.
     relinked: pd.DataFrame = create_missing_customers(read, p.config_path, p.dry_run)
     if not relinked["customer_number"].equals(read["customer_number"]):
-        masters, _ = extract_masters()  # debtors were just created or linked: plan against AFAS as it is now
+        masters, _ = (
+            extract_afas_masters()
+        )  # debtors were just created or linked: plan against AFAS as it is now
         config = config.with_debtor_vat(masters.debtors)
     get_run_logger().info("read %s", read_summary(relinked, window.label()))
     return Sources(config, masters, afas_stats, price_rejects, window, regular, topdesk, relinked)
@@ -180,9 +182,9 @@ def plan_run(
 ) -> tuple[pd.DataFrame, BillingRun]:
     """Read the ledger state (and, after an approval pause, TOPdesk and AFAS again) and plan the run."""
     if read is None:
-        read = extract_topdesk(window, config.topdesk).frame
+        read = extract_topdesk_sources(window, config.topdesk).frame
     if masters is None:
-        masters, _ = extract_masters()
+        masters, _ = extract_afas_masters()
     state = read_ledger_state(read, window)
     deleted = confirm_deletions(read, state, window) if regular else []
     return read, plan_billing(read, masters, config, state, window, regular, deleted)
@@ -233,7 +235,7 @@ def finish_run(
     topdesk = sources.topdesk
     context = run_context(run, sources, billing, gate, posted)
     result = report_invoice_hours(context, read, billing, posted.outcomes)
-    served = account_served(read, result["buckets"])
+    served = account_served_rows(read, result["buckets"])
     run.phases.done()
     context.pop("customer_names")
     close_run(run.run_id, "failed" if topdesk.failed else "completed", result["statistics"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -17,8 +16,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.invoice_hours import invoice_hours
-from sandbox.server import running_sandbox
-from tests.koppel.test_write_flow_suite import OCTOBER, billing_world
+from sandbox.server import Sandbox
+from tests.koppel.test_write_flow_suite import OCTOBER
 
 pytestmark = pytest.mark.prefect
 
@@ -51,16 +50,12 @@ async def task_runs(flow_run_id: UUID) -> Counter[str]:
     return Counter(run.name.rsplit("-", 1)[0] for run in runs)
 
 
-def test_one_task_run_per_stage(prefect_harness, tmp_path: Path, monkeypatch) -> None:
+def test_one_task_run_per_stage(prefect_harness, sandbox: Sandbox) -> None:
     counted = []
-    with running_sandbox(billing_world()) as sandbox:
-        for key, value in sandbox.env().items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("KOPPEL_STATE_DB_URL", f"sqlite:///{tmp_path / 'state.db'}")
-        for parameters in ({**OCTOBER, "dry_run": True}, OCTOBER, {}):
-            state = invoice_hours(**parameters, return_state=True)
-            assert state.state_details.flow_run_id is not None
-            counted.append(asyncio.run(task_runs(state.state_details.flow_run_id)))
+    for parameters in ({**OCTOBER, "dry_run": True}, OCTOBER, {}):
+        state = invoice_hours(**parameters, return_state=True)
+        assert state.state_details.flow_run_id is not None
+        counted.append(asyncio.run(task_runs(state.state_details.flow_run_id)))
     dry, backfill, regular = counted
     assert dry == Counter(PLANNED)
     assert backfill == Counter(POSTED)
