@@ -159,14 +159,13 @@ def conservation(read: pd.DataFrame, buckets: pd.DataFrame) -> dict[str, Any]:
     """Counts and minutes per bucket, whether the equation holds, ids lost or doubled, a markdown line."""
     units = read_units(read)
     read_minutes = int(units["minutes"].fillna(0).sum())
+    # Counts and minutes of every bucket in one pass over the rows (not two comparisons per bucket name).
+    names = buckets["bucket"].astype("object")
+    counts = names.value_counts(dropna=True)
+    sums = buckets["minutes"].astype("Int64").fillna(0).groupby(names, dropna=True).sum()
     per_bucket = {
-        name: {
-            "count": int(buckets["bucket"].eq(name).sum()),
-            "minutes": int(
-                buckets.loc[buckets["bucket"].eq(name), "minutes"].astype("Int64").fillna(0).sum()
-            ),
-        }
-        for name in (*EQUATION, *(g for g in GUARDED if buckets["bucket"].eq(g).any()))
+        name: {"count": int(counts.get(name, 0)), "minutes": int(sums.get(name, 0))}
+        for name in (*EQUATION, *(g for g in GUARDED if counts.get(g, 0)))
     }
     # The reconciliation's own buckets are shown when they hold something; the classic six always.
     per_bucket = {
