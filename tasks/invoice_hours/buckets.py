@@ -159,14 +159,13 @@ def conservation(read: pd.DataFrame, buckets: pd.DataFrame) -> dict[str, Any]:
     """Counts and minutes per bucket, whether the equation holds, ids lost or doubled, a markdown line."""
     units = read_units(read)
     read_minutes = int(units["minutes"].fillna(0).sum())
+    # Counts and minutes of every bucket in one pass over the rows (not two comparisons per bucket name).
+    names = buckets["bucket"].astype("object")
+    counts = names.value_counts(dropna=True)
+    sums = buckets["minutes"].astype("Int64").fillna(0).groupby(names, dropna=True).sum()
     per_bucket = {
-        name: {
-            "count": int(buckets["bucket"].eq(name).sum()),
-            "minutes": int(
-                buckets.loc[buckets["bucket"].eq(name), "minutes"].astype("Int64").fillna(0).sum()
-            ),
-        }
-        for name in (*EQUATION, *(g for g in GUARDED if buckets["bucket"].eq(g).any()))
+        name: {"count": int(counts.get(name, 0)), "minutes": int(sums.get(name, 0))}
+        for name in (*EQUATION, *(g for g in GUARDED if counts.get(g, 0)))
     }
     # The reconciliation's own buckets are shown when they hold something; the classic six always.
     per_bucket = {
@@ -174,7 +173,7 @@ def conservation(read: pd.DataFrame, buckets: pd.DataFrame) -> dict[str, Any]:
         for name, value in per_bucket.items()
         if name in ALWAYS or value["count"] or value["minutes"]
     }
-    unknown_buckets = sorted(set(buckets["bucket"]) - set(EQUATION) - set(BESIDE) - set(GUARDED))
+    unknown_buckets = sorted(set(names.unique()) - set(EQUATION) - set(BESIDE) - set(GUARDED))
     beside = buckets[buckets["bucket"].isin(BESIDE)]
     identity = _identity_check(
         units["registration_id"], buckets.loc[~buckets["bucket"].isin(BESIDE), "registration_id"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,7 +95,8 @@ def on_distinct(values: pd.Series, transform: Callable[[pd.Series], pd.Series]) 
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     done = transform(pd.Series(uniques, dtype="str"))
     mapped = done.to_numpy(dtype=object).take(codes, mode="clip") if len(done) else np.full(len(codes), None)
-    return pd.Series(np.where(codes < 0, None, mapped), index=values.index, dtype="str")
+    missing: Any = None  # numpy's stubs type where()'s branches alike; a None cell is what pandas reads as NA
+    return pd.Series(np.where(codes < 0, missing, mapped), index=values.index, dtype="str")
 
 
 def _first(reason: pd.Series, mask: pd.Series, text: Callable[[pd.Index], pd.Series] | str) -> pd.Series:

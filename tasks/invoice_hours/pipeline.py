@@ -22,22 +22,25 @@ from tasks.invoice_hours.rules import price, split_excluded, split_out_of_scope
 from tasks.invoice_hours.validate import split_valid
 from tasks.invoice_hours.window import split_outside_window
 
-__all__ = ["BillingRun", "Masters", "Scope", "bill"]
+__all__ = ["PRICED_COLUMNS", "BillingRun", "Masters", "Scope", "bill"]
+
+PRICED_COLUMNS = ["registration_id", "minutes", "billed_minutes", "minimum_topup"]
 
 
 @dataclass(frozen=True)
 class BillingRun:
     """The frames of one billing run that later steps, reports and tests read, and the conservation result.
 
-    Intermediates nobody reads (the valid, kept and joined registrations) are released as soon as the next
-    step has them; ``reconciled.to_bill`` is ``document_lines`` (the same lines, sorted, with their
-    document reference) so that a million lines are held once.
+    Intermediates nobody reads (the valid, kept, joined and priced registrations and their planned lines)
+    are released as soon as the next step has them; ``reconciled.to_bill`` is ``document_lines`` (the
+    lines to post, sorted, with their document reference) so that a million lines are held once.
+    ``priced`` keeps only ``PRICED_COLUMNS`` of the priced registrations, what ``events.hours_change``
+    reads; the full priced and planned frames (some 75 columns, ~0.5 GB at a million) are not kept.
     """
 
     rejects: pd.DataFrame
     excluded: pd.DataFrame
     priced: pd.DataFrame
-    lines: pd.DataFrame
     reconciled: Reconciled
     documents: pd.DataFrame
     document_lines: pd.DataFrame
@@ -81,6 +84,7 @@ def bill(
     )
     del joined
     lines = plan_lines(priced, config)
+    priced = priced[[column for column in PRICED_COLUMNS if column in priced]].copy()
     rejects = combine_rejects([invalid, unjoined, unpriced])
     not_billable = pd.concat(
         [
@@ -100,6 +104,7 @@ def bill(
         read_ids=read["registration_id"],
         draws=prior_draws if prior_draws is not None and "registration_id" in prior_draws else None,
     )
+    del lines  # reconciled.to_bill holds the lines to post
     documents, document_lines = build_documents(reconciled.to_bill, config)
     reconciled = replace(reconciled, to_bill=document_lines)
     buckets = assemble_buckets(
@@ -115,7 +120,6 @@ def bill(
         rejects=rejects,
         excluded=excluded,
         priced=priced,
-        lines=lines,
         reconciled=reconciled,
         documents=documents,
         document_lines=document_lines,

@@ -1,7 +1,11 @@
+from collections import Counter
+
 import pandas as pd
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.billing import Buckets
-from tasks.invoice_hours.buckets import conservation, equation_line
+from tasks.invoice_hours.buckets import SHOWN_IDS, _identity_check, conservation, equation_line
 from tasks.invoice_hours.pipeline import bill
 from tests.billing_factories import at, config, masters, posted_from, registration, registrations
 
@@ -167,3 +171,20 @@ def test_a_document_replanned_in_the_load_that_fails_moves_its_registrations_out
         "failed",
         "failed: Verkooprelatie geblokkeerd.",
     ]
+
+
+ids = st.lists(st.one_of(st.none(), st.sampled_from(["1", "2", "3", "10", "x"])), max_size=12)
+
+
+@given(read=ids, bucketed=ids, dtype=st.sampled_from(["str", "object"]))
+def test_identity_check_names_every_id_lost_doubled_or_unexpected(read, bucketed, dtype):
+    got = _identity_check(pd.Series(read, dtype=dtype), pd.Series(bucketed, dtype="object"))
+    read_ids = [i for i in read if i is not None]
+    counts = Counter(i for i in bucketed if i is not None)
+    assert got["missing_ids"] == sorted(i for i in read_ids if not counts[i])[:SHOWN_IDS]
+    assert got["duplicate_ids"] == sorted(i for i, n in counts.items() if n > 1)[:SHOWN_IDS]
+    assert got["unexpected_ids"] == sorted(set(counts) - set(read_ids))[:SHOWN_IDS]
+    same_id_less = read.count(None) == bucketed.count(None)
+    assert got["ok"] == (
+        same_id_less and not (got["missing_ids"] or got["duplicate_ids"] or got["unexpected_ids"])
+    )

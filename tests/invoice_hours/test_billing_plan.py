@@ -3,8 +3,11 @@ from decimal import Decimal
 import pandas as pd
 
 from schemas.billing import BillableLines, DocumentLines, PlannedDocuments
+from tasks.invoice_hours.join import join_masters
 from tasks.invoice_hours.pipeline import bill
-from tasks.invoice_hours.plan import build_documents, fields_hashes, plan_lines
+from tasks.invoice_hours.plan import fields_hashes, plan_lines
+from tasks.invoice_hours.rules import price
+from tasks.invoice_hours.validate import split_valid
 from tests.billing_factories import CONFIG_TOML, at, config, masters, registration, registrations
 
 D = Decimal
@@ -20,12 +23,23 @@ def test_amounts_are_quantity_times_price_half_up_to_cents():
         registration(registration_id="20", minutes=20),
         registration(registration_id="7", minutes=7),
     )
-    lines = result.lines.set_index("registration_id")
+    lines = result.document_lines.set_index("registration_id")
     # 45 min = 0.75 h; 20 min = 0.33 h (0.3333 half-up); 7 min = 0.12 h (0.1167 half-up)
     assert lines["quantity"].to_dict() == {"45": D("0.75"), "20": D("0.33"), "7": D("0.12")}
     assert lines["amount"].to_dict() == {"45": D("71.25"), "20": D("31.35"), "7": D("11.40")}
     assert all(isinstance(v, Decimal) for v in lines["amount"])
-    BillableLines.validate(result.lines)
+    DocumentLines.validate(result.document_lines)
+
+
+def test_planned_lines_meet_their_schema():
+    # ``bill`` keeps only the lines it posts (``document_lines``); the planned lines are checked here.
+    cfg = config()
+    valid, _ = split_valid(registrations(registration(registration_id="45", minutes=45)))
+    joined, unjoined = join_masters(valid, masters(), cfg)
+    assert unjoined.empty, unjoined["reason"].tolist()
+    priced, _, _ = price(joined, cfg)
+    lines = BillableLines.validate(plan_lines(priced, cfg))
+    assert lines["quantity"].tolist() == [D("0.75")] and lines["amount"].tolist() == [D("71.25")]
 
 
 def test_project_realisation_quantity_is_rounded_half_up_to_a_twentieth_hour():
@@ -34,7 +48,7 @@ def test_project_realisation_quantity_is_rounded_half_up_to_a_twentieth_hour():
         registration(registration_id="4", minutes=4, customer_number="10002"),
         registration(registration_id="10", minutes=10, customer_number="10002"),
     )
-    lines = result.lines.set_index("registration_id")
+    lines = result.document_lines.set_index("registration_id")
     assert set(lines["kind"]) == {"project_realisation"}
     # 20 min = 6.67 × 3 min → 7 → 0.35 h; 4 min → 1.33 → 0.05 h; 10 min → 3.33 → 0.15 h
     assert lines["quantity"].to_dict() == {"20": D("0.35"), "4": D("0.05"), "10": D("0.15")}
@@ -42,10 +56,12 @@ def test_project_realisation_quantity_is_rounded_half_up_to_a_twentieth_hour():
 
 
 def test_fields_hash_follows_billed_fields_not_notes():
-    base = run(registration(registration_id="x")).lines
-    same = run(registration(registration_id="x", notes="andere notitie", operator_name="Iemand")).lines
-    longer = run(registration(registration_id="x", minutes=61)).lines
-    moved = run(registration(registration_id="x", project_ref="P10001-02")).lines
+    base = run(registration(registration_id="x")).document_lines
+    same = run(
+        registration(registration_id="x", notes="andere notitie", operator_name="Iemand")
+    ).document_lines
+    longer = run(registration(registration_id="x", minutes=61)).document_lines
+    moved = run(registration(registration_id="x", project_ref="P10001-02")).document_lines
     assert base.loc[0, "fields_hash"] == same.loc[0, "fields_hash"]
     assert base.loc[0, "fields_hash"] != longer.loc[0, "fields_hash"]
     assert base.loc[0, "fields_hash"] != moved.loc[0, "fields_hash"]
@@ -53,7 +69,7 @@ def test_fields_hash_follows_billed_fields_not_notes():
 
 
 def test_fields_hash_is_a_pure_function_of_the_fields():
-    lines = run(registration(registration_id="a"), registration(registration_id="b")).lines
+    lines = run(registration(registration_id="a"), registration(registration_id="b")).document_lines
     again = fields_hashes(lines.iloc[::-1])
     assert again.sort_index().tolist() == lines["fields_hash"].tolist()
     assert lines.loc[0, "fields_hash"] == lines.loc[1, "fields_hash"]  # same billing, different id
@@ -135,9 +151,9 @@ def test_sales_booking_vat_on_the_document_total():
 
 
 def test_empty_plan_gives_empty_documents():
-    documents, lines = build_documents(plan_lines(run(registration(minutes=0)).priced, config()), config())
-    assert documents.empty and lines.empty
-    assert "reference" in documents.columns
+    result = run(registration(minutes=0))
+    assert result.priced.empty and result.documents.empty and result.document_lines.empty
+    assert "reference" in result.documents.columns
 
 
 def test_document_lines_carry_what_the_ledger_claim_needs():

@@ -76,5 +76,5 @@ def test_a_refused_debtor_price_is_not_replaced_by_the_general_price_or_the_conf
     )
     run = bill(read, masters(sales_prices=prices), cfg)
     assert run.rejects["registration_id"].tolist() == ["own"]  # its agreed price was refused
-    assert run.priced.set_index("registration_id").loc["general", "rate"] == Decimal("90.00")
+    assert run.document_lines.set_index("registration_id").loc["general", "rate"] == Decimal("90.00")
     assert (run.document_lines["amount"].map(Decimal) > 0).all()
