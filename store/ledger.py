@@ -403,6 +403,19 @@ def _insert_states(
     return [line.registration_id for line in lines if line.registration_id not in inserted]
 
 
+def _execute_state_updates(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """One executemany UPDATE of registration states; ``rows`` carry ``b_``-prefixed values.
+
+    bindparam names may not equal column names in an UPDATE's SET clause, hence the prefix.
+    """
+    statement = (
+        update(registration_state)
+        .where(registration_state.c.registration_id == bindparam("b_registration_id"))
+        .values({name[2:]: bindparam(name) for name in rows[0] if name != "b_registration_id"})
+    )
+    connection.execute(statement, rows)
+
+
 def _update_states(
     connection: Connection,
     lines: list[LineClaim],
@@ -417,14 +430,8 @@ def _update_states(
         values = _state_values(line, document.reference, now)
         values["version"] = previous[line.registration_id].version + 1
         values["registration_id"] = line.registration_id
-        # bindparam names may not equal column names in an UPDATE's SET clause, hence the prefix.
         rows.append({f"b_{name}": value for name, value in values.items()})
-    statement = (
-        update(registration_state)
-        .where(registration_state.c.registration_id == bindparam("b_registration_id"))
-        .values({name[2:]: bindparam(name) for name in rows[0] if name != "b_registration_id"})
-    )
-    connection.execute(statement, rows)
+    _execute_state_updates(connection, rows)
 
 
 def _state_snapshot(row: Row[Any] | None) -> dict[str, Any] | None:
@@ -697,12 +704,7 @@ def _update_many_states(
         values["version"] = previous[rid].version + 1
         values["registration_id"] = rid
         rows.append({f"b_{name}": value for name, value in values.items()})
-    statement = (
-        update(registration_state)
-        .where(registration_state.c.registration_id == bindparam("b_registration_id"))
-        .values({name[2:]: bindparam(name) for name in rows[0] if name != "b_registration_id"})
-    )
-    connection.execute(statement, rows)
+    _execute_state_updates(connection, rows)
 
 
 def _invoice_numbers(connection: Connection, documents: Sequence[DocumentClaim]) -> list[str | None]:
