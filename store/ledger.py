@@ -710,10 +710,13 @@ def _insert_rows(
         return list(connection.execute(statement, values).scalars())
     dialect = connection.dialect
     columns: list[Iterable[Any]] = []
-    for name in rows[0]:  # column by column: one processor look-up per column, its loop in ``map``
+    for name in rows[0]:  # column by column: one processor look-up per column
         values = [row[name] for row in rows]
         process = _bind_processor(table, name, dialect)
-        columns.append(values if process is None else map(process, values))
+        if process is not None:  # None once per column (JSON stores it as ``null``; most lines have no
+            none = process(None)  # previous state)
+            values = [none if value is None else process(value) for value in values]
+        columns.append(values)
     for name, value in same.items():
         process = _bind_processor(table, name, dialect)
         columns.append(repeat(value if process is None else process(value), len(rows)))
