@@ -127,6 +127,12 @@ def counters_of(info: dict[str, Any]) -> Callable[[], dict[str, int]]:
     return read
 
 
+def endpoint_counts(info: dict[str, Any], system: str) -> dict[str, int]:
+    """Requests per ``METHOD /normalised/path`` the sandbox counted for ``system`` so far."""
+    endpoints = httpx.get(f"{info['control'][system]}/counters", timeout=10).json()["endpoints"]
+    return {key: tally["count"] for key, tally in endpoints.items()}
+
+
 def run_stages(info: dict[str, Any], db_url: str) -> tuple[list[Stage], dict[str, Any]]:
     """The flow's stages, called as the flow's tasks call them, each measured."""
     from connectors.afas.client import AfasClient
@@ -157,11 +163,14 @@ def run_stages(info: dict[str, Any], db_url: str) -> tuple[list[Stage], dict[str
     sweep = prime_activity_sweep(info, engine, window, sources, counters)
     pid = info["pid"]
     # The window is known before AFAS is read (as in a backfill): TOPdesk and AFAS are read side by side.
+    before = endpoint_counts(info, "topdesk")
     with measured(stages, "extract TOPdesk ‖ AFAS", counters, pid):
         topdesk, masters, _ = read_tracked_and_masters(
             load(TopdeskSettings), load(AfasSettings), window, sources, engine, frame_only=True
         )
         read = topdesk.frame
+    after = endpoint_counts(info, "topdesk")
+    read_endpoints = {k: n - before.get(k, 0) for k, n in after.items() if n - before.get(k, 0)}
     with measured(stages, "ledger state", counters, pid):
         ids = read["registration_id"].dropna().astype(str).unique().tolist()
         days = (window.first, window.last + timedelta(days=1))
@@ -212,6 +221,7 @@ def run_stages(info: dict[str, Any], db_url: str) -> tuple[list[Stage], dict[str
         "documents": len(billing.documents),
         "posted": sum(o.status == "posted" for o in outcomes),
         "holds": result["holds"],
+        "read_endpoints": read_endpoints,
     }
     return stages, facts
 
@@ -272,6 +282,12 @@ def report(scale: int, stages: list[Stage], facts: dict[str, Any]) -> None:
         f"\nOperational activities: {facts['activities_read']:,} read (those that can have hours in the "
         f"period); the month's sweep reads all {facts['activities_swept']:,} "
         f"({facts['sweep_requests']:,} TOPdesk requests, primed before the measured read).\n"
+    )
+    by_endpoint = sorted(facts["read_endpoints"].items(), key=lambda item: -item[1])
+    out(
+        "TOPdesk requests of the measured read by endpoint: "
+        + "; ".join(f"{key.removeprefix('GET ')} {n:,}" for key, n in by_endpoint)
+        + ".\n"
     )
     load = next(s for s in stages if s.name.startswith("load"))
     minimum = facts["minimum_posts"] * AFAS_LATENCY_MS / 1000 / CONCURRENCY

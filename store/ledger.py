@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from itertools import repeat
 from typing import Any
 
 import pandas as pd
@@ -51,6 +52,8 @@ CLAIM_ATTEMPTS = 3
 DEFAULT_STALE_AFTER = timedelta(hours=6)
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _REFERENCE = re.compile(r"^[\x21-\x7e]{1,32}$")
+# Bound variables per statement at most: SQLite allows 32,766 (since 3.32), psycopg 65,535.
+BOUND_VARIABLES = 32_766
 
 # Which states each outcome may follow.
 _ALLOWED_FROM = {
@@ -289,7 +292,8 @@ def _claim_in(connection: Connection, run_id: str, document: DocumentClaim) -> C
     return ClaimResult(document.reference, "claimed", False, invoice_number=number, claimed_by_run=run_id)
 
 
-def _document_values(run_id: str, document: DocumentClaim, now: datetime) -> dict[str, Any]:
+def _document_values(run_id: str, document: DocumentClaim) -> dict[str, Any]:
+    """The document row's values but its key and time stamps."""
     return {
         "kind": document.kind,
         "administration": document.administration,
@@ -302,7 +306,6 @@ def _document_values(run_id: str, document: DocumentClaim, now: datetime) -> dic
         "amount": document.amount,
         "claimed_by_run": run_id,
         "attempts": 0,
-        "updated_at": now,
     }
 
 
@@ -310,7 +313,12 @@ def _insert_or_lock_document(
     connection: Connection, run_id: str, document: DocumentClaim, now: datetime
 ) -> Row[Any] | None:
     """Insert the document row; if the reference exists, lock and return that row instead."""
-    values = {"reference": document.reference, "created_at": now, **_document_values(run_id, document, now)}
+    values = {
+        "reference": document.reference,
+        "created_at": now,
+        "updated_at": now,
+        **_document_values(run_id, document),
+    }
     statement = (
         _insert(connection, documents_table)
         .values(**values)
@@ -328,7 +336,8 @@ def _insert_or_lock_document(
 def _reopen_document(connection: Connection, run_id: str, document: DocumentClaim, now: datetime) -> None:
     """Claim a released document again under its reference; its old lines are replaced by the new ones."""
     connection.execute(delete(ledger_lines).where(ledger_lines.c.document_reference == document.reference))
-    values = _document_values(run_id, document, now) | {
+    values = _document_values(run_id, document) | {
+        "updated_at": now,
         "afas_keys": None,
         "posted_at": None,
         "error_message": None,
@@ -371,7 +380,8 @@ def _lock_states(connection: Connection, registration_ids: Sequence[str]) -> dic
     return found
 
 
-def _state_values(line: LineClaim, reference: str, now: datetime) -> dict[str, Any]:
+def _state_values(line: LineClaim, reference: str) -> dict[str, Any]:
+    """The registration_state row's values but its key, version and time stamp."""
     return {
         "fields_hash": line.fields_hash,
         "document_reference": reference,
@@ -380,7 +390,6 @@ def _state_values(line: LineClaim, reference: str, now: datetime) -> dict[str, A
         "amount": line.amount,
         "entry_date": line.entry_date,
         "customer_number": line.customer_number,
-        "updated_at": now,
     }
 
 
@@ -396,7 +405,12 @@ def _insert_states(
         .returning(registration_state.c.registration_id)
     )
     rows = [
-        {"registration_id": line.registration_id, "version": 1, **_state_values(line, reference, now)}
+        {
+            "registration_id": line.registration_id,
+            "version": 1,
+            "updated_at": now,
+            **_state_values(line, reference),
+        }
         for line in lines
     ]
     inserted = set(connection.execute(statement, rows).scalars())
@@ -427,7 +441,7 @@ def _update_states(
         return
     rows = []
     for line in lines:
-        values = _state_values(line, document.reference, now)
+        values = _state_values(line, document.reference) | {"updated_at": now}
         values["version"] = previous[line.registration_id].version + 1
         values["registration_id"] = line.registration_id
         rows.append({f"b_{name}": value for name, value in values.items()})
@@ -453,13 +467,12 @@ def _state_snapshot(row: Row[Any] | None) -> dict[str, Any] | None:
 def _insert_lines(
     connection: Connection, document: DocumentClaim, previous: Mapping[str, Row[Any]], now: datetime
 ) -> None:
-    rows = [_line_values(line, document.reference, previous, now) for line in document.lines]
+    rows = [_line_values(line, document.reference, previous) | {"created_at": now} for line in document.lines]
     connection.execute(ledger_lines.insert(), rows)
 
 
-def _line_values(
-    line: LineClaim, reference: str, previous: Mapping[str, Row[Any]], now: datetime
-) -> dict[str, Any]:
+def _line_values(line: LineClaim, reference: str, previous: Mapping[str, Row[Any]]) -> dict[str, Any]:
+    """The ledger line's values but its time stamp."""
     return {
         "registration_id": line.registration_id,
         "document_reference": reference,
@@ -470,7 +483,6 @@ def _line_values(
         "entry_date": line.entry_date,
         "customer_number": line.customer_number,
         "previous_state": _state_snapshot(previous.get(line.registration_id)),
-        "created_at": now,
         **{name: line.details.get(name) for name in LINE_DETAILS},
     }
 
@@ -632,15 +644,13 @@ def _claim_all(
     """The statements of ``_claim_together``; raises ``_NotTogether`` when the batch needs the slow path."""
     now = utcnow()
     rows = [
-        {"reference": document.reference, "created_at": now, **_document_values(run_id, document, now)}
-        for document, _ in planned
+        {"reference": document.reference, **_document_values(run_id, document)} for document, _ in planned
     ]
-    statement = (
-        _insert(connection, documents_table)
-        .on_conflict_do_nothing(index_elements=["reference"])
-        .returning(documents_table.c.reference)
+    stamps = {"created_at": now, "updated_at": now}
+    inserted = _insert_rows(
+        connection, documents_table, rows, same=stamps, returning=("reference", "reference")
     )
-    if len(set(connection.execute(statement, rows).scalars())) != len(rows):
+    if len(set(inserted)) != len(rows):
         raise _NotTogether
     reference_of = {rid: document.reference for document, states in planned for rid in states}
     expected = {
@@ -657,15 +667,82 @@ def _claim_all(
     if fresh and _insert_fresh_states(connection, fresh, state_of, reference_of, now):
         raise _NotTogether
     _update_many_states(connection, sorted(expected), state_of, reference_of, previous, now)
-    connection.execute(
-        ledger_lines.insert(),
-        [
-            _line_values(line, document.reference, previous, now)
-            for document, _ in planned
-            for line in document.lines
-        ],
-    )
+    lines = [
+        _line_values(line, document.reference, previous) for document, _ in planned for line in document.lines
+    ]
+    _insert_rows(connection, ledger_lines, lines, same={"created_at": now})
     return _invoice_numbers(connection, [document for document, _ in planned])
+
+
+def _insert_rows(
+    connection: Connection,
+    table: Any,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    same: Mapping[str, Any] | None = None,
+    returning: tuple[str, str] | None = None,
+) -> list[Any]:
+    """INSERT ``rows`` (plus the columns in ``same``, one value for every row) at the driver's level.
+
+    The values go through each column type's own bind processor (``Money``, ``UtcDateTime``, ``JSON``,
+    the dialect's ``Date``), once per value and once for ``same``, instead of SQLAlchemy's per-row
+    parameter handling, which was two thirds of a batch claim's CPU. Without ``returning`` it is one
+    ``executemany``; with ``returning=(conflict_column, returned_column)`` it is multi-row ``INSERT …
+    VALUES (…), (…) ON CONFLICT (conflict_column) DO NOTHING RETURNING returned_column`` statements
+    within the driver's limit of bound variables, and the returned values of the inserted rows come back.
+    A dialect with another parameter style takes SQLAlchemy's path.
+    """
+    if not rows:
+        return []
+    same = dict(same or {})
+    names = [*rows[0], *same]
+    if connection.dialect.paramstyle not in ("qmark", "format", "pyformat"):
+        values = [{**row, **same} for row in rows]
+        if returning is None:
+            connection.execute(table.insert(), values)
+            return []
+        conflict, column = returning
+        statement = (
+            _insert(connection, table)
+            .on_conflict_do_nothing(index_elements=[conflict])
+            .returning(table.c[column])
+        )
+        return list(connection.execute(statement, values).scalars())
+    dialect = connection.dialect
+    columns: list[Iterable[Any]] = []
+    for name in rows[0]:  # column by column: one processor look-up per column
+        values = [row[name] for row in rows]
+        process = _bind_processor(table, name, dialect)
+        if process is not None:  # None once per column (JSON stores it as ``null``; most lines have no
+            none = process(None)  # previous state)
+            values = [none if value is None else process(value) for value in values]
+        columns.append(values)
+    for name, value in same.items():
+        process = _bind_processor(table, name, dialect)
+        columns.append(repeat(value if process is None else process(value), len(rows)))
+    converted = list(zip(*columns, strict=True))
+    quote = dialect.identifier_preparer.quote
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    one = "(" + ", ".join([marker] * len(names)) + ")"
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES "  # noqa: S608 — the schema's own quoted names; values are bound
+    if returning is None:
+        connection.exec_driver_sql(head + one, converted)
+        return []
+    conflict, column = returning
+    tail = f" ON CONFLICT ({quote(conflict)}) DO NOTHING RETURNING {quote(column)}"
+    per_statement = max(1, BOUND_VARIABLES // len(names))
+    returned: list[Any] = []
+    for start in range(0, len(converted), per_statement):
+        part = converted[start : start + per_statement]
+        flat = tuple(value for row in part for value in row)
+        result = connection.exec_driver_sql(head + ", ".join([one] * len(part)) + tail, flat)
+        returned += [row[0] for row in result]
+    return returned
+
+
+def _bind_processor(table: Any, name: str, dialect: Any) -> Any:
+    """The column type's bind processor on ``dialect`` (its storage form), as SQLAlchemy itself applies it."""
+    return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def _insert_fresh_states(
@@ -676,16 +753,18 @@ def _insert_fresh_states(
     now: datetime,
 ) -> bool:
     """Insert the state rows of never-billed registrations; True when any of them existed already."""
-    statement = (
-        _insert(connection, registration_state)
-        .on_conflict_do_nothing(index_elements=["registration_id"])
-        .returning(registration_state.c.registration_id)
-    )
     rows = [
-        {"registration_id": rid, "version": 1, **_state_values(state_of[rid].line, reference_of[rid], now)}
+        {"registration_id": rid, "version": 1, **_state_values(state_of[rid].line, reference_of[rid])}
         for rid in fresh
     ]
-    return len(set(connection.execute(statement, rows).scalars())) != len(rows)
+    inserted = _insert_rows(
+        connection,
+        registration_state,
+        rows,
+        same={"updated_at": now},
+        returning=("registration_id", "registration_id"),
+    )
+    return len(set(inserted)) != len(rows)
 
 
 def _update_many_states(
@@ -700,7 +779,7 @@ def _update_many_states(
         return
     rows = []
     for rid in ids:
-        values = _state_values(state_of[rid].line, reference_of[rid], now)
+        values = _state_values(state_of[rid].line, reference_of[rid]) | {"updated_at": now}
         values["version"] = previous[rid].version + 1
         values["registration_id"] = rid
         rows.append({f"b_{name}": value for name, value in values.items()})
