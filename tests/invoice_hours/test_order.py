@@ -1,0 +1,24 @@
+"""``order.sort_order`` orders rows as ``sort_values`` does (stable, missing last), text by code point."""
+
+import pandas as pd
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tasks.invoice_hours.order import ranks, sort_order
+
+texts = st.lists(st.one_of(st.none(), st.text(alphabet="ab1~:é-", max_size=4)), max_size=30)
+
+
+@given(first=texts, second=st.data())
+def test_sort_order_is_sort_values(first, second):
+    other = second.draw(st.lists(st.integers(0, 3), min_size=len(first), max_size=len(first)))
+    frame = pd.DataFrame({"a": pd.Series(first, dtype="str"), "b": other})
+    expected = frame.sort_values(["a", "b"], kind="stable", na_position="last").index.to_numpy()
+    assert sort_order([frame["a"], frame["b"]]).tolist() == expected.tolist()
+
+
+@given(values=texts)
+def test_ranks_follow_python_string_order(values):
+    got = ranks(pd.Series(values, dtype="str"))
+    present = sorted({v for v in values if v is not None})
+    assert got.tolist() == [present.index(v) if v is not None else len(present) for v in values]
