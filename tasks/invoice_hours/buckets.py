@@ -194,12 +194,26 @@ def conservation(read: pd.DataFrame, buckets: pd.DataFrame) -> dict[str, Any]:
 
 
 def _identity_check(read_ids: pd.Series, bucket_ids: pd.Series) -> dict[str, Any]:
-    """Every read id exactly once in the buckets; as many id-less rows on both sides."""
+    """Every read id exactly once in the buckets; as many id-less rows on both sides.
+
+    ``read_ids`` are distinct in a run (``read_units``): then one hash table over them answers all three
+    questions (each bucket id's position among the read ids, or none; how often each read id was bucketed).
+    """
     id_less = {"read": int(read_ids.isna().sum()), "bucketed": int(bucket_ids.isna().sum())}
     read_ids, bucket_ids = read_ids.dropna(), bucket_ids.dropna()
-    doubled = sorted(bucket_ids[bucket_ids.duplicated()].unique())
-    missing = sorted(read_ids[~read_ids.isin(bucket_ids)])
-    unexpected = sorted(bucket_ids[~bucket_ids.isin(read_ids)].unique())
+    index = pd.Index(read_ids)
+    if index.is_unique:  # builds the hash table that get_indexer then uses
+        where = index.get_indexer(bucket_ids)
+        known = where >= 0
+        times = np.bincount(where[known], minlength=len(read_ids))
+        strangers = bucket_ids[~known]
+        doubled = sorted([*read_ids[times > 1], *strangers[strangers.duplicated()].unique()])
+        missing = sorted(read_ids[times == 0])
+        unexpected = sorted(strangers.unique())
+    else:
+        doubled = sorted(bucket_ids[bucket_ids.duplicated()].unique())
+        missing = sorted(read_ids[~read_ids.isin(bucket_ids)])
+        unexpected = sorted(bucket_ids[~bucket_ids.isin(read_ids)].unique())
     return {
         "ok": not (doubled or missing or unexpected) and id_less["read"] == id_less["bucketed"],
         "missing_ids": missing[:SHOWN_IDS],

@@ -141,10 +141,13 @@ def fields_hashes(lines: pd.DataFrame) -> pd.Series:
     The text hashed is the context fields then the amounts, joined by U+001F; contexts repeat a lot, so
     each distinct one is formatted once.
     """
-    context = [lines[column].astype("str").fillna("") for column in HASHED_CONTEXT]
-    group = group_codes(context)
+    # Grouped on the columns as they are (a missing value and "" may fall in different groups; both are
+    # hashed as ""), formatted as text only for the first row of each group.
+    group = group_codes([lines[column] for column in HASHED_CONTEXT])
     _, first_rows = np.unique(group, return_index=True)  # group numbers are 0..n-1, first seen first
-    texts = ["\x1f".join(values) for values in zip(*(c.to_numpy()[first_rows] for c in context), strict=True)]
+    firsts = lines[HASHED_CONTEXT].take(first_rows)
+    context = [firsts[column].astype("str").fillna("").to_numpy() for column in HASHED_CONTEXT]
+    texts = ["\x1f".join(values) for values in zip(*context, strict=True)]
     amounts = [lines[column].to_numpy(dtype=np.int64) for column in HASHED_AMOUNTS]
     # Minutes from an allowance are hashed only when there are any, so lines without stay as hashed before.
     included = lines.get("included_minutes", pd.Series(0, index=lines.index)).to_numpy(dtype=np.int64)
@@ -217,7 +220,7 @@ def _references(lines: pd.DataFrame) -> pd.Series:
     keys = [*DOCUMENT_KEY, "chunk"]
     group = pd.Series(group_codes([lines[key] for key in keys]), index=lines.index)
     token = lines["registration_id"].str.cat([lines["line_kind"], lines["fields_hash"]], sep=":")
-    content = _joined_per_group(group.to_numpy(), token.to_numpy(dtype=object), sort_order([group, token]))
+    content = _joined_per_group(group.to_numpy(), token.to_numpy(dtype=object))
     firsts = lines.groupby(group, sort=True)[keys].first()
     key_text = firsts[keys[0]].astype("str").str.cat([firsts[k].astype("str") for k in keys[1:]], sep="|")
     digest = [
@@ -229,15 +232,19 @@ def _references(lines: pd.DataFrame) -> pd.Series:
     return pd.Series(per_group.loc[group.to_numpy()].to_numpy(), index=lines.index, dtype="str")
 
 
-def _joined_per_group(group: np.ndarray, token: np.ndarray, order: np.ndarray) -> pd.Series:
-    """Per group number (ascending), its tokens in ``order`` joined by newlines: ``groupby().agg``, one pass.
+def _joined_per_group(group: np.ndarray, token: np.ndarray) -> pd.Series:
+    """Per group number (ascending), its tokens sorted and joined by newlines: ``groupby().agg``, one pass.
 
-    ``order`` sorts the rows by group first, so each group's tokens are one slice of the ordered list.
+    The rows are ordered by group number (integers), then each group's tokens are sorted by Python (``str``
+    order, as ``sort_order`` orders text; equal tokens are equal text): a few hundred per document rather
+    than a million at once.
     """
+    order = np.argsort(group, kind="stable")
     groups, tokens = group[order], token[order].tolist()
     starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
     ends = np.r_[starts[1:], len(tokens)]
-    texts = ["\n".join(tokens[start:end]) for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]
+    bounds = zip(starts.tolist(), ends.tolist(), strict=True)
+    texts = ["\n".join(sorted(tokens[start:end])) for start, end in bounds]
     return pd.Series(texts, index=groups[starts], dtype=object)
 
 
