@@ -121,7 +121,8 @@ def _internal_columns(customer: pd.Series, config: BillingConfig) -> pd.DataFram
     centre = customer.map({code: dep.cost_centre for code, (_, dep) in table.items()})
     return pd.DataFrame(
         {
-            "target": np.where(found, INTERNAL, CUSTOMER),
+            # Two shared strings, not a new text object per row (``np.where`` on texts makes one each).
+            "target": np.array([CUSTOMER, INTERNAL], dtype=object).take(found.to_numpy(dtype=np.int64)),
             "internal_administration": admin.astype("Int64"),
             "cost_account": account.astype("str"),
             "cost_centre": centre.where(centre.notna(), None).astype("str"),
