@@ -65,7 +65,9 @@ def assemble_buckets(
     to_bill = to_bill[[c for c in TO_BILL_COLUMNS if c in to_bill]]
     decided = _with_documents(decided, to_bill)
     taken = set() if decided is None else set(decided["registration_id"])
-    charges = to_bill[to_bill["line_kind"].eq("charge")] if not to_bill.empty else to_bill
+    charge = to_bill["line_kind"].eq("charge").to_numpy() if not to_bill.empty else None
+    # All charges (a first run): the columns as they are, not a copy of a million rows.
+    charges = to_bill if charge is None or charge.all() else to_bill[charge]
     if not charges.empty:
         charges = charges[~charges["registration_id"].isin(taken)]
     parts = [

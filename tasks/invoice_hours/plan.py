@@ -251,8 +251,8 @@ def _references(lines: pd.DataFrame) -> pd.Series:
     """``KPL-<admin>-<YYYYPP>-<16 hex>``: hash over the document key and its sorted (id, kind, hash)."""
     keys = [*DOCUMENT_KEY, "chunk"]
     group = pd.Series(group_codes([lines[key] for key in keys]), index=lines.index)
-    token = lines["registration_id"].str.cat([lines["line_kind"], lines["fields_hash"]], sep=":")
-    content = _joined_per_group(group.to_numpy(), token.to_numpy(dtype=object))
+    parts = [lines[column] for column in ("registration_id", "line_kind", "fields_hash")]
+    content = _joined_per_group(group.to_numpy(), parts)
     firsts = lines.groupby(group, sort=True)[keys].first()
     key_text = firsts[keys[0]].astype("str").str.cat([firsts[k].astype("str") for k in keys[1:]], sep="|")
     digest = [
@@ -264,19 +264,30 @@ def _references(lines: pd.DataFrame) -> pd.Series:
     return pd.Series(per_group.loc[group.to_numpy()].to_numpy(), index=lines.index, dtype="str")
 
 
-def _joined_per_group(group: np.ndarray, token: np.ndarray) -> pd.Series:
+def _joined_per_group(group: np.ndarray, parts: list[pd.Series]) -> pd.Series:
     """Per group number (ascending), its tokens sorted and joined by newlines: ``groupby().agg``, one pass.
 
-    The rows are ordered by group number (integers), then each group's tokens are sorted by Python (``str``
-    order, as ``sort_order`` orders text; equal tokens are equal text): a few hundred per document rather
-    than a million at once.
+    A token is the ``parts`` joined by ``:`` (``str.cat``). The rows are ordered by group number (integers),
+    then each group's tokens are made and sorted by Python (``str`` order, as ``sort_order`` orders text;
+    equal tokens are equal text): a few hundred per document at a time rather than a million at once.
     """
     order = np.argsort(group, kind="stable")
-    groups, tokens = group[order], token[order].tolist()
+    groups = group[order]
+    if any(part.isna().any() for part in parts):  # str.cat's missing token; joining it fails as before
+        tokens = parts[0].str.cat(parts[1:], sep=":").to_numpy(dtype=object)[order].tolist()
+
+        def made(start: int, end: int) -> list[str]:
+            return tokens[start:end]
+    else:
+        columns = [part.to_numpy(dtype=object)[order].tolist() for part in parts]
+
+        def made(start: int, end: int) -> list[str]:
+            return [":".join(values) for values in zip(*(c[start:end] for c in columns), strict=True)]
+
     starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    ends = np.r_[starts[1:], len(tokens)]
+    ends = np.r_[starts[1:], len(groups)]
     bounds = zip(starts.tolist(), ends.tolist(), strict=True)
-    texts = ["\n".join(sorted(tokens[start:end])) for start, end in bounds]
+    texts = ["\n".join(sorted(made(start, end))) for start, end in bounds]
     return pd.Series(texts, index=groups[starts], dtype=object)
 
 
