@@ -19,6 +19,7 @@ import pandas as pd
 
 from schemas.afas import Debtors, Periods, Projects
 from tasks.invoice_hours.config import BillingConfig, Mode
+from tasks.invoice_hours.order import group_codes
 
 CUSTOMER = "customer"
 INTERNAL = "internal"
@@ -151,12 +152,19 @@ def _quoted(values: pd.Series) -> pd.Series:
 def _resolve_projects(
     frame: pd.DataFrame, external: pd.Series, projects: pd.DataFrame, config: BillingConfig, reason: pd.Series
 ) -> tuple[pd.DataFrame, pd.Series]:
-    candidate, source = _project_candidates(frame, projects, config)
-    table = projects.assign(ProjectId=clean_text(projects["ProjectId"])).set_index("ProjectId")
-    owner = candidate.map(clean_text(table["DebtorId"]))
-    unit = candidate.map(table["UnitId"])
-    ready = candidate.map(table["DateReady"])
-    checked_out = candidate.isin(table.index[_checked_out(table).to_numpy()])
+    # The project follows from the customer and the incident's project field alone: worked out once per
+    # distinct pair, then spread to the rows by position.
+    codes = group_codes([frame["customer_number"], frame["project_ref"]])
+    _, first = np.unique(codes, return_index=True)  # group numbers are 0..n-1, first seen first
+    facts = _project_facts(frame.iloc[first].reset_index(drop=True), projects, config)
+
+    def spread(column: str) -> pd.Series:
+        return pd.Series(facts[column].array.take(codes), index=frame.index)
+
+    candidate, source, owner, unit, ready = (
+        spread(column) for column in ("candidate", "source", "owner", "unit", "ready")
+    )
+    checked_out, listed = spread("checked_out"), spread("listed")
     pending = external & reason.isna()
     none = pending & candidate.isna()
     customer = frame["customer_number"]
@@ -164,9 +172,9 @@ def _resolve_projects(
         none_text = "unknown project: no project found for debtor "
         reason = _first(reason, none, lambda rows: none_text + _quoted(customer[rows]))
     known = candidate.notna()
-    missing = pending & known & ~candidate.isin(table.index)
+    missing = pending & known & ~listed
     reason = _first(reason, missing, lambda rows: "unknown project: " + _quoted(candidate[rows]))
-    wrong = pending & known & candidate.isin(table.index) & owner.ne(customer)
+    wrong = pending & known & listed & owner.ne(customer)
     reason = _first(
         reason,
         wrong,
@@ -188,6 +196,23 @@ def _resolve_projects(
         "project_administration": unit.astype("Int64"),
     }
     return frame.assign(**columns), reason
+
+
+def _project_facts(frame: pd.DataFrame, projects: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
+    """Per row its project candidate and source, owner, unit, ready date, whether listed and checked out."""
+    candidate, source = _project_candidates(frame, projects, config)
+    table = projects.assign(ProjectId=clean_text(projects["ProjectId"])).set_index("ProjectId")
+    return pd.DataFrame(
+        {
+            "candidate": candidate,
+            "source": source,
+            "owner": candidate.map(clean_text(table["DebtorId"])),
+            "unit": candidate.map(table["UnitId"]),
+            "ready": candidate.map(table["DateReady"]),
+            "checked_out": candidate.isin(table.index[_checked_out(table).to_numpy()]),
+            "listed": candidate.isin(table.index),
+        }
+    )
 
 
 def _checked_out(projects: pd.DataFrame) -> pd.Series:

@@ -18,7 +18,7 @@ import pandas as pd
 from schemas.afas import SalesPrices
 from tasks.invoice_hours.allowances import draw_pools
 from tasks.invoice_hours.config import DAYS, BillingConfig
-from tasks.invoice_hours.join import CUSTOMER, INTERNAL, clean_text, day_numbers, on_distinct
+from tasks.invoice_hours.join import CUSTOMER, INTERNAL, clean_text, day_numbers
 from tasks.invoice_hours.money import as_decimal, round_cents
 from tasks.invoice_hours.order import group_codes, sort_order, sorted_frame
 from tasks.invoice_hours.prices import believable_prices, refused_debtor_prices
@@ -88,20 +88,35 @@ def _match_key(text: pd.Series) -> pd.Series:
 
 
 def _matching_reason(frame: pd.DataFrame, rules: pd.DataFrame) -> pd.Series:
-    """Per row the text of the highest-priority matching rule, else missing."""
-    best = pd.Series(np.inf, index=frame.index)
-    text = pd.Series(None, index=frame.index, dtype="str")
-    path = frame["category"].astype("str") + " / " + frame["subcategory"].astype("str")
-    columns = {**{c: frame[c] for c in frame.columns}, "category_path": path}
+    """Per row the text of the highest-priority matching rule, else missing.
+
+    Each column is matched once per distinct value (ids and names repeat a lot), then spread to its rows by
+    position: no million-row text look-ups.
+    """
+    best = np.full(len(frame), np.inf)
+    text = np.full(len(frame), None, dtype=object)
     for kind, group in rules.groupby("kind", sort=False):
         lookup = group.drop_duplicates("key", keep="first").set_index("key")
         for column in KIND_COLUMNS[str(kind)]:
-            keys = on_distinct(columns[column], _match_key)
-            priority = keys.map(lookup["priority"]).astype("float64")
+            codes, distinct = _distinct_values(frame, column)
+            keys = _match_key(distinct)
+            priority = keys.map(lookup["priority"]).astype("float64").to_numpy().take(codes)
             better = priority < best
-            best = best.mask(better, priority)
-            text = text.mask(better, keys.map(lookup["text"]))
-    return text
+            best = np.where(better, priority, best)
+            text = np.where(better, keys.map(lookup["text"]).to_numpy(dtype=object).take(codes), text)
+    return pd.Series(text, index=frame.index, dtype="str")
+
+
+def _distinct_values(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, pd.Series]:
+    """Per row a code, and per code the column's text (missing stays missing); ``category_path`` made here."""
+    if column == "category_path":  # "category / subcategory", made once per distinct pair
+        pairs = [frame["category"], frame["subcategory"]]
+        codes = group_codes(pairs)
+        _, first = np.unique(codes, return_index=True)  # group numbers are 0..n-1, first seen first
+        category, subcategory = (values.iloc[first].astype("str").reset_index(drop=True) for values in pairs)
+        return codes, category + " / " + subcategory
+    codes, uniques = pd.factorize(frame[column], use_na_sentinel=False)
+    return codes, pd.Series(uniques, dtype="str")
 
 
 def price(
