@@ -135,6 +135,7 @@ def _part(frame: pd.DataFrame, bucket: str, reason: pd.Series | None) -> pd.Data
             else frame.get("document_reference", empty),
         },
         index=frame.index,
+        copy=False,  # the concatenation copies them into the buckets once
     )
 
 
@@ -147,7 +148,7 @@ def read_units(read: pd.DataFrame) -> pd.DataFrame:
         if read["registration_id"].dtype == "str"
         else read["registration_id"].astype("str")
     )
-    frame = pd.DataFrame({"registration_id": ids, "minutes": read["minutes"].astype("Int64")})
+    frame = pd.DataFrame({"registration_id": ids, "minutes": read["minutes"].astype("Int64")}, copy=False)
     candidates = (ids.notna() & ids.duplicated(keep=False)).to_numpy()
     if candidates.any():  # only rows sharing an id can be exact duplicates: conform and compare just those
         shared = conform(read[candidates]).set_axis(np.flatnonzero(candidates))
