@@ -56,7 +56,9 @@ def split_excluded(
 def split_out_of_scope(frame: pd.DataFrame, config: BillingConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Joined registrations of administrations this run does not bill → excluded, with a reason."""
     if config.only_administration is None:
-        return frame, frame.iloc[0:0].assign(reason=pd.Series(dtype="str"), step=pd.Series(dtype="str"))
+        # ``.copy()``: an empty view would keep every column of all the rows alive as long as it lives.
+        empty = frame.iloc[0:0].copy()
+        return frame, empty.assign(reason=pd.Series(dtype="str"), step=pd.Series(dtype="str"))
     other = frame["administration"].ne(config.only_administration)
     text = f"administration not in this run (run bills administration {config.only_administration} only)"
     excluded = frame[other].assign(
