@@ -20,7 +20,7 @@ from tasks.invoice_hours.allowances import draw_pools
 from tasks.invoice_hours.config import DAYS, BillingConfig
 from tasks.invoice_hours.join import CUSTOMER, INTERNAL, clean_text, day_numbers
 from tasks.invoice_hours.money import as_decimal, round_cents
-from tasks.invoice_hours.order import group_codes, sort_order, sorted_frame
+from tasks.invoice_hours.order import group_codes, sorted_frame
 from tasks.invoice_hours.prices import believable_prices, refused_debtor_prices
 
 # Which registration columns an exclusion kind matches (ids and names/numbers alike).
@@ -303,7 +303,8 @@ def ticket_minimum_topup(
     customer = frame["target"].eq(CUSTOMER)
     if not minimum or not customer.any():
         return topup
-    lines = frame[customer]
+    needed = ["billed_ticket_id", "ticket_id", "registration_id", "period", "debtor_id", "billed_minutes"]
+    lines = frame.loc[customer, [*needed, "work_date"]]  # not a copy of every column of the customer rows
     ticket = lines["billed_ticket_id"].fillna(lines["ticket_id"]).fillna(lines["registration_id"])
     rows = pd.DataFrame(
         {
@@ -349,12 +350,34 @@ def ticket_minimum_topup(
     first_day = np.full(int(group.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(first_day, group, day)
     candidates = np.flatnonzero(day == first_day[group])
-    order = candidates[sort_order([group[candidates], rows["registration_id"].iloc[candidates]])]
-    earliest = order[np.unique(group[order], return_index=True)[1]]
+    earliest = _lowest_id_per_group(
+        group[candidates], rows["registration_id"].to_numpy(dtype=object)[candidates]
+    )
+    earliest = candidates[earliest]
     chosen = np.sort(earliest[rows["read"].to_numpy(dtype=bool)[earliest]])
     short = np.clip(minimum - total[group[chosen]], 0, None)
     topup.loc[rows.index[chosen]] = short.astype("int64")
     return topup
+
+
+def _lowest_id_per_group(group: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Per group the position of its lowest id (``str`` order, missing last; the first of equal ids).
+
+    What ordering the rows by (group, id) and taking each group's first does, in one pass without a sort.
+    """
+    best: dict[int, tuple[str, int]] = {}
+    missing: dict[int, int] = {}
+    for position, (number, rid) in enumerate(zip(group.tolist(), ids.tolist(), strict=True)):
+        if not isinstance(rid, str):  # a missing id sorts last
+            missing.setdefault(number, position)
+            continue
+        held = best.get(number)
+        if held is None or rid < held[0]:
+            best[number] = (rid, position)
+    positions = {number: position for number, (_, position) in best.items()}
+    for number, position in missing.items():
+        positions.setdefault(number, position)
+    return np.fromiter(positions.values(), dtype=np.int64, count=len(positions))
 
 
 def unit_prices(rate: pd.Series, surcharge_hundredths: pd.Series) -> dict[str, pd.Series]:

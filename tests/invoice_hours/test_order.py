@@ -1,10 +1,12 @@
 """``order.sort_order`` orders rows as ``sort_values`` does (stable, missing last), text by code point."""
 
+import numpy as np
 import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tasks.invoice_hours.order import ranks, sort_order
+from tasks.invoice_hours.rules import _lowest_id_per_group
 
 texts = st.lists(st.one_of(st.none(), st.text(alphabet="ab1~:é-", max_size=4)), max_size=30)
 
@@ -22,3 +24,17 @@ def test_ranks_follow_python_string_order(values):
     got = ranks(pd.Series(values, dtype="str"))
     present = sorted({v for v in values if v is not None})
     assert got.tolist() == [present.index(v) if v is not None else len(present) for v in values]
+
+
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 3), st.one_of(st.none(), st.sampled_from(["r1", "r10", "r1~0", "r2"])))
+    )
+)
+def test_lowest_id_per_group_is_the_first_row_by_group_and_id(rows):
+    group = np.array([g for g, _ in rows], dtype=np.int64)
+    ids = pd.Series([i for _, i in rows], dtype="str")
+    order = sort_order([group, ids])
+    expected = sorted(order[np.unique(group[order], return_index=True)[1]].tolist())
+    got = sorted(_lowest_id_per_group(group, ids.to_numpy(dtype=object)).tolist())
+    assert got == expected
