@@ -115,6 +115,13 @@ def _first(reason: pd.Series, mask: pd.Series, text: Callable[[pd.Index], pd.Ser
 
 
 def _internal_columns(customer: pd.Series, config: BillingConfig) -> pd.DataFrame:
+    """Target, internal administration, cost account and centre: worked out once per distinct customer."""
+    codes, distinct = pd.factorize(customer, use_na_sentinel=False)  # a missing customer is a value too
+    per_customer = _internal_columns_of(pd.Series(distinct, dtype=customer.dtype), config)
+    return per_customer.take(codes).set_axis(customer.index)
+
+
+def _internal_columns_of(customer: pd.Series, config: BillingConfig) -> pd.DataFrame:
     table = config.department_table()
     found = customer.isin(list(table))
     admin = customer.map({code: admin for code, (admin, _) in table.items()})
@@ -139,9 +146,13 @@ def _debtor_reasons(
     blocked_ids = debtor_ids[debtors["Blocked"].to_numpy()]
     external = ~internal
     reason = _first(reason, external & customer.isna(), "missing customer number")
-    unknown = external & customer.notna() & ~customer.isin(debtor_ids)
+    # Looked up once per distinct customer (a missing one included), then spread to the rows.
+    codes, distinct = pd.factorize(customer, use_na_sentinel=False)
+    distinct = pd.Series(distinct, dtype=customer.dtype)
+    listed = distinct.isin(debtor_ids).to_numpy()[codes]
+    unknown = external & customer.notna() & ~listed
     reason = _first(reason, unknown, lambda rows: "unknown customer: " + _quoted(customer[rows]))
-    blocked = external & customer.isin(blocked_ids)
+    blocked = external & distinct.isin(blocked_ids).to_numpy()[codes]
     return _first(reason, blocked, lambda rows: "blocked debtor: " + _quoted(customer[rows]))
 
 
