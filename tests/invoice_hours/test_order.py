@@ -1,4 +1,4 @@
-"""``order.sort_order`` orders rows as ``sort_values`` does (stable, missing last), text by code point."""
+"""One-pass orderings and groupings (``order``, the ticket minimum, validation reasons) equal pandas' own."""
 
 import numpy as np
 import pandas as pd
@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from tasks.invoice_hours.order import ranks, sort_order
 from tasks.invoice_hours.rules import _lowest_id_per_group
+from tasks.invoice_hours.validate import _joined_per_row
 
 texts = st.lists(st.one_of(st.none(), st.text(alphabet="ab1~:é-", max_size=4)), max_size=30)
 
@@ -38,3 +39,11 @@ def test_lowest_id_per_group_is_the_first_row_by_group_and_id(rows):
     expected = sorted(order[np.unique(group[order], return_index=True)[1]].tolist())
     got = sorted(_lowest_id_per_group(group, ids.to_numpy(dtype=object)).tolist())
     assert got == expected
+
+
+@given(rows=st.lists(st.tuples(st.integers(0, 4), st.sampled_from(["a", "b", "c; d", ""])), min_size=1))
+def test_reasons_joined_per_row_as_groupby_agg(rows):
+    phrased = pd.DataFrame(rows, columns=["index", "text"]).astype({"text": "str"}).drop_duplicates()
+    expected = phrased.groupby("index", sort=True)["text"].agg("; ".join).rename("reason")
+    got = _joined_per_row(phrased["index"].to_numpy(dtype=np.int64), phrased["text"].to_numpy(dtype=object))
+    pd.testing.assert_series_equal(got, expected)
