@@ -65,7 +65,9 @@ def assemble_buckets(
     to_bill = to_bill[[c for c in TO_BILL_COLUMNS if c in to_bill]]
     decided = _with_documents(decided, to_bill)
     taken = set() if decided is None else set(decided["registration_id"])
-    charges = to_bill[to_bill["line_kind"].eq("charge")] if not to_bill.empty else to_bill
+    charge = to_bill["line_kind"].eq("charge").to_numpy() if not to_bill.empty else None
+    # All charges (a first run): the columns as they are, not a copy of a million rows.
+    charges = to_bill if charge is None or charge.all() else to_bill[charge]
     if not charges.empty:
         charges = charges[~charges["registration_id"].isin(taken)]
     parts = [
@@ -133,6 +135,7 @@ def _part(frame: pd.DataFrame, bucket: str, reason: pd.Series | None) -> pd.Data
             else frame.get("document_reference", empty),
         },
         index=frame.index,
+        copy=False,  # the concatenation copies them into the buckets once
     )
 
 
@@ -145,7 +148,7 @@ def read_units(read: pd.DataFrame) -> pd.DataFrame:
         if read["registration_id"].dtype == "str"
         else read["registration_id"].astype("str")
     )
-    frame = pd.DataFrame({"registration_id": ids, "minutes": read["minutes"].astype("Int64")})
+    frame = pd.DataFrame({"registration_id": ids, "minutes": read["minutes"].astype("Int64")}, copy=False)
     candidates = (ids.notna() & ids.duplicated(keep=False)).to_numpy()
     if candidates.any():  # only rows sharing an id can be exact duplicates: conform and compare just those
         shared = conform(read[candidates]).set_axis(np.flatnonzero(candidates))
@@ -194,12 +197,26 @@ def conservation(read: pd.DataFrame, buckets: pd.DataFrame) -> dict[str, Any]:
 
 
 def _identity_check(read_ids: pd.Series, bucket_ids: pd.Series) -> dict[str, Any]:
-    """Every read id exactly once in the buckets; as many id-less rows on both sides."""
+    """Every read id exactly once in the buckets; as many id-less rows on both sides.
+
+    ``read_ids`` are distinct in a run (``read_units``): then one hash table over them answers all three
+    questions (each bucket id's position among the read ids, or none; how often each read id was bucketed).
+    """
     id_less = {"read": int(read_ids.isna().sum()), "bucketed": int(bucket_ids.isna().sum())}
     read_ids, bucket_ids = read_ids.dropna(), bucket_ids.dropna()
-    doubled = sorted(bucket_ids[bucket_ids.duplicated()].unique())
-    missing = sorted(read_ids[~read_ids.isin(bucket_ids)])
-    unexpected = sorted(bucket_ids[~bucket_ids.isin(read_ids)].unique())
+    index = pd.Index(read_ids)
+    if index.is_unique:  # builds the hash table that get_indexer then uses
+        where = index.get_indexer(bucket_ids)
+        known = where >= 0
+        times = np.bincount(where[known], minlength=len(read_ids))
+        strangers = bucket_ids[~known]
+        doubled = sorted([*read_ids[times > 1], *strangers[strangers.duplicated()].unique()])
+        missing = sorted(read_ids[times == 0])
+        unexpected = sorted(strangers.unique())
+    else:
+        doubled = sorted(bucket_ids[bucket_ids.duplicated()].unique())
+        missing = sorted(read_ids[~read_ids.isin(bucket_ids)])
+        unexpected = sorted(bucket_ids[~bucket_ids.isin(read_ids)].unique())
     return {
         "ok": not (doubled or missing or unexpected) and id_less["read"] == id_less["bucketed"],
         "missing_ids": missing[:SHOWN_IDS],

@@ -19,6 +19,7 @@ import pandas as pd
 
 from schemas.afas import Debtors, Periods, Projects
 from tasks.invoice_hours.config import BillingConfig, Mode
+from tasks.invoice_hours.order import group_codes
 
 CUSTOMER = "customer"
 INTERNAL = "internal"
@@ -114,6 +115,13 @@ def _first(reason: pd.Series, mask: pd.Series, text: Callable[[pd.Index], pd.Ser
 
 
 def _internal_columns(customer: pd.Series, config: BillingConfig) -> pd.DataFrame:
+    """Target, internal administration, cost account and centre: worked out once per distinct customer."""
+    codes, distinct = pd.factorize(customer, use_na_sentinel=False)  # a missing customer is a value too
+    per_customer = _internal_columns_of(pd.Series(distinct, dtype=customer.dtype), config)
+    return per_customer.take(codes).set_axis(customer.index)
+
+
+def _internal_columns_of(customer: pd.Series, config: BillingConfig) -> pd.DataFrame:
     table = config.department_table()
     found = customer.isin(list(table))
     admin = customer.map({code: admin for code, (admin, _) in table.items()})
@@ -121,7 +129,8 @@ def _internal_columns(customer: pd.Series, config: BillingConfig) -> pd.DataFram
     centre = customer.map({code: dep.cost_centre for code, (_, dep) in table.items()})
     return pd.DataFrame(
         {
-            "target": np.where(found, INTERNAL, CUSTOMER),
+            # Two shared strings, not a new text object per row (``np.where`` on texts makes one each).
+            "target": np.array([CUSTOMER, INTERNAL], dtype=object).take(found.to_numpy(dtype=np.int64)),
             "internal_administration": admin.astype("Int64"),
             "cost_account": account.astype("str"),
             "cost_centre": centre.where(centre.notna(), None).astype("str"),
@@ -137,9 +146,13 @@ def _debtor_reasons(
     blocked_ids = debtor_ids[debtors["Blocked"].to_numpy()]
     external = ~internal
     reason = _first(reason, external & customer.isna(), "missing customer number")
-    unknown = external & customer.notna() & ~customer.isin(debtor_ids)
+    # Looked up once per distinct customer (a missing one included), then spread to the rows.
+    codes, distinct = pd.factorize(customer, use_na_sentinel=False)
+    distinct = pd.Series(distinct, dtype=customer.dtype)
+    listed = distinct.isin(debtor_ids).to_numpy()[codes]
+    unknown = external & customer.notna() & ~listed
     reason = _first(reason, unknown, lambda rows: "unknown customer: " + _quoted(customer[rows]))
-    blocked = external & customer.isin(blocked_ids)
+    blocked = external & distinct.isin(blocked_ids).to_numpy()[codes]
     return _first(reason, blocked, lambda rows: "blocked debtor: " + _quoted(customer[rows]))
 
 
@@ -150,12 +163,19 @@ def _quoted(values: pd.Series) -> pd.Series:
 def _resolve_projects(
     frame: pd.DataFrame, external: pd.Series, projects: pd.DataFrame, config: BillingConfig, reason: pd.Series
 ) -> tuple[pd.DataFrame, pd.Series]:
-    candidate, source = _project_candidates(frame, projects, config)
-    table = projects.assign(ProjectId=clean_text(projects["ProjectId"])).set_index("ProjectId")
-    owner = candidate.map(clean_text(table["DebtorId"]))
-    unit = candidate.map(table["UnitId"])
-    ready = candidate.map(table["DateReady"])
-    checked_out = candidate.isin(table.index[_checked_out(table).to_numpy()])
+    # The project follows from the customer and the incident's project field alone: worked out once per
+    # distinct pair, then spread to the rows by position.
+    codes = group_codes([frame["customer_number"], frame["project_ref"]])
+    _, first = np.unique(codes, return_index=True)  # group numbers are 0..n-1, first seen first
+    facts = _project_facts(frame.iloc[first].reset_index(drop=True), projects, config)
+
+    def spread(column: str) -> pd.Series:
+        return pd.Series(facts[column].array.take(codes), index=frame.index)
+
+    candidate, source, owner, unit, ready = (
+        spread(column) for column in ("candidate", "source", "owner", "unit", "ready")
+    )
+    checked_out, listed = spread("checked_out"), spread("listed")
     pending = external & reason.isna()
     none = pending & candidate.isna()
     customer = frame["customer_number"]
@@ -163,9 +183,9 @@ def _resolve_projects(
         none_text = "unknown project: no project found for debtor "
         reason = _first(reason, none, lambda rows: none_text + _quoted(customer[rows]))
     known = candidate.notna()
-    missing = pending & known & ~candidate.isin(table.index)
+    missing = pending & known & ~listed
     reason = _first(reason, missing, lambda rows: "unknown project: " + _quoted(candidate[rows]))
-    wrong = pending & known & candidate.isin(table.index) & owner.ne(customer)
+    wrong = pending & known & listed & owner.ne(customer)
     reason = _first(
         reason,
         wrong,
@@ -187,6 +207,23 @@ def _resolve_projects(
         "project_administration": unit.astype("Int64"),
     }
     return frame.assign(**columns), reason
+
+
+def _project_facts(frame: pd.DataFrame, projects: pd.DataFrame, config: BillingConfig) -> pd.DataFrame:
+    """Per row its project candidate and source, owner, unit, ready date, whether listed and checked out."""
+    candidate, source = _project_candidates(frame, projects, config)
+    table = projects.assign(ProjectId=clean_text(projects["ProjectId"])).set_index("ProjectId")
+    return pd.DataFrame(
+        {
+            "candidate": candidate,
+            "source": source,
+            "owner": candidate.map(clean_text(table["DebtorId"])),
+            "unit": candidate.map(table["UnitId"]),
+            "ready": candidate.map(table["DateReady"]),
+            "checked_out": candidate.isin(table.index[_checked_out(table).to_numpy()]),
+            "listed": candidate.isin(table.index),
+        }
+    )
 
 
 def _checked_out(projects: pd.DataFrame) -> pd.Series:

@@ -20,10 +20,28 @@ def ranks(values: pd.Series | np.ndarray) -> np.ndarray:
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     if len(uniques) == 0:
         return np.zeros(len(codes), dtype=np.int64)
-    order = np.argsort(_comparable(pd.Index(uniques)), kind="stable")
+    order = _sorted_positions(pd.Index(uniques))
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order), dtype=np.int64)
     return np.where(codes < 0, len(order), rank.take(codes, mode="clip"))
+
+
+def _sorted_positions(uniques: pd.Index) -> np.ndarray:
+    """Positions that sort the distinct values ascending.
+
+    Text is sorted by Python itself (``str`` order is code-point order, as NumPy's ``StringDType``
+    compares), which at a million distinct ids takes about half the time of ``argsort`` on ``StringDType``;
+    the values are distinct, so stability does not matter.
+    """
+    values = np.asarray(uniques, dtype=object) if uniques.dtype == object or _is_text(uniques) else None
+    if values is not None and pd.api.types.infer_dtype(values) == "string":
+        texts = values.tolist()
+        return np.fromiter(sorted(range(len(texts)), key=texts.__getitem__), dtype=np.int64, count=len(texts))
+    return np.argsort(_comparable(uniques), kind="stable")
+
+
+def _is_text(uniques: pd.Index) -> bool:
+    return isinstance(uniques.dtype, pd.StringDtype)
 
 
 def _comparable(uniques: pd.Index) -> np.ndarray:

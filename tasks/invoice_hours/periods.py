@@ -13,6 +13,7 @@ import pandas as pd
 
 from tasks.invoice_hours.config import BillingConfig
 from tasks.invoice_hours.join import day_numbers, lookup_periods, period_labels
+from tasks.invoice_hours.order import group_codes
 
 
 def _open_table(periods: pd.DataFrame) -> pd.DataFrame:
@@ -80,22 +81,23 @@ def posting_periods(frame: pd.DataFrame, periods: pd.DataFrame | None, config: B
 
 
 def _period_open(frame: pd.DataFrame, periods: pd.DataFrame) -> pd.Series:
-    """Whether each row's (administration, period_year, period_number) is open in AFAS."""
-    table = periods.assign(
-        key=periods["Unit"].astype("int64").astype("str")
-        + "|"
-        + periods["Year"].astype("int64").astype("str")
-        + "|"
-        + periods["Period"].astype("int64").astype("str")
-    ).drop_duplicates("key")
-    blocked = table.set_index("key")["Blocked"].astype("bool")
-    key = (
-        frame["administration"].astype("int64").astype("str")
-        + "|"
-        + frame["period_year"].astype("int64").astype("str")
-        + "|"
-        + frame["period_number"].astype("int64").astype("str")
-    )
-    found = key.map(blocked)
-    by_date = lookup_periods(frame["administration"], frame["work_date"], periods)["open"]
-    return (~found.astype("boolean")).fillna(by_date).astype("bool")
+    """Whether each row's (administration, period_year, period_number) is open in AFAS.
+
+    Looked up on integer group numbers of the three keys (the first AFAS row of a key counts); rows whose
+    key AFAS does not list fall back to the period that holds their work date.
+    """
+    keys = ["administration", "period_year", "period_number"]
+    table = [periods[column].astype("int64").to_numpy() for column in ("Unit", "Year", "Period")]
+    rows = [frame[column].astype("int64").to_numpy() for column in keys]
+    group = group_codes([np.concatenate([known, row]) for known, row in zip(table, rows, strict=True)])
+    known_group, row_group = group[: len(periods)], group[len(periods) :]
+    groups, first = np.unique(known_group, return_index=True)
+    state = np.full(int(group.max()) + 1 if len(group) else 0, -1, dtype=np.int8)  # -1: not listed
+    state[groups] = periods["Blocked"].astype("bool").to_numpy()[first]
+    found = state[row_group]
+    is_open = found == 0
+    unlisted = found < 0
+    if unlisted.any():
+        by_date = lookup_periods(frame["administration"][unlisted], frame["work_date"][unlisted], periods)
+        is_open[unlisted] = by_date["open"].to_numpy(dtype=bool)
+    return pd.Series(is_open, index=frame.index, dtype="bool")

@@ -16,7 +16,7 @@ from schemas.registrations import RawRegistrations
 from tasks.invoice_hours.buckets import assemble_buckets, conservation
 from tasks.invoice_hours.config import BillingConfig
 from tasks.invoice_hours.join import Masters, join_masters
-from tasks.invoice_hours.plan import build_documents, plan_lines
+from tasks.invoice_hours.plan import build_documents, document_order, move_into_document_order, plan_lines
 from tasks.invoice_hours.reconcile import Reconciled, Scope, open_charges, reconcile
 from tasks.invoice_hours.rules import price, split_excluded, split_out_of_scope
 from tasks.invoice_hours.validate import split_valid
@@ -105,8 +105,7 @@ def bill(
         draws=prior_draws if prior_draws is not None and "registration_id" in prior_draws else None,
     )
     del lines  # reconciled.to_bill holds the lines to post
-    documents, document_lines = build_documents(reconciled.to_bill, config)
-    reconciled = replace(reconciled, to_bill=document_lines)
+    documents, document_lines, reconciled = _documents(reconciled, config)
     buckets = assemble_buckets(
         rejects=[rejects],
         excluded=excluded,
@@ -127,6 +126,24 @@ def bill(
         buckets=buckets,
         conservation=conservation(read, buckets),
     )
+
+
+def _documents(
+    reconciled: Reconciled, config: BillingConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, Reconciled]:
+    """``build_documents`` of the lines to bill, moved into document order column by column.
+
+    ``bill`` holds the lines nowhere else, so each column is released once it is copied: at a million lines
+    the two full copies ``build_documents`` would hold at once were the plan's peak memory.
+    """
+    lines = reconciled.to_bill
+    if lines.empty:
+        documents, document_lines = build_documents(lines, config)
+        return documents, document_lines, replace(reconciled, to_bill=document_lines)
+    reconciled = replace(reconciled, to_bill=lines.iloc[0:0].copy())  # a view would keep every column
+    documents, keys, order = document_order(lines, config)
+    document_lines = move_into_document_order(lines, keys, order)
+    return documents, document_lines, replace(reconciled, to_bill=document_lines)
 
 
 def _ticket_history(

@@ -141,10 +141,13 @@ def fields_hashes(lines: pd.DataFrame) -> pd.Series:
     The text hashed is the context fields then the amounts, joined by U+001F; contexts repeat a lot, so
     each distinct one is formatted once.
     """
-    context = [lines[column].astype("str").fillna("") for column in HASHED_CONTEXT]
-    group = group_codes(context)
+    # Grouped on the columns as they are (a missing value and "" may fall in different groups; both are
+    # hashed as ""), formatted as text only for the first row of each group.
+    group = group_codes([lines[column] for column in HASHED_CONTEXT])
     _, first_rows = np.unique(group, return_index=True)  # group numbers are 0..n-1, first seen first
-    texts = ["\x1f".join(values) for values in zip(*(c.to_numpy()[first_rows] for c in context), strict=True)]
+    firsts = lines[HASHED_CONTEXT].take(first_rows)
+    context = [firsts[column].astype("str").fillna("").to_numpy() for column in HASHED_CONTEXT]
+    texts = ["\x1f".join(values) for values in zip(*context, strict=True)]
     amounts = [lines[column].to_numpy(dtype=np.int64) for column in HASHED_AMOUNTS]
     # Minutes from an allowance are hashed only when there are any, so lines without stay as hashed before.
     included = lines.get("included_minutes", pd.Series(0, index=lines.index)).to_numpy(dtype=np.int64)
@@ -185,6 +188,21 @@ def build_documents(lines: pd.DataFrame, config: BillingConfig) -> tuple[pd.Data
         return _empty_documents(), lines.drop(columns=NOT_POSTED, errors="ignore").assign(
             reference=pd.Series(dtype="str"), chunk=pd.Series(dtype="int64")
         )
+    documents, keys, order = document_order(lines, config)
+    keyed = lines.assign(**{column: keys[column] for column in keys.columns})
+    kept = keyed.columns.difference(NOT_POSTED, sort=False)
+    return documents, keyed[kept].take(order).reset_index(drop=True)
+
+
+def document_order(
+    lines: pd.DataFrame, config: BillingConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """``build_documents`` without the copy: ``(documents, keys, order)``.
+
+    ``keys`` holds the columns ``build_documents`` adds to ``lines`` (``debtor_key``, ``project_key``,
+    ``chunk``, ``reference``), indexed like ``lines``; ``order`` the row positions in document order.
+    ``lines`` must not be empty.
+    """
     by_registration = sort_order([lines["registration_id"], lines["line_kind"]])
     lines = _with_keys(lines, config, by_registration)
     references = _references(lines)
@@ -192,9 +210,26 @@ def build_documents(lines: pd.DataFrame, config: BillingConfig) -> tuple[pd.Data
     documents = summarise(lines, config)
     position = np.empty(len(lines), dtype=np.int64)  # rank of (registration_id, line_kind), computed once
     position[by_registration] = np.arange(len(lines), dtype=np.int64)
-    kept = lines.columns.difference(NOT_POSTED, sort=False)
-    ordered = lines[kept].take(sort_order([lines["reference"], position]))
-    return documents, ordered.reset_index(drop=True)
+    order = sort_order([lines["reference"], position])
+    return documents, lines[["debtor_key", "project_key", "chunk", "reference"]], order
+
+
+def move_into_document_order(lines: pd.DataFrame, keys: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
+    """``build_documents``' ``document_lines`` from ``document_order``'s result, **emptying** ``lines``.
+
+    Each column is taken into document order and then removed from ``lines``, so a caller that holds the
+    lines nowhere else never has two full copies of them (``pipeline.bill``, at a million lines: ~250 MB).
+    """
+    names = [*lines.columns, *(column for column in keys.columns if column not in lines.columns)]
+    moved = {}
+    for name in names:
+        source = keys[name] if name in keys.columns else lines[name]
+        if name in lines.columns:
+            del lines[name]
+        if name not in NOT_POSTED:
+            moved[name] = source.array.take(order)
+        del source
+    return pd.DataFrame(moved, copy=False)
 
 
 def _with_keys(lines: pd.DataFrame, config: BillingConfig, order: np.ndarray) -> pd.DataFrame:
@@ -216,8 +251,8 @@ def _references(lines: pd.DataFrame) -> pd.Series:
     """``KPL-<admin>-<YYYYPP>-<16 hex>``: hash over the document key and its sorted (id, kind, hash)."""
     keys = [*DOCUMENT_KEY, "chunk"]
     group = pd.Series(group_codes([lines[key] for key in keys]), index=lines.index)
-    token = lines["registration_id"].str.cat([lines["line_kind"], lines["fields_hash"]], sep=":")
-    content = _joined_per_group(group.to_numpy(), token.to_numpy(dtype=object), sort_order([group, token]))
+    parts = [lines[column] for column in ("registration_id", "line_kind", "fields_hash")]
+    content = _joined_per_group(group.to_numpy(), parts)
     firsts = lines.groupby(group, sort=True)[keys].first()
     key_text = firsts[keys[0]].astype("str").str.cat([firsts[k].astype("str") for k in keys[1:]], sep="|")
     digest = [
@@ -229,15 +264,30 @@ def _references(lines: pd.DataFrame) -> pd.Series:
     return pd.Series(per_group.loc[group.to_numpy()].to_numpy(), index=lines.index, dtype="str")
 
 
-def _joined_per_group(group: np.ndarray, token: np.ndarray, order: np.ndarray) -> pd.Series:
-    """Per group number (ascending), its tokens in ``order`` joined by newlines: ``groupby().agg``, one pass.
+def _joined_per_group(group: np.ndarray, parts: list[pd.Series]) -> pd.Series:
+    """Per group number (ascending), its tokens sorted and joined by newlines: ``groupby().agg``, one pass.
 
-    ``order`` sorts the rows by group first, so each group's tokens are one slice of the ordered list.
+    A token is the ``parts`` joined by ``:`` (``str.cat``). The rows are ordered by group number (integers),
+    then each group's tokens are made and sorted by Python (``str`` order, as ``sort_order`` orders text;
+    equal tokens are equal text): a few hundred per document at a time rather than a million at once.
     """
-    groups, tokens = group[order], token[order].tolist()
+    order = np.argsort(group, kind="stable")
+    groups = group[order]
+    if any(part.isna().any() for part in parts):  # str.cat's missing token; joining it fails as before
+        tokens = parts[0].str.cat(parts[1:], sep=":").to_numpy(dtype=object)[order].tolist()
+
+        def made(start: int, end: int) -> list[str]:
+            return tokens[start:end]
+    else:
+        columns = [part.to_numpy(dtype=object)[order].tolist() for part in parts]
+
+        def made(start: int, end: int) -> list[str]:
+            return [":".join(values) for values in zip(*(c[start:end] for c in columns), strict=True)]
+
     starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    ends = np.r_[starts[1:], len(tokens)]
-    texts = ["\n".join(tokens[start:end]) for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]
+    ends = np.r_[starts[1:], len(groups)]
+    bounds = zip(starts.tolist(), ends.tolist(), strict=True)
+    texts = ["\n".join(sorted(made(start, end))) for start, end in bounds]
     return pd.Series(texts, index=groups[starts], dtype=object)
 
 

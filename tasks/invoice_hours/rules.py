@@ -18,9 +18,9 @@ import pandas as pd
 from schemas.afas import SalesPrices
 from tasks.invoice_hours.allowances import draw_pools
 from tasks.invoice_hours.config import DAYS, BillingConfig
-from tasks.invoice_hours.join import CUSTOMER, INTERNAL, clean_text, day_numbers, on_distinct
+from tasks.invoice_hours.join import CUSTOMER, INTERNAL, clean_text, day_numbers
 from tasks.invoice_hours.money import as_decimal, round_cents
-from tasks.invoice_hours.order import group_codes, sort_order, sorted_frame
+from tasks.invoice_hours.order import group_codes, sorted_frame
 from tasks.invoice_hours.prices import believable_prices, refused_debtor_prices
 
 # Which registration columns an exclusion kind matches (ids and names/numbers alike).
@@ -56,7 +56,9 @@ def split_excluded(
 def split_out_of_scope(frame: pd.DataFrame, config: BillingConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Joined registrations of administrations this run does not bill → excluded, with a reason."""
     if config.only_administration is None:
-        return frame, frame.iloc[0:0].assign(reason=pd.Series(dtype="str"), step=pd.Series(dtype="str"))
+        # ``.copy()``: an empty view would keep every column of all the rows alive as long as it lives.
+        empty = frame.iloc[0:0].copy()
+        return frame, empty.assign(reason=pd.Series(dtype="str"), step=pd.Series(dtype="str"))
     other = frame["administration"].ne(config.only_administration)
     text = f"administration not in this run (run bills administration {config.only_administration} only)"
     excluded = frame[other].assign(
@@ -88,20 +90,35 @@ def _match_key(text: pd.Series) -> pd.Series:
 
 
 def _matching_reason(frame: pd.DataFrame, rules: pd.DataFrame) -> pd.Series:
-    """Per row the text of the highest-priority matching rule, else missing."""
-    best = pd.Series(np.inf, index=frame.index)
-    text = pd.Series(None, index=frame.index, dtype="str")
-    path = frame["category"].astype("str") + " / " + frame["subcategory"].astype("str")
-    columns = {**{c: frame[c] for c in frame.columns}, "category_path": path}
+    """Per row the text of the highest-priority matching rule, else missing.
+
+    Each column is matched once per distinct value (ids and names repeat a lot), then spread to its rows by
+    position: no million-row text look-ups.
+    """
+    best = np.full(len(frame), np.inf)
+    text = np.full(len(frame), None, dtype=object)
     for kind, group in rules.groupby("kind", sort=False):
         lookup = group.drop_duplicates("key", keep="first").set_index("key")
         for column in KIND_COLUMNS[str(kind)]:
-            keys = on_distinct(columns[column], _match_key)
-            priority = keys.map(lookup["priority"]).astype("float64")
+            codes, distinct = _distinct_values(frame, column)
+            keys = _match_key(distinct)
+            priority = keys.map(lookup["priority"]).astype("float64").to_numpy().take(codes)
             better = priority < best
-            best = best.mask(better, priority)
-            text = text.mask(better, keys.map(lookup["text"]))
-    return text
+            best = np.where(better, priority, best)
+            text = np.where(better, keys.map(lookup["text"]).to_numpy(dtype=object).take(codes), text)
+    return pd.Series(text, index=frame.index, dtype="str")
+
+
+def _distinct_values(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, pd.Series]:
+    """Per row a code, and per code the column's text (missing stays missing); ``category_path`` made here."""
+    if column == "category_path":  # "category / subcategory", made once per distinct pair
+        pairs = [frame["category"], frame["subcategory"]]
+        codes = group_codes(pairs)
+        _, first = np.unique(codes, return_index=True)  # group numbers are 0..n-1, first seen first
+        category, subcategory = (values.iloc[first].astype("str").reset_index(drop=True) for values in pairs)
+        return codes, category + " / " + subcategory
+    codes, uniques = pd.factorize(frame[column], use_na_sentinel=False)
+    return codes, pd.Series(uniques, dtype="str")
 
 
 def price(
@@ -286,7 +303,8 @@ def ticket_minimum_topup(
     customer = frame["target"].eq(CUSTOMER)
     if not minimum or not customer.any():
         return topup
-    lines = frame[customer]
+    needed = ["billed_ticket_id", "ticket_id", "registration_id", "period", "debtor_id", "billed_minutes"]
+    lines = frame.loc[customer, [*needed, "work_date"]]  # not a copy of every column of the customer rows
     ticket = lines["billed_ticket_id"].fillna(lines["ticket_id"]).fillna(lines["registration_id"])
     rows = pd.DataFrame(
         {
@@ -326,14 +344,40 @@ def ticket_minimum_topup(
     # The same on integer group numbers: total per ticket/period/debtor, its earliest registration.
     group = group_codes([rows[key] for key in keys])
     total = np.bincount(group, weights=rows["minutes"].to_numpy(dtype=np.int64)).astype(np.int64)
-    order = sort_order([rows["day"].to_numpy(dtype=np.int64), rows["registration_id"]])
-    ordered_group = group[order]
-    earliest = np.zeros(len(order), dtype=bool)
-    earliest[np.unique(ordered_group, return_index=True)[1]] = True
-    chosen = order[earliest & rows["read"].to_numpy(dtype=bool)[order]]
+    # Each group's earliest row by (day, registration id, position): only the rows on their group's first
+    # day can be it, so just those are ordered by id (not a million ids).
+    day = rows["day"].to_numpy(dtype=np.int64)
+    first_day = np.full(int(group.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_day, group, day)
+    candidates = np.flatnonzero(day == first_day[group])
+    earliest = _lowest_id_per_group(
+        group[candidates], rows["registration_id"].to_numpy(dtype=object)[candidates]
+    )
+    earliest = candidates[earliest]
+    chosen = np.sort(earliest[rows["read"].to_numpy(dtype=bool)[earliest]])
     short = np.clip(minimum - total[group[chosen]], 0, None)
     topup.loc[rows.index[chosen]] = short.astype("int64")
     return topup
+
+
+def _lowest_id_per_group(group: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Per group the position of its lowest id (``str`` order, missing last; the first of equal ids).
+
+    What ordering the rows by (group, id) and taking each group's first does, in one pass without a sort.
+    """
+    best: dict[int, tuple[str, int]] = {}
+    missing: dict[int, int] = {}
+    for position, (number, rid) in enumerate(zip(group.tolist(), ids.tolist(), strict=True)):
+        if not isinstance(rid, str):  # a missing id sorts last
+            missing.setdefault(number, position)
+            continue
+        held = best.get(number)
+        if held is None or rid < held[0]:
+            best[number] = (rid, position)
+    positions = {number: position for number, (_, position) in best.items()}
+    for number, position in missing.items():
+        positions.setdefault(number, position)
+    return np.fromiter(positions.values(), dtype=np.int64, count=len(positions))
 
 
 def unit_prices(rate: pd.Series, surcharge_hundredths: pd.Series) -> dict[str, pd.Series]:

@@ -112,7 +112,17 @@ def _row_reasons(frame: pd.DataFrame, failures: pd.DataFrame, max_minutes: int) 
     rows = frame.loc[failures["index"].to_numpy()]
     texts = _phrase(rows, failures["column"].to_numpy(), failures["check"].to_numpy(), max_minutes)
     phrased = pd.DataFrame({"index": failures["index"].to_numpy(), "text": texts}).drop_duplicates()
-    return phrased.groupby("index", sort=True)["text"].agg(REASON_SEPARATOR.join).rename("reason")
+    return _joined_per_row(phrased["index"].to_numpy(dtype=np.int64), phrased["text"].to_numpy(dtype=object))
+
+
+def _joined_per_row(index: np.ndarray, text: np.ndarray) -> pd.Series:
+    """``groupby("index", sort=True)["text"].agg("; ".join)`` in one pass: each row's texts in their order."""
+    order = np.argsort(index, kind="stable")
+    rows, texts = index[order], text[order].tolist()
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else np.zeros(0, dtype=np.int64)
+    bounds = zip(starts.tolist(), [*starts[1:].tolist(), len(texts)][: len(starts)], strict=True)
+    joined = [REASON_SEPARATOR.join(texts[start:end]) for start, end in bounds]
+    return pd.Series(joined, index=pd.Index(rows[starts], name="index"), name="reason", dtype="str")
 
 
 def _phrase(rows: pd.DataFrame, column: np.ndarray, check: np.ndarray, max_minutes: int) -> np.ndarray:

@@ -31,7 +31,9 @@ def split_outside_window(
     lower, upper = pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
     outside = (entry.notna() & ((entry < lower) | (entry >= upper))).to_numpy()
     if not outside.any():
-        return frame, frame.iloc[0:0].assign(reason=pd.Series(dtype="str"), step=pd.Series(dtype="str"))
+        # ``.copy()``: an empty view would keep every column of all the rows alive as long as it lives.
+        empty = frame.iloc[0:0].copy()
+        return frame, empty.assign(reason=pd.Series(dtype="str"), step=pd.Series(dtype="str"))
     rows = frame[outside]
     shown = rows["entry_date"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     span = f"[{lower:%Y-%m-%dT%H:%M:%SZ}, {upper:%Y-%m-%dT%H:%M:%SZ})"

@@ -5,7 +5,13 @@ import pandas as pd
 from schemas.billing import BillableLines, DocumentLines, PlannedDocuments
 from tasks.invoice_hours.join import join_masters
 from tasks.invoice_hours.pipeline import bill
-from tasks.invoice_hours.plan import fields_hashes, plan_lines
+from tasks.invoice_hours.plan import (
+    build_documents,
+    document_order,
+    fields_hashes,
+    move_into_document_order,
+    plan_lines,
+)
 from tasks.invoice_hours.rules import price
 from tasks.invoice_hours.validate import split_valid
 from tests.billing_factories import CONFIG_TOML, at, config, masters, registration, registrations
@@ -164,3 +170,31 @@ def test_document_lines_carry_what_the_ledger_claim_needs():
     assert line["reference"] == result.documents.loc[0, "reference"]
     assert (line["billed_minutes"], line["amount"], line["customer_number"]) == (60, D("95.00"), "10001")
     assert line["work_date"].date().isoformat() == "2026-10-06"
+
+
+def test_bill_moves_the_lines_into_the_same_documents_as_build_documents():
+    # ``bill`` moves the lines into document order column by column (``move_into_document_order``); the
+    # result is what ``build_documents`` gives. Ids that prefix each other ("r1", "r10", "r1-b") order the
+    # reference tokens ("r1:charge:…" after "r10:…" and "r1-b:…") as text, not as tuples.
+    cfg = config(
+        base=CONFIG_TOML.replace(
+            'grouping = "per_ticket_item"', 'grouping = "per_ticket_item"\nmax_lines_per_document = 3'
+        )
+    )
+    ids = ["r1", "r10", "r1-b", "r2", "r11", "r100", "r1~0"]
+    rows = [registration(registration_id=rid, minutes=10 + i) for i, rid in enumerate(ids)]
+    rows.append(registration(registration_id="int", customer_number="INT-ICT"))
+    valid, _ = split_valid(registrations(*rows))
+    joined, _ = join_masters(valid, masters(), cfg)
+    priced, _, _ = price(joined, cfg)
+    lines = plan_lines(priced, cfg)
+    documents, document_lines = build_documents(lines, cfg)
+    result = run(*rows, cfg=cfg)
+    pd.testing.assert_frame_equal(result.documents, documents)
+    pd.testing.assert_frame_equal(result.document_lines, document_lines)
+    own = lines.copy()
+    moved_documents, keys, order = document_order(own, cfg)
+    moved = move_into_document_order(own, keys, order)
+    assert own.columns.empty  # emptied, as its docstring says
+    pd.testing.assert_frame_equal(moved_documents, documents)
+    pd.testing.assert_frame_equal(moved, document_lines)
