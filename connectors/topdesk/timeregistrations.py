@@ -122,6 +122,31 @@ OM_REGISTRATION_FIELDS += ("reason",)
 INCIDENT_BATCH = INCIDENTS.max_page_size  # ids per /incidents call at most; the URL's length decides first
 FRAME_CHUNK = 20_000  # served rows turned into records, and records into frame rows, at a time
 ACTIVITY_DATE_FIELDS = ("plannedStartDate", "creationDate", "modificationDate")
+# Text columns whose values repeat (names, ids of operators, tickets, branches, …): one ``str`` object per
+# distinct value. Not the registration id (unique) nor the raw entry date (mostly unique): a cache of
+# them would cost more than it saves.
+UNSHARED_COLUMNS = frozenset({"registration_id", "entry_date_raw"})
+
+
+class SharedText:
+    """``text`` of a value, one ``str`` object per distinct text across all frame chunks of one read.
+
+    JSON parsing makes a new ``str`` for every cell, so a million rows held 24 million string objects
+    (≈ 60 bytes each) though most columns have a few thousand distinct values. Equal values now share
+    one object: a cell costs its 8-byte reference. The values, and so the frame, are the same.
+    """
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+
+    def __call__(self, value: Any) -> str | None:
+        """``text(value)``, the first equal ``str`` seen by this instance."""
+        found = text(value)
+        return None if found is None else self.seen.setdefault(found, found)
+
+    def column(self, name: str, values: pd.Series) -> pd.Series:
+        """``values`` as text of dtype ``str`` (``contract_frame``'s conversion), shared where it pays."""
+        return values.map(text if name in UNSHARED_COLUMNS else self).astype("str")
 
 
 @dataclass(frozen=True)
@@ -313,7 +338,8 @@ async def read_sources(
         raise ValueError("start and end must be time-zone aware with start < end")
     jobs: list[tuple[str, str, Awaitable[list[Any]]]] = []
     ordered = ["order_ref"] if options.order_field else []
-    incident = _IncidentJob(client, start, end, options, frame_columns=ordered)
+    strings = SharedText()  # one object per distinct text value, across every source's chunks
+    incident = _IncidentJob(client, start, end, options, frame_columns=ordered, strings=strings)
     activity = _ActivityJob(client, start, end, options, Lookups(client))
     if "incident" in options.kinds:
         jobs.append(("incident", TIME_REGISTRATIONS.path, incident.run()))
@@ -334,7 +360,7 @@ async def read_sources(
         totals, totals_error = incident.totals, incident.totals_error
     parts = [rows for rows, _ in found]
     del found, outcomes  # the record lists are emptied chunk by chunk as the frame is built
-    frame = contract_frames(parts, ordered)
+    frame = contract_frames(parts, ordered, strings)
     if ordered and not incident.ordered:  # no record carried one: the column is left out, as before
         frame = frame.drop(columns=ordered)
     return Extract(frame, results, totals, totals_error, activity.read)
@@ -392,8 +418,10 @@ class _IncidentJob:
         end: datetime,
         options: TimeRegistrationOptions,
         frame_columns: list[str] | None = None,
+        strings: SharedText | None = None,
     ) -> None:
         self.client, self.start, self.end, self.options = client, start, end, options
+        self.strings = strings or SharedText()
         self.totals = empty_totals()
         self.totals_error: str | None = None
         self.frame_columns, self.ordered = frame_columns, False
@@ -401,7 +429,7 @@ class _IncidentJob:
     async def run(self) -> list[Any]:
         """Every served incident registration of the window as a record (or frame chunks of them)."""
         client, options = self.client, self.options
-        pages = _IncidentPages(options, self.frame_columns)
+        pages = _IncidentPages(options, self.frame_columns, self.strings)
         await _window_rows(client, self.start, self.end, options, pages.add)
         pages.flush()
         parents = sorted(pages.parents)
@@ -445,8 +473,10 @@ class _IncidentPages:
     parents, which is all ``check_units`` reads of the rows.
     """
 
-    def __init__(self, options: TimeRegistrationOptions, frame_columns: list[str] | None) -> None:
-        self.project, self.order = options.project_field, options.order_field
+    def __init__(
+        self, options: TimeRegistrationOptions, frame_columns: list[str] | None, strings: SharedText
+    ) -> None:
+        self.project, self.order, self.strings = options.project_field, options.order_field, strings
         self.frame_columns, self.ordered = frame_columns, False
         self.unit_sample = bool(options.unit_sample)
         self.parents: set[str] = set()  # usable parent ids: the incidents to look up
@@ -484,7 +514,7 @@ class _IncidentPages:
             return
         records, self.pending = self.pending, []
         if self.frame_columns is not None:
-            records = contract_frame(records, self.frame_columns)
+            records = contract_frame(records, self.frame_columns, self.strings)
         self.chunks.append((records, self.pending_rows))
         self.pending_rows = []
 
@@ -515,7 +545,7 @@ class _IncidentPages:
                 fields.append(found)
             self.ordered = self.ordered or (bool(self.order) and any(f is not None for f in fields))
             if isinstance(records, pd.DataFrame):
-                _set_ticket_columns(records, fields, rows)
+                _set_ticket_columns(records, fields, rows, self.strings)
                 built.append(records)
             else:
                 built += [own if f is None else {**own, **f} for own, f in zip(records, fields, strict=True)]
@@ -530,7 +560,7 @@ TICKET_COLUMNS = (
 )  # fmt: skip
 
 
-def _set_ticket_columns(frame: pd.DataFrame, fields: list[Any], rows: list[Any]) -> None:
+def _set_ticket_columns(frame: pd.DataFrame, fields: list[Any], rows: list[Any], strings: SharedText) -> None:
     """The ticket columns of a frame chunk from ``fields``, converted as ``contract_frame`` does.
 
     A row that was not an object has no ticket columns (``None``) and keeps its read error (``rows``).
@@ -540,7 +570,7 @@ def _set_ticket_columns(frame: pd.DataFrame, fields: list[Any], rows: list[Any])
             values = [row if f is None else f[name] for f, row in zip(fields, rows, strict=True)]
         else:
             values = [None if f is None else f.get(name) for f in fields]
-        frame[name] = pd.Series(values, index=frame.index, dtype=object).map(text).astype("str")
+        frame[name] = strings.column(name, pd.Series(values, index=frame.index, dtype=object))
 
 
 async def incident_source(
@@ -1149,11 +1179,13 @@ def whole_minutes(raw: pd.Series, unit: pd.Series) -> pd.Series:
     return value.where(exact).round().astype("Int64")
 
 
-def contract_frames(parts: list[list[Any]], optional: list[str] | None = None) -> pd.DataFrame:
+def contract_frames(
+    parts: list[list[Any]], optional: list[str] | None = None, strings: SharedText | None = None
+) -> pd.DataFrame:
     """``contract_frame`` of all ``parts`` (in order), built ``FRAME_CHUNK`` records at a time.
 
     A part is a list of records or a list of frame chunks already built (``_IncidentJob``); ``optional``
-    as in ``contract_frame`` (by default: those any record has).
+    as in ``contract_frame`` (by default: those any record has); ``strings`` shared by every chunk.
 
     Each chunk's records are removed from its list once they are frame rows, and the chunks' columns are
     joined one column at a time, so the records, the frame and a second copy of it are never all held at
@@ -1163,6 +1195,7 @@ def contract_frames(parts: list[list[Any]], optional: list[str] | None = None) -
     if optional is None:
         has = any(isinstance(r, Mapping) and "order_ref" in r for part in parts for r in part)
         optional = ["order_ref"] if has else []
+    strings = strings or SharedText()
     pieces: list[pd.DataFrame] = []
     for part in parts:
         if part and isinstance(part[0], pd.DataFrame):
@@ -1171,9 +1204,9 @@ def contract_frames(parts: list[list[Any]], optional: list[str] | None = None) -
         while part:
             chunk = part[:FRAME_CHUNK]
             del part[:FRAME_CHUNK]
-            pieces.append(contract_frame(chunk, optional))
+            pieces.append(contract_frame(chunk, optional, strings))
     if len(pieces) <= 1:
-        return pieces[0] if pieces else contract_frame([], optional)
+        return pieces[0] if pieces else contract_frame([], optional, strings)
     names = list(pieces[0].columns)
     columns = {}
     for name in names:
@@ -1181,19 +1214,23 @@ def contract_frames(parts: list[list[Any]], optional: list[str] | None = None) -
     return pd.DataFrame(columns, columns=names, copy=False)
 
 
-def contract_frame(records: Sequence[Mapping[str, Any]], optional: list[str] | None = None) -> pd.DataFrame:
+def contract_frame(
+    records: Sequence[Mapping[str, Any]], optional: list[str] | None = None, strings: SharedText | None = None
+) -> pd.DataFrame:
     """Records → the frame of docs/contracts.md §1 (column order and dtypes exactly) plus ``read_error``.
 
     ``optional``: the optional columns to add (``order_ref``); by default those any record has.
+    ``strings``: shared across the chunks of one read, so equal text values are one object (``SharedText``).
     """
     records = list(records)
+    strings = strings or SharedText()
     if optional is None:
         optional = ["order_ref"] if any("order_ref" in record for record in records) else []
     frame = pd.DataFrame(records, columns=[*COLUMNS, *optional], dtype=object)
     if optional:  # only when [topdesk] order_field is set; after the contract columns
-        frame["order_ref"] = frame["order_ref"].map(text).astype("str")
+        frame["order_ref"] = strings.column("order_ref", frame["order_ref"])
     for column in STR_COLUMNS:
-        frame[column] = frame[column].map(text).astype("str")
+        frame[column] = strings.column(column, frame[column])
     frame["time_spent_raw"] = frame["time_spent_raw"].map(number).astype("float64")
     for column, raw in (
         ("entry_date", "entry_date_raw"),
