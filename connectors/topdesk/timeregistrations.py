@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -133,6 +133,42 @@ ACTIVITY_DATE_FIELDS = ("plannedStartDate", "creationDate", "modificationDate")
 # distinct value. Not the registration id (unique) nor the raw entry date (mostly unique): a cache of
 # them would cost more than it saves.
 UNSHARED_COLUMNS = frozenset({"registration_id", "entry_date_raw"})
+
+
+def shared(value: Any, strings: dict[str, str], skip: frozenset[str] = frozenset()) -> Any:
+    """``value`` (served JSON) with every ``str`` in it the equal one in ``strings`` (added if new).
+
+    Objects are copied (as ``dict``), lists kept as they are; the values of keys in ``skip`` (unique ones,
+    such as ids and dates) are kept without a look-up. Equal to ``value``.
+    """
+    if type(value) is str:
+        return strings.setdefault(value, value)
+    if not isinstance(value, Mapping):
+        return value
+    return {key: item if key in skip else shared(item, strings) for key, item in value.items()}
+
+
+def _drained(rows: list[Any]) -> Iterator[Any]:
+    """The items of ``rows`` in order; each ``FRAME_CHUNK`` of them is removed from the list when taken."""
+    while rows:
+        chunk = rows[:FRAME_CHUNK]
+        del rows[:FRAME_CHUNK]
+        yield from chunk
+
+
+def _framed(records: Iterable[dict[str, Any]], columns: list[str] | None, strings: SharedText) -> list[Any]:
+    """``records`` as ``contract_frame`` chunks of ``FRAME_CHUNK`` (a list of them without ``columns``)."""
+    if columns is None:
+        return list(records)
+    chunks, pending = [], []
+    for record in records:
+        pending.append(record)
+        if len(pending) >= FRAME_CHUNK:
+            chunks.append(contract_frame(pending, columns, strings))
+            pending = []
+    if pending:
+        chunks.append(contract_frame(pending, columns, strings))
+    return chunks
 
 
 class SharedText:
@@ -347,14 +383,14 @@ async def read_sources(
     ordered = ["order_ref"] if options.order_field else []
     strings = SharedText()  # one object per distinct text value, across every source's chunks
     incident = _IncidentJob(client, start, end, options, frame_columns=ordered, strings=strings)
-    activity = _ActivityJob(client, start, end, options, Lookups(client))
+    activity = _ActivityJob(client, start, end, options, Lookups(client), ordered, strings)
     if "incident" in options.kinds:
         jobs.append(("incident", TIME_REGISTRATIONS.path, incident.run()))
     if "operational_activity" in options.kinds:
         jobs.append(("operational_activity", OM_ACTIVITIES.path, activity.run()))
     for kind in ("change", "change_activity", "problem"):
         if kind in options.kinds:
-            reader = read_odata_registrations(client, kind, start, end, options.odata)
+            reader = read_odata_registrations(client, kind, start, end, options.odata, ordered, strings)
             jobs.append((kind, f"OData {options.odata.registration_sets[kind]}", reader))
     outcomes = await asyncio.gather(*(_guarded(*job) for job in jobs), return_exceptions=True)
     for outcome in outcomes:  # a refused login or wrong units stop the run, after every job has ended
@@ -498,7 +534,7 @@ class _IncidentPages:
         """Take in one page's rows (in served order); the page itself is not kept."""
         for row in rows:
             if isinstance(row, Mapping):
-                own, ticket = incident_own(row)
+                own, ticket = incident_own(row, self.strings.seen)
                 if ticket.parent_id:
                     self.parents.add(ticket.parent_id)
                 if self.unit_sample:
@@ -506,7 +542,7 @@ class _IncidentPages:
                     parent = row.get("parent")
                     key = parent.get("id") if isinstance(parent, Mapping) else None
                     if isinstance(key, str) and key:
-                        self.unit_parents.add(key)
+                        self.unit_parents.add(self.strings.seen.setdefault(key, key))
                 self.pending.append(own)
                 self.pending_rows.append(ticket)
             else:
@@ -869,13 +905,21 @@ class _RowTicket:
     own_error: str | None
 
 
-def incident_own(row: Mapping[str, Any]) -> tuple[dict[str, Any], _RowTicket]:
-    """A bulk row's own columns (``read_error``: the row's own problems) and what its ticket needs."""
+def incident_own(
+    row: Mapping[str, Any], strings: dict[str, str] | None = None
+) -> tuple[dict[str, Any], _RowTicket]:
+    """A bulk row's own columns (``read_error``: the row's own problems) and what its ticket needs.
+
+    ``strings`` (``SharedText.seen``): the parent id and status kept are the equal ``str`` seen before.
+    """
     own = _common(row, "incident", "seconds", "timeSpent", "notes")
     raw_parent = dig(row, "parent.id")
     parent_id = usable_id(raw_parent)
     problem = _parent_problem(raw_parent, None, {}) if parent_id is None else None
     status = _status_text(dig(row, "parent.status") or row.get("status"))
+    if strings is not None:
+        parent_id = None if parent_id is None else strings.setdefault(parent_id, parent_id)
+        status = None if status is None else strings.setdefault(status, status)
     return own, _RowTicket(parent_id, problem, status, own["read_error"])
 
 
@@ -1051,33 +1095,51 @@ class _ActivityJob:
         end: datetime,
         options: TimeRegistrationOptions,
         lookups: Lookups,
+        frame_columns: list[str] | None = None,
+        strings: SharedText | None = None,
     ) -> None:
         self.client, self.start, self.end, self.options, self.lookups = client, start, end, options, lookups
         self.read: ActivityRead | None = None
+        self.frame_columns, self.strings = frame_columns, strings or SharedText()
 
-    async def run(self) -> list[dict[str, Any]]:
-        """Every registration served for the activities in scope, as records."""
+    async def run(self) -> list[Any]:
+        """Every registration served for the activities in scope, as records.
+
+        With ``frame_columns`` (the optional columns of the frame) ``contract_frame`` chunks instead: each
+        activity's text values are shared as its rows arrive, and its rows released once they are records.
+        """
         scope, client = self.options.activities, self.client
         activities = await _activities_in_scope(client, self.options)
         fields = {"fields": ",".join(OM_REGISTRATION_FIELDS)}
+        unique = frozenset(("id", "entryDate", "creationDate", "modificationDate"))
 
         async def one(activity: Mapping[str, Any]) -> list[dict[str, Any]]:
-            return await client.read_all(OM_REGISTRATIONS, fields, path_values={"id": str(activity["id"])})
+            rows = await client.read_all(OM_REGISTRATIONS, fields, path_values={"id": str(activity["id"])})
+            if self.frame_columns is None:
+                return rows
+            return [shared(row, self.strings.seen, unique) for row in rows]
 
         per_activity, _ = await asyncio.gather(
             gather_bounded([partial(one, a) for a in activities], self.options.concurrency),
             self.lookups.load(),
         )
-        records, last_entry = [], {}
+        last_entry = {}
         keep_all = self.options.activities_outside_window
-        for activity, rows in zip(activities, per_activity, strict=True):
-            moments = [m for r in rows if (m := _moment(r)) is not None]
-            if moments:
-                last_entry[str(activity["id"])] = max(moments)
-            kept = [r for r in rows if keep_all or _moment(r) is None or _in_window(r, self.start, self.end)]
-            records += [activity_record(r, activity, self.lookups) for r in kept]
+
+        def records() -> Iterator[dict[str, Any]]:
+            for index, activity in enumerate(activities):
+                rows, per_activity[index] = per_activity[index], []
+                moments = [m for r in rows if (m := _moment(r)) is not None]
+                if moments:
+                    last_entry[str(activity["id"])] = max(moments)
+                kept = [
+                    r for r in rows if keep_all or _moment(r) is None or _in_window(r, self.start, self.end)
+                ]
+                yield from (activity_record(r, activity, self.lookups) for r in kept)
+
+        built = _framed(records(), self.frame_columns, self.strings)
         self.read = ActivityRead(scope.sweep, len(activities), last_entry)
-        return records
+        return built
 
 
 async def read_activity_registrations(
@@ -1159,19 +1221,35 @@ def _status_text(status: Any) -> str | None:
 
 
 async def read_odata_registrations(
-    client: TopdeskClient, kind: str, start: datetime, end: datetime, config: ODataOptions
-) -> list[dict[str, Any]]:
-    """Every registration of one OData kind served for the window, with their tickets' context."""
+    client: TopdeskClient,
+    kind: str,
+    start: datetime,
+    end: datetime,
+    config: ODataOptions,
+    frame_columns: list[str] | None = None,
+    strings: SharedText | None = None,
+) -> list[Any]:
+    """Every registration of one OData kind served for the window, with their tickets' context.
+
+    With ``frame_columns`` (the optional columns of the frame) ``contract_frame`` chunks instead of
+    records: each page's text values are shared (``strings``) as it arrives, and the served rows are
+    released chunk by chunk as they become frame rows.
+    """
     c = config
+    strings = strings or SharedText()
+    unique = frozenset((c.id, c.entry_date, c.creation_date, c.modification_date))
     params = {
         "$filter": f"{c.entry_date} ge {fiql_datetime(start)} and {c.entry_date} lt {fiql_datetime(end)}",
         "$select": c.registration_select(),
         "$orderby": f"{c.entry_date} asc,{c.id} asc",
     }
-    rows = await client.read_all(odata(c.registration_sets[kind]), params)
+    rows: list[Any] = []
+    async for page in client.iter_pages(odata(c.registration_sets[kind]), params):
+        rows += page if frame_columns is None else [shared(row, strings.seen, unique) for row in page]
     ticket_ids = sorted({t for r in rows if isinstance(r, Mapping) and (t := usable_id(r.get(c.ticket_id)))})
     tickets = await _odata_tickets(client, c.ticket_sets[kind], ticket_ids, c)
-    return [odata_record(row, kind, tickets, c) for row in rows]
+    records = (odata_record(row, kind, tickets, c) for row in _drained(rows))
+    return _framed(records, frame_columns, strings)
 
 
 async def _odata_tickets(
