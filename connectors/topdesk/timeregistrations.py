@@ -70,7 +70,7 @@ from connectors.topdesk.raw import (
     unreadable,
     usable_id,
 )
-from connectors.topdesk.units import UnitMismatch, check_units
+from connectors.topdesk.units import UnitMismatch, check_bulk_units
 
 T = TypeVar("T")
 log = get_logger(__name__)
@@ -483,7 +483,7 @@ class _IncidentJob:
             counting.cancel()
         try:
             if options.unit_sample:
-                await check_units(client, pages.unit_rows(), options.unit_sample)
+                await check_bulk_units(client, pages.bulk, pages.unit_parents, options.unit_sample)
             tickets = await resolving
         except BaseException:
             resolving.cancel()
@@ -514,7 +514,7 @@ class _IncidentPages:
     context needs is kept (``_RowTicket``). Once the incidents are looked up, ``finish`` maps the ticket
     context on by parent id (``incident_ticket``): the same records and frame rows as ``incident_record``
     of every row, in served order. For the unit check it keeps each row's ``timeSpent`` by id and the
-    parents, which is all ``check_units`` reads of the rows.
+    parents, which is all ``check_units`` reads of the rows (``check_bulk_units`` takes them as they are).
     """
 
     def __init__(
@@ -525,6 +525,7 @@ class _IncidentPages:
         self.unit_sample = bool(options.unit_sample)
         self.parents: set[str] = set()  # usable parent ids: the incidents to look up
         self.bulk: dict[str, Any] = {}  # str(id) -> timeSpent, the last served wins (as check_units)
+        self.times: dict[int, int] = {}
         self.unit_parents: set[str] = set()  # parent ids as check_units reads them
         self.pending: list[dict[str, Any]] = []
         self.pending_rows: list[_RowTicket | str] = []  # str: the error of a row not an object
@@ -538,7 +539,10 @@ class _IncidentPages:
                 if ticket.parent_id:
                     self.parents.add(ticket.parent_id)
                 if self.unit_sample:
-                    self.bulk[str(row.get("id"))] = row.get("timeSpent")
+                    spent = row.get("timeSpent")
+                    if type(spent) is int:  # a few hundred distinct times: one object each
+                        spent = self.times.setdefault(spent, spent)
+                    self.bulk[str(row.get("id"))] = spent
                     parent = row.get("parent")
                     key = parent.get("id") if isinstance(parent, Mapping) else None
                     if isinstance(key, str) and key:
@@ -562,17 +566,12 @@ class _IncidentPages:
         self.chunks.append((records, self.pending_rows))
         self.pending_rows = []
 
-    def unit_rows(self) -> list[dict[str, Any]]:
-        """Rows that give ``check_units`` the same ids, times and parents as the served rows."""
-        parents = [{"parent": {"id": key}} for key in sorted(self.unit_parents)]
-        return parents + [{"id": key, "timeSpent": spent} for key, spent in self.bulk.items()]
-
     def finish(self, tickets: Mapping[str, Mapping[str, Any]]) -> tuple[list[Any], set[str]]:
         """The chunks with their ticket context, and the parents of the rows without a read error."""
         context: dict[str | None, dict[str, Any]] = {}
         billed: set[str] = set()
         built: list[Any] = []
-        self.bulk, self.unit_parents = {}, set()
+        self.bulk, self.unit_parents, self.times = {}, set(), {}
         for records, rows in self.chunks:
             fields: list[dict[str, Any] | None] = []
             for row in rows:
@@ -670,26 +669,37 @@ async def _bulk_rows(
     beyond it in the same wave are kept too (served = read; validation collapses a row served twice). A
     page shorter than asked while the server still announces more (a server that quietly caps the page
     size) would make offsets skip rows: that fails loudly. With ``consume`` each page's rows go to it, in
-    served order, and are not returned.
+    served order, and are not returned; a page goes to it as soon as the pages before it have, so the
+    parsed pages of a wave are not all held at once (of a page taken in only its last row is kept).
     """
     rows: list[Any] = []
     offset, wave = 0, 1
     while True:
-        pages = await asyncio.gather(
-            *(
+        asked = [
+            asyncio.ensure_future(
                 client.page_at(TIME_REGISTRATIONS, params, offset + i * page_size, page_size)
-                for i in range(wave)
             )
-        )
-        for page in pages:  # a row served twice across pages is served twice: validation collapses it
-            if consume is None:
-                rows += page.rows
-            else:
-                consume(page.rows)
-        if any(_last_page(page, page_size) for page in pages):
+            for i in range(wave)
+        ]
+        pages: list[tuple[Page, int]] = []  # each page with the number of rows it served
+        try:
+            for task in asked:  # a row served twice across pages is served twice: validation collapses it
+                page = await task
+                count = len(page.rows)
+                if consume is None:
+                    rows += page.rows
+                else:
+                    consume(page.rows)
+                    page = replace(page, rows=page.rows[-1:])
+                pages.append((page, count))
+        except BaseException:  # a page that fails fails the read: the others are not waited for
+            for task in asked:
+                task.cancel()
+            raise
+        if any(_last_page(page, page_size, count) for page, count in pages):
             return rows
         offset += wave * page_size
-        wave = _wave_size(pages[-1].rows, offset, page_size, max(1, ahead), span)
+        wave = _wave_size(pages[-1][0].rows, offset, page_size, max(1, ahead), span)
 
 
 def _wave_size(
@@ -704,12 +714,13 @@ def _wave_size(
     return max(1, min(ahead, math.ceil(left / page_size)))
 
 
-def _last_page(page: Page, page_size: int) -> bool:
-    if page.status == 204 or len(page.rows) >= page_size:
+def _last_page(page: Page, page_size: int, count: int) -> bool:
+    """Whether ``page`` (which served ``count`` rows) is the last one; a capped page size fails loudly."""
+    if page.status == 204 or count >= page_size:
         return page.status == 204
     if page.status == 206 or page.next_url is not None:
         raise ProtocolError(
-            f"TOPdesk served {len(page.rows)} rows for a page of {page_size} yet announced more: it caps "
+            f"TOPdesk served {count} rows for a page of {page_size} yet announced more: it caps "
             "the page size, and offset pages would skip rows",
             system="TOPdesk",
         )
