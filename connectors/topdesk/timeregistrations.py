@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -70,7 +70,7 @@ from connectors.topdesk.raw import (
     unreadable,
     usable_id,
 )
-from connectors.topdesk.units import UnitMismatch, check_units
+from connectors.topdesk.units import UnitMismatch, check_bulk_units
 
 T = TypeVar("T")
 log = get_logger(__name__)
@@ -108,6 +108,13 @@ INCIDENT_FIELDS: tuple[str, ...] = (
     "subcategory",
 )
 INCIDENT_FIELDS += ("mainIncident", *TOTAL_FIELDS)
+# What the extract reads of a looked-up incident (``incident_context``, ``resolve_incidents``, the totals);
+# ``IncidentFields`` keeps these paths (plus the project and order fields) and drops the rest.
+INCIDENT_PATHS = (
+    "id", "number", "status", "briefDescription", "callerBranch.id", "callerBranch.name",
+    "callerBranch.clientReferenceNumber", "category.name", "subcategory.name", "mainIncident.id",
+    *TOTAL_FIELDS,
+)  # fmt: skip
 OM_ACTIVITY_FIELDS = ("id", "number", "briefDescription", "status", "archived", "linkedBranches")
 OM_REGISTRATION_FIELDS: tuple[str, ...] = (
     "id",
@@ -122,6 +129,67 @@ OM_REGISTRATION_FIELDS += ("reason",)
 INCIDENT_BATCH = INCIDENTS.max_page_size  # ids per /incidents call at most; the URL's length decides first
 FRAME_CHUNK = 20_000  # served rows turned into records, and records into frame rows, at a time
 ACTIVITY_DATE_FIELDS = ("plannedStartDate", "creationDate", "modificationDate")
+# Text columns whose values repeat (names, ids of operators, tickets, branches, …): one ``str`` object per
+# distinct value. Not the registration id (unique) nor the raw entry date (mostly unique): a cache of
+# them would cost more than it saves.
+UNSHARED_COLUMNS = frozenset({"registration_id", "entry_date_raw"})
+
+
+def shared(value: Any, strings: dict[str, str], skip: frozenset[str] = frozenset()) -> Any:
+    """``value`` (served JSON) with every ``str`` in it the equal one in ``strings`` (added if new).
+
+    Objects are copied (as ``dict``), lists kept as they are; the values of keys in ``skip`` (unique ones,
+    such as ids and dates) are kept without a look-up. Equal to ``value``.
+    """
+    if type(value) is str:
+        return strings.setdefault(value, value)
+    if not isinstance(value, Mapping):
+        return value
+    return {key: item if key in skip else shared(item, strings) for key, item in value.items()}
+
+
+def _drained(rows: list[Any]) -> Iterator[Any]:
+    """The items of ``rows`` in order; each ``FRAME_CHUNK`` of them is removed from the list when taken."""
+    while rows:
+        chunk = rows[:FRAME_CHUNK]
+        del rows[:FRAME_CHUNK]
+        yield from chunk
+
+
+def _framed(records: Iterable[dict[str, Any]], columns: list[str] | None, strings: SharedText) -> list[Any]:
+    """``records`` as ``contract_frame`` chunks of ``FRAME_CHUNK`` (a list of them without ``columns``)."""
+    if columns is None:
+        return list(records)
+    chunks, pending = [], []
+    for record in records:
+        pending.append(record)
+        if len(pending) >= FRAME_CHUNK:
+            chunks.append(contract_frame(pending, columns, strings))
+            pending = []
+    if pending:
+        chunks.append(contract_frame(pending, columns, strings))
+    return chunks
+
+
+class SharedText:
+    """``text`` of a value, one ``str`` object per distinct text across all frame chunks of one read.
+
+    JSON parsing makes a new ``str`` for every cell, so a million rows held 24 million string objects
+    (≈ 60 bytes each) though most columns have a few thousand distinct values. Equal values now share
+    one object: a cell costs its 8-byte reference. The values, and so the frame, are the same.
+    """
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+
+    def __call__(self, value: Any) -> str | None:
+        """``text(value)``, the first equal ``str`` seen by this instance."""
+        found = text(value)
+        return None if found is None else self.seen.setdefault(found, found)
+
+    def column(self, name: str, values: pd.Series) -> pd.Series:
+        """``values`` as text of dtype ``str`` (``contract_frame``'s conversion), shared where it pays."""
+        return values.map(text if name in UNSHARED_COLUMNS else self).astype("str")
 
 
 @dataclass(frozen=True)
@@ -313,15 +381,16 @@ async def read_sources(
         raise ValueError("start and end must be time-zone aware with start < end")
     jobs: list[tuple[str, str, Awaitable[list[Any]]]] = []
     ordered = ["order_ref"] if options.order_field else []
-    incident = _IncidentJob(client, start, end, options, frame_columns=ordered)
-    activity = _ActivityJob(client, start, end, options, Lookups(client))
+    strings = SharedText()  # one object per distinct text value, across every source's chunks
+    incident = _IncidentJob(client, start, end, options, frame_columns=ordered, strings=strings)
+    activity = _ActivityJob(client, start, end, options, Lookups(client), ordered, strings)
     if "incident" in options.kinds:
         jobs.append(("incident", TIME_REGISTRATIONS.path, incident.run()))
     if "operational_activity" in options.kinds:
         jobs.append(("operational_activity", OM_ACTIVITIES.path, activity.run()))
     for kind in ("change", "change_activity", "problem"):
         if kind in options.kinds:
-            reader = read_odata_registrations(client, kind, start, end, options.odata)
+            reader = read_odata_registrations(client, kind, start, end, options.odata, ordered, strings)
             jobs.append((kind, f"OData {options.odata.registration_sets[kind]}", reader))
     outcomes = await asyncio.gather(*(_guarded(*job) for job in jobs), return_exceptions=True)
     for outcome in outcomes:  # a refused login or wrong units stop the run, after every job has ended
@@ -334,7 +403,7 @@ async def read_sources(
         totals, totals_error = incident.totals, incident.totals_error
     parts = [rows for rows, _ in found]
     del found, outcomes  # the record lists are emptied chunk by chunk as the frame is built
-    frame = contract_frames(parts, ordered)
+    frame = contract_frames(parts, ordered, strings)
     if ordered and not incident.ordered:  # no record carried one: the column is left out, as before
         frame = frame.drop(columns=ordered)
     return Extract(frame, results, totals, totals_error, activity.read)
@@ -392,8 +461,10 @@ class _IncidentJob:
         end: datetime,
         options: TimeRegistrationOptions,
         frame_columns: list[str] | None = None,
+        strings: SharedText | None = None,
     ) -> None:
         self.client, self.start, self.end, self.options = client, start, end, options
+        self.strings = strings or SharedText()
         self.totals = empty_totals()
         self.totals_error: str | None = None
         self.frame_columns, self.ordered = frame_columns, False
@@ -401,17 +472,18 @@ class _IncidentJob:
     async def run(self) -> list[Any]:
         """Every served incident registration of the window as a record (or frame chunks of them)."""
         client, options = self.client, self.options
-        pages = _IncidentPages(options, self.frame_columns)
+        pages = _IncidentPages(options, self.frame_columns, self.strings)
         await _window_rows(client, self.start, self.end, options, pages.add)
         pages.flush()
         parents = sorted(pages.parents)
-        resolving = asyncio.ensure_future(resolve_incidents(client, parents, options))
+        keep = IncidentFields(options, self.strings)
+        resolving = asyncio.ensure_future(resolve_incidents(client, parents, options, keep))
         counting = asyncio.ensure_future(_registrations_by_parent(client, parents, options))
         if not options.totals:
             counting.cancel()
         try:
             if options.unit_sample:
-                await check_units(client, pages.unit_rows(), options.unit_sample)
+                await check_bulk_units(client, pages.bulk, pages.unit_parents, options.unit_sample)
             tickets = await resolving
         except BaseException:
             resolving.cancel()
@@ -442,15 +514,18 @@ class _IncidentPages:
     context needs is kept (``_RowTicket``). Once the incidents are looked up, ``finish`` maps the ticket
     context on by parent id (``incident_ticket``): the same records and frame rows as ``incident_record``
     of every row, in served order. For the unit check it keeps each row's ``timeSpent`` by id and the
-    parents, which is all ``check_units`` reads of the rows.
+    parents, which is all ``check_units`` reads of the rows (``check_bulk_units`` takes them as they are).
     """
 
-    def __init__(self, options: TimeRegistrationOptions, frame_columns: list[str] | None) -> None:
-        self.project, self.order = options.project_field, options.order_field
+    def __init__(
+        self, options: TimeRegistrationOptions, frame_columns: list[str] | None, strings: SharedText
+    ) -> None:
+        self.project, self.order, self.strings = options.project_field, options.order_field, strings
         self.frame_columns, self.ordered = frame_columns, False
         self.unit_sample = bool(options.unit_sample)
         self.parents: set[str] = set()  # usable parent ids: the incidents to look up
         self.bulk: dict[str, Any] = {}  # str(id) -> timeSpent, the last served wins (as check_units)
+        self.times: dict[int, int] = {}
         self.unit_parents: set[str] = set()  # parent ids as check_units reads them
         self.pending: list[dict[str, Any]] = []
         self.pending_rows: list[_RowTicket | str] = []  # str: the error of a row not an object
@@ -460,15 +535,18 @@ class _IncidentPages:
         """Take in one page's rows (in served order); the page itself is not kept."""
         for row in rows:
             if isinstance(row, Mapping):
-                own, ticket = incident_own(row)
+                own, ticket = incident_own(row, self.strings.seen)
                 if ticket.parent_id:
                     self.parents.add(ticket.parent_id)
                 if self.unit_sample:
-                    self.bulk[str(row.get("id"))] = row.get("timeSpent")
+                    spent = row.get("timeSpent")
+                    if type(spent) is int:  # a few hundred distinct times: one object each
+                        spent = self.times.setdefault(spent, spent)
+                    self.bulk[str(row.get("id"))] = spent
                     parent = row.get("parent")
                     key = parent.get("id") if isinstance(parent, Mapping) else None
                     if isinstance(key, str) and key:
-                        self.unit_parents.add(key)
+                        self.unit_parents.add(self.strings.seen.setdefault(key, key))
                 self.pending.append(own)
                 self.pending_rows.append(ticket)
             else:
@@ -484,21 +562,16 @@ class _IncidentPages:
             return
         records, self.pending = self.pending, []
         if self.frame_columns is not None:
-            records = contract_frame(records, self.frame_columns)
+            records = contract_frame(records, self.frame_columns, self.strings)
         self.chunks.append((records, self.pending_rows))
         self.pending_rows = []
-
-    def unit_rows(self) -> list[dict[str, Any]]:
-        """Rows that give ``check_units`` the same ids, times and parents as the served rows."""
-        parents = [{"parent": {"id": key}} for key in sorted(self.unit_parents)]
-        return parents + [{"id": key, "timeSpent": spent} for key, spent in self.bulk.items()]
 
     def finish(self, tickets: Mapping[str, Mapping[str, Any]]) -> tuple[list[Any], set[str]]:
         """The chunks with their ticket context, and the parents of the rows without a read error."""
         context: dict[str | None, dict[str, Any]] = {}
         billed: set[str] = set()
         built: list[Any] = []
-        self.bulk, self.unit_parents = {}, set()
+        self.bulk, self.unit_parents, self.times = {}, set(), {}
         for records, rows in self.chunks:
             fields: list[dict[str, Any] | None] = []
             for row in rows:
@@ -515,7 +588,7 @@ class _IncidentPages:
                 fields.append(found)
             self.ordered = self.ordered or (bool(self.order) and any(f is not None for f in fields))
             if isinstance(records, pd.DataFrame):
-                _set_ticket_columns(records, fields, rows)
+                _set_ticket_columns(records, fields, rows, self.strings)
                 built.append(records)
             else:
                 built += [own if f is None else {**own, **f} for own, f in zip(records, fields, strict=True)]
@@ -530,7 +603,7 @@ TICKET_COLUMNS = (
 )  # fmt: skip
 
 
-def _set_ticket_columns(frame: pd.DataFrame, fields: list[Any], rows: list[Any]) -> None:
+def _set_ticket_columns(frame: pd.DataFrame, fields: list[Any], rows: list[Any], strings: SharedText) -> None:
     """The ticket columns of a frame chunk from ``fields``, converted as ``contract_frame`` does.
 
     A row that was not an object has no ticket columns (``None``) and keeps its read error (``rows``).
@@ -540,7 +613,7 @@ def _set_ticket_columns(frame: pd.DataFrame, fields: list[Any], rows: list[Any])
             values = [row if f is None else f[name] for f, row in zip(fields, rows, strict=True)]
         else:
             values = [None if f is None else f.get(name) for f in fields]
-        frame[name] = pd.Series(values, index=frame.index, dtype=object).map(text).astype("str")
+        frame[name] = strings.column(name, pd.Series(values, index=frame.index, dtype=object))
 
 
 async def incident_source(
@@ -596,26 +669,37 @@ async def _bulk_rows(
     beyond it in the same wave are kept too (served = read; validation collapses a row served twice). A
     page shorter than asked while the server still announces more (a server that quietly caps the page
     size) would make offsets skip rows: that fails loudly. With ``consume`` each page's rows go to it, in
-    served order, and are not returned.
+    served order, and are not returned; a page goes to it as soon as the pages before it have, so the
+    parsed pages of a wave are not all held at once (of a page taken in only its last row is kept).
     """
     rows: list[Any] = []
     offset, wave = 0, 1
     while True:
-        pages = await asyncio.gather(
-            *(
+        asked = [
+            asyncio.ensure_future(
                 client.page_at(TIME_REGISTRATIONS, params, offset + i * page_size, page_size)
-                for i in range(wave)
             )
-        )
-        for page in pages:  # a row served twice across pages is served twice: validation collapses it
-            if consume is None:
-                rows += page.rows
-            else:
-                consume(page.rows)
-        if any(_last_page(page, page_size) for page in pages):
+            for i in range(wave)
+        ]
+        pages: list[tuple[Page, int]] = []  # each page with the number of rows it served
+        try:
+            for task in asked:  # a row served twice across pages is served twice: validation collapses it
+                page = await task
+                count = len(page.rows)
+                if consume is None:
+                    rows += page.rows
+                else:
+                    consume(page.rows)
+                    page = replace(page, rows=page.rows[-1:])
+                pages.append((page, count))
+        except BaseException:  # a page that fails fails the read: the others are not waited for
+            for task in asked:
+                task.cancel()
+            raise
+        if any(_last_page(page, page_size, count) for page, count in pages):
             return rows
         offset += wave * page_size
-        wave = _wave_size(pages[-1].rows, offset, page_size, max(1, ahead), span)
+        wave = _wave_size(pages[-1][0].rows, offset, page_size, max(1, ahead), span)
 
 
 def _wave_size(
@@ -630,12 +714,13 @@ def _wave_size(
     return max(1, min(ahead, math.ceil(left / page_size)))
 
 
-def _last_page(page: Page, page_size: int) -> bool:
-    if page.status == 204 or len(page.rows) >= page_size:
+def _last_page(page: Page, page_size: int, count: int) -> bool:
+    """Whether ``page`` (which served ``count`` rows) is the last one; a capped page size fails loudly."""
+    if page.status == 204 or count >= page_size:
         return page.status == 204
     if page.status == 206 or page.next_url is not None:
         raise ProtocolError(
-            f"TOPdesk served {len(page.rows)} rows for a page of {page_size} yet announced more: it caps "
+            f"TOPdesk served {count} rows for a page of {page_size} yet announced more: it caps "
             "the page size, and offset pages would skip rows",
             system="TOPdesk",
         )
@@ -680,15 +765,68 @@ def _moment(row: Any) -> datetime | None:
 
 
 async def resolve_incidents(
-    client: TopdeskClient, ids: Iterable[str], options: TimeRegistrationOptions
+    client: TopdeskClient,
+    ids: Iterable[str],
+    options: TimeRegistrationOptions,
+    keep: Callable[[Any], Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Incidents by id (``id=in=`` lists, partials and archived included), plus their mains."""
-    found = await _incidents_by_id(client, sorted(ids), options)
+    """Incidents by id (``id=in=`` lists, partials and archived included), plus their mains.
+
+    ``keep`` (e.g. ``IncidentFields``) is applied to each incident as its list arrives, so the served
+    JSON of every incident is never held at once; it must keep ``id`` and ``mainIncident.id``.
+    """
+    found = await _incidents_by_id(client, sorted(ids), options, keep)
     mains = {usable_id(dig(i, "mainIncident.id")) for i in found.values()}
     missing = sorted(m for m in mains if m and m not in found)
     if missing:
-        found.update(await _incidents_by_id(client, missing, options))
+        found.update(await _incidents_by_id(client, missing, options, keep))
     return found
+
+
+class IncidentFields:
+    """An incident reduced to what the extract reads of it, its text values shared (``SharedText``).
+
+    The incident source keeps every incident it looked up until the rows' ticket columns are set: at a
+    million registrations some 300,000 incidents, ≈ 4 KB each as parsed JSON (most of it fields nobody
+    reads, such as every optional field). What is kept: for every path the extract ``dig``s (ticket
+    columns, main incident, project and order fields, the totals) the same value at the same path, so
+    ``dig`` of any of those paths gives what it gave on the served incident; everything else is dropped.
+    Equal nested objects kept (a branch, a category) are one object.
+    """
+
+    def __init__(self, options: TimeRegistrationOptions, strings: SharedText) -> None:
+        paths = (*INCIDENT_PATHS, options.project_field, options.order_field)
+        self.tree: dict[str, Any] = {}
+        for path in (p for p in paths if p):
+            node = self.tree
+            *parents, leaf = path.split(".")
+            for step in parents:
+                node = node.setdefault(step, {}) if node.get(step, {}) is not None else {}
+            node[leaf] = None  # a leaf: its value is kept whole
+        self.strings = strings.seen
+        self.objects: dict[Any, dict[str, Any]] = {}
+
+    def __call__(self, incident: Any) -> Any:
+        """The incident with only the paths read (a value that is not an object is kept as it is)."""
+        return self._kept(incident, self.tree, top=True)
+
+    def _kept(self, value: Any, tree: Mapping[str, Any], top: bool = False) -> Any:
+        if not isinstance(value, Mapping):
+            return self._value(value)
+        kept = {
+            key: self._value(value[key]) if sub is None else self._kept(value[key], sub)
+            for key, sub in tree.items()
+            if key in value
+        }
+        if top:
+            return kept
+        try:
+            return self.objects.setdefault(tuple(kept.items()), kept)
+        except TypeError:  # a value that is not hashable (a list): kept on its own
+            return kept
+
+    def _value(self, value: Any) -> Any:
+        return self.strings.setdefault(value, value) if type(value) is str else value
 
 
 def _id_in(name: str, more: str = "") -> Callable[[Sequence[str]], str]:
@@ -696,9 +834,15 @@ def _id_in(name: str, more: str = "") -> Callable[[Sequence[str]], str]:
 
 
 async def _incidents_by_id(
-    client: TopdeskClient, ids: list[str], options: TimeRegistrationOptions
+    client: TopdeskClient,
+    ids: list[str],
+    options: TimeRegistrationOptions,
+    keep: Callable[[Any], Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Incidents by id; an id that is not id-shaped is never put in a query, an unknown one is absent."""
+    """Incidents by id; an id that is not id-shaped is never put in a query, an unknown one is absent.
+
+    ``keep`` as in ``resolve_incidents``, applied to each list as it arrives.
+    """
     top_fields = [f.split(".", 1)[0] for f in (options.project_field, options.order_field) if f]
     fixed = {
         "all": "true",
@@ -713,10 +857,11 @@ async def _incidents_by_id(
 
     async def one(chunk: list[str]) -> list[dict[str, Any]]:
         try:
-            return await client.read_all(INCIDENTS, {"query": query(chunk), **fixed}, page_size=len(chunk))
+            found = await client.read_all(INCIDENTS, {"query": query(chunk), **fixed}, page_size=len(chunk))
         except RequestRejected:  # one odd id spoils the list: ask one by one
-            found = await asyncio.gather(*(_incident(client, key, fixed["fields"]) for key in chunk))
-            return [i for i in found if i is not None]
+            each = await asyncio.gather(*(_incident(client, key, fixed["fields"]) for key in chunk))
+            found = [i for i in each if i is not None]
+        return found if keep is None else [keep(i) for i in found]
 
     results = await gather_bounded([partial(one, c) for c in chunks], options.concurrency)
     return {
@@ -771,13 +916,21 @@ class _RowTicket:
     own_error: str | None
 
 
-def incident_own(row: Mapping[str, Any]) -> tuple[dict[str, Any], _RowTicket]:
-    """A bulk row's own columns (``read_error``: the row's own problems) and what its ticket needs."""
+def incident_own(
+    row: Mapping[str, Any], strings: dict[str, str] | None = None
+) -> tuple[dict[str, Any], _RowTicket]:
+    """A bulk row's own columns (``read_error``: the row's own problems) and what its ticket needs.
+
+    ``strings`` (``SharedText.seen``): the parent id and status kept are the equal ``str`` seen before.
+    """
     own = _common(row, "incident", "seconds", "timeSpent", "notes")
     raw_parent = dig(row, "parent.id")
     parent_id = usable_id(raw_parent)
     problem = _parent_problem(raw_parent, None, {}) if parent_id is None else None
     status = _status_text(dig(row, "parent.status") or row.get("status"))
+    if strings is not None:
+        parent_id = None if parent_id is None else strings.setdefault(parent_id, parent_id)
+        status = None if status is None else strings.setdefault(status, status)
     return own, _RowTicket(parent_id, problem, status, own["read_error"])
 
 
@@ -953,33 +1106,51 @@ class _ActivityJob:
         end: datetime,
         options: TimeRegistrationOptions,
         lookups: Lookups,
+        frame_columns: list[str] | None = None,
+        strings: SharedText | None = None,
     ) -> None:
         self.client, self.start, self.end, self.options, self.lookups = client, start, end, options, lookups
         self.read: ActivityRead | None = None
+        self.frame_columns, self.strings = frame_columns, strings or SharedText()
 
-    async def run(self) -> list[dict[str, Any]]:
-        """Every registration served for the activities in scope, as records."""
+    async def run(self) -> list[Any]:
+        """Every registration served for the activities in scope, as records.
+
+        With ``frame_columns`` (the optional columns of the frame) ``contract_frame`` chunks instead: each
+        activity's text values are shared as its rows arrive, and its rows released once they are records.
+        """
         scope, client = self.options.activities, self.client
         activities = await _activities_in_scope(client, self.options)
         fields = {"fields": ",".join(OM_REGISTRATION_FIELDS)}
+        unique = frozenset(("id", "entryDate", "creationDate", "modificationDate"))
 
         async def one(activity: Mapping[str, Any]) -> list[dict[str, Any]]:
-            return await client.read_all(OM_REGISTRATIONS, fields, path_values={"id": str(activity["id"])})
+            rows = await client.read_all(OM_REGISTRATIONS, fields, path_values={"id": str(activity["id"])})
+            if self.frame_columns is None:
+                return rows
+            return [shared(row, self.strings.seen, unique) for row in rows]
 
         per_activity, _ = await asyncio.gather(
             gather_bounded([partial(one, a) for a in activities], self.options.concurrency),
             self.lookups.load(),
         )
-        records, last_entry = [], {}
+        last_entry = {}
         keep_all = self.options.activities_outside_window
-        for activity, rows in zip(activities, per_activity, strict=True):
-            moments = [m for r in rows if (m := _moment(r)) is not None]
-            if moments:
-                last_entry[str(activity["id"])] = max(moments)
-            kept = [r for r in rows if keep_all or _moment(r) is None or _in_window(r, self.start, self.end)]
-            records += [activity_record(r, activity, self.lookups) for r in kept]
+
+        def records() -> Iterator[dict[str, Any]]:
+            for index, activity in enumerate(activities):
+                rows, per_activity[index] = per_activity[index], []
+                moments = [m for r in rows if (m := _moment(r)) is not None]
+                if moments:
+                    last_entry[str(activity["id"])] = max(moments)
+                kept = [
+                    r for r in rows if keep_all or _moment(r) is None or _in_window(r, self.start, self.end)
+                ]
+                yield from (activity_record(r, activity, self.lookups) for r in kept)
+
+        built = _framed(records(), self.frame_columns, self.strings)
         self.read = ActivityRead(scope.sweep, len(activities), last_entry)
-        return records
+        return built
 
 
 async def read_activity_registrations(
@@ -1061,19 +1232,35 @@ def _status_text(status: Any) -> str | None:
 
 
 async def read_odata_registrations(
-    client: TopdeskClient, kind: str, start: datetime, end: datetime, config: ODataOptions
-) -> list[dict[str, Any]]:
-    """Every registration of one OData kind served for the window, with their tickets' context."""
+    client: TopdeskClient,
+    kind: str,
+    start: datetime,
+    end: datetime,
+    config: ODataOptions,
+    frame_columns: list[str] | None = None,
+    strings: SharedText | None = None,
+) -> list[Any]:
+    """Every registration of one OData kind served for the window, with their tickets' context.
+
+    With ``frame_columns`` (the optional columns of the frame) ``contract_frame`` chunks instead of
+    records: each page's text values are shared (``strings``) as it arrives, and the served rows are
+    released chunk by chunk as they become frame rows.
+    """
     c = config
+    strings = strings or SharedText()
+    unique = frozenset((c.id, c.entry_date, c.creation_date, c.modification_date))
     params = {
         "$filter": f"{c.entry_date} ge {fiql_datetime(start)} and {c.entry_date} lt {fiql_datetime(end)}",
         "$select": c.registration_select(),
         "$orderby": f"{c.entry_date} asc,{c.id} asc",
     }
-    rows = await client.read_all(odata(c.registration_sets[kind]), params)
+    rows: list[Any] = []
+    async for page in client.iter_pages(odata(c.registration_sets[kind]), params):
+        rows += page if frame_columns is None else [shared(row, strings.seen, unique) for row in page]
     ticket_ids = sorted({t for r in rows if isinstance(r, Mapping) and (t := usable_id(r.get(c.ticket_id)))})
     tickets = await _odata_tickets(client, c.ticket_sets[kind], ticket_ids, c)
-    return [odata_record(row, kind, tickets, c) for row in rows]
+    records = (odata_record(row, kind, tickets, c) for row in _drained(rows))
+    return _framed(records, frame_columns, strings)
 
 
 async def _odata_tickets(
@@ -1149,11 +1336,13 @@ def whole_minutes(raw: pd.Series, unit: pd.Series) -> pd.Series:
     return value.where(exact).round().astype("Int64")
 
 
-def contract_frames(parts: list[list[Any]], optional: list[str] | None = None) -> pd.DataFrame:
+def contract_frames(
+    parts: list[list[Any]], optional: list[str] | None = None, strings: SharedText | None = None
+) -> pd.DataFrame:
     """``contract_frame`` of all ``parts`` (in order), built ``FRAME_CHUNK`` records at a time.
 
     A part is a list of records or a list of frame chunks already built (``_IncidentJob``); ``optional``
-    as in ``contract_frame`` (by default: those any record has).
+    as in ``contract_frame`` (by default: those any record has); ``strings`` shared by every chunk.
 
     Each chunk's records are removed from its list once they are frame rows, and the chunks' columns are
     joined one column at a time, so the records, the frame and a second copy of it are never all held at
@@ -1163,6 +1352,7 @@ def contract_frames(parts: list[list[Any]], optional: list[str] | None = None) -
     if optional is None:
         has = any(isinstance(r, Mapping) and "order_ref" in r for part in parts for r in part)
         optional = ["order_ref"] if has else []
+    strings = strings or SharedText()
     pieces: list[pd.DataFrame] = []
     for part in parts:
         if part and isinstance(part[0], pd.DataFrame):
@@ -1171,9 +1361,9 @@ def contract_frames(parts: list[list[Any]], optional: list[str] | None = None) -
         while part:
             chunk = part[:FRAME_CHUNK]
             del part[:FRAME_CHUNK]
-            pieces.append(contract_frame(chunk, optional))
+            pieces.append(contract_frame(chunk, optional, strings))
     if len(pieces) <= 1:
-        return pieces[0] if pieces else contract_frame([], optional)
+        return pieces[0] if pieces else contract_frame([], optional, strings)
     names = list(pieces[0].columns)
     columns = {}
     for name in names:
@@ -1181,19 +1371,23 @@ def contract_frames(parts: list[list[Any]], optional: list[str] | None = None) -
     return pd.DataFrame(columns, columns=names, copy=False)
 
 
-def contract_frame(records: Sequence[Mapping[str, Any]], optional: list[str] | None = None) -> pd.DataFrame:
+def contract_frame(
+    records: Sequence[Mapping[str, Any]], optional: list[str] | None = None, strings: SharedText | None = None
+) -> pd.DataFrame:
     """Records → the frame of docs/contracts.md §1 (column order and dtypes exactly) plus ``read_error``.
 
     ``optional``: the optional columns to add (``order_ref``); by default those any record has.
+    ``strings``: shared across the chunks of one read, so equal text values are one object (``SharedText``).
     """
     records = list(records)
+    strings = strings or SharedText()
     if optional is None:
         optional = ["order_ref"] if any("order_ref" in record for record in records) else []
     frame = pd.DataFrame(records, columns=[*COLUMNS, *optional], dtype=object)
     if optional:  # only when [topdesk] order_field is set; after the contract columns
-        frame["order_ref"] = frame["order_ref"].map(text).astype("str")
+        frame["order_ref"] = strings.column("order_ref", frame["order_ref"])
     for column in STR_COLUMNS:
-        frame[column] = frame[column].map(text).astype("str")
+        frame[column] = strings.column(column, frame[column])
     frame["time_spent_raw"] = frame["time_spent_raw"].map(number).astype("float64")
     for column, raw in (
         ("entry_date", "entry_date_raw"),

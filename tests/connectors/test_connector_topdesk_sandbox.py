@@ -15,14 +15,20 @@ from connectors.http import RetryPolicy
 from connectors.topdesk import masterdata
 from connectors.topdesk.client import TopdeskClient
 from connectors.topdesk.endpoints import INCIDENTS, OPERATOR_GROUPS, PERSONS, TIME_REGISTRATIONS, odata
+from connectors.topdesk.raw import dig
 from connectors.topdesk.settings import TopdeskSettings
 from connectors.topdesk.timeregistrations import (
     ALL_STATUSES,
     COLUMNS,
+    INCIDENT_PATHS,
+    UNSHARED_COLUMNS,
+    IncidentFields,
+    SharedText,
     SourceFailed,
     TimeRegistrationOptions,
     read_sources,
     read_time_registrations,
+    resolve_incidents,
 )
 from sandbox.server import Sandbox, running_sandbox
 from sandbox.world import generate_world
@@ -353,3 +359,37 @@ async def test_a_missing_entity_set_fails_that_source_only_and_is_named(sandbox)
     served = {s.kind: s.served for s in extract.sources}
     assert served["change_activity"] == 0 and all(served[k] > 0 for k in served if k != "change_activity")
     assert set(extract.frame["kind"]) == set(served) - {"change_activity"}
+
+
+async def test_equal_text_values_of_a_month_are_one_object_so_a_million_rows_fit(sandbox):
+    # Issue #15: JSON parsing makes a str per cell; the extract keeps one object per distinct value of a
+    # repeating column (24 text columns × 1 M rows would otherwise be 24 M objects). Same values as served.
+    options = TimeRegistrationOptions(order_field="optionalFields1.text1")
+    async with topdesk(sandbox) as client:
+        extract = await read_sources(client, *OCTOBER, options)
+    frame = extract.frame
+    assert len(frame) >= 24_000 and not extract.failed
+    shared = [c for c in frame.columns if frame[c].dtype == "str" and c not in UNSHARED_COLUMNS]
+    assert {"operator_name", "branch_id", "ticket_id", "notes", "order_ref", "read_error"} <= set(shared)
+    for name in shared:
+        values = frame[name].dropna()
+        assert len({id(v) for v in values}) == values.nunique(), name
+    assert frame["order_ref"].notna().sum() > 1000  # the project field as order field: it is read
+    repeated = frame["operator_name"].dropna()
+    assert repeated.nunique() * 10 < len(repeated)  # so sharing is what makes the count equal
+
+
+async def test_an_incident_kept_by_incident_fields_answers_every_path_the_extract_reads(sandbox):
+    x = sandbox.world.extra
+    ids = list(x["td_incidents"]["id"][:400])
+    options = TimeRegistrationOptions(order_field="optionalFields1.text1")
+    async with topdesk(sandbox) as client:
+        served = await resolve_incidents(client, ids, options)
+        kept = await resolve_incidents(client, ids, options, IncidentFields(options, SharedText()))
+    assert served.keys() == kept.keys() and len(kept) >= 400
+    assert any(dig(i, "mainIncident.id") for i in served.values())  # partials with their mains
+    for key, incident in served.items():
+        for path in (*INCIDENT_PATHS, options.project_field, options.order_field):
+            assert dig(kept[key], path) == dig(incident, path), (key, path)
+        assert "boolean1" not in kept[key]["optionalFields1"]  # what nobody reads is dropped
+        assert "timeZone" not in (kept[key]["callerBranch"] or {})
