@@ -12,6 +12,11 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 # `make test` leaves out the system tests (marker `system`: real Prefect servers and workers, minutes each) to
 # stay under 10 minutes on a 2-core machine; CI (CI=true) and `make test-all` run them too.
 SYSTEM_FILTER := $(if $(filter true 1,$(CI)),,-m "not system")
+# Two pytest processes (pytest-xdist), one file each at a time: every file keeps its module fixtures and each
+# process its own Prefect harness, PostgreSQL cluster and sandboxes. Files go out in collection order, the
+# system tests' files first (tests/conftest.py). PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 venv: $(STAMP)
 
@@ -28,13 +33,13 @@ test: $(STAMP)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check --quiet .
 	@$(BIN)/mypy
-	@$(BIN)/python -m pytest -q $(SYSTEM_FILTER) $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -q $(PARALLEL) $(SYSTEM_FILTER) $(PYTEST_ARGS)
 
 test-all: $(STAMP)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check --quiet .
 	@$(BIN)/mypy
-	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -q $(PARALLEL) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	@$(BIN)/ruff check .

@@ -56,8 +56,15 @@ FOLDER_MARKERS = (
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test with the folder it lives in (before ``-m`` selects)."""
+    """Mark every test with the folder it lives in (before ``-m`` selects); files with system tests go first.
+
+    They are the longest files and mostly wait for servers and workers: started first, they run beside the
+    other files on the second process of ``make test`` (pytest-xdist, ``--no-loadscope-reorder``, hands out
+    files in this order) instead of being the last ones left at the end.
+    """
     for item in items:
         folder = Path(str(item.fspath)).parent.name
         if folder in FOLDER_MARKERS:
             item.add_marker(getattr(pytest.mark, folder))
+    first = {str(item.fspath) for item in items if item.get_closest_marker("system")}
+    items.sort(key=lambda item: str(item.fspath) not in first)  # stable: the order within and after is kept

@@ -55,7 +55,7 @@ def approval_config(tmp_path: Path, timeout_minutes: float = 5.0) -> str:
 
 def run_in_thread(config_path: str) -> tuple[threading.Thread, dict[str, Any]]:
     """Start invoice-hours (administration 1, October) in a thread; its final state lands in ``box``."""
-    box: dict[str, Any] = {}
+    box: dict[str, Any] = {"config_path": config_path}
 
     def target() -> None:
         parameters = InvoiceHoursParameters(
@@ -73,7 +73,7 @@ def wait_for_request(box: dict[str, Any], seen: int, timeout: float = 300) -> tu
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
     from prefect.client.schemas.objects import StateType
-    from prefect.exceptions import ObjectNotFound
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
     from prefect.input.run_input import keyset_from_paused_state
 
     paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
@@ -85,11 +85,16 @@ def wait_for_request(box: dict[str, Any], seen: int, timeout: float = 300) -> tu
                 details = flow_run.state.state_details
                 if details.pause_key != f"approval-{seen + 1}":
                     continue
+                if flow_run.parameters.get("config_path") != box["config_path"]:
+                    continue  # another test's run (one that failed may still be paused)
                 keyset = keyset_from_paused_state(flow_run.state)
                 try:
                     description = client.read_flow_run_input(flow_run.id, keyset["description"])
                     client.read_flow_run_input(flow_run.id, keyset["schema"])
-                except ObjectNotFound:  # saved just after the pause: look again
+                except (ObjectNotFound, PrefectHTTPStatusError) as error:
+                    # saved just after the pause: look again (the sync client raises a 404 as HTTP error)
+                    if isinstance(error, PrefectHTTPStatusError) and error.response.status_code != 404:
+                        raise
                     time.sleep(0.2)
                     continue
                 return flow_run, description

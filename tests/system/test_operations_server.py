@@ -102,12 +102,18 @@ def wait_for_schedules(api: str, names: set[str], timeout: float = 180) -> dict[
 
 
 def api_call(method: str, url: str, gone_is_fine: bool = False, **kwargs: Any) -> httpx.Response:
-    """One call to the test's Prefect server, again after a 503 or 429 as Prefect's own client does.
+    """One call to the test's Prefect server, again after a 503 or 429 (as Prefect's client does) or time-out.
 
     A busy server on a loaded machine (the scheduler and a worker share its SQLite database) answers 503.
     """
     for attempt in range(10):
-        response = httpx.request(method, url, timeout=30, **kwargs)
+        try:
+            response = httpx.request(method, url, timeout=30, **kwargs)
+        except httpx.TimeoutException:  # answered too late: ask again, as after a 503
+            if attempt == 9:
+                raise
+            time.sleep(1 + attempt)
+            continue
         if gone_is_fine and response.status_code == 404:
             return response
         if response.status_code not in (429, 503) or attempt == 9:

@@ -84,11 +84,21 @@ def sandbox_env(tmp_path: Path) -> Iterator[dict]:
 
 
 def api_wait_final(api: str, flow_run_id: str, timeout: float) -> dict:
+    """The flow run once it is final; a poll the busy server answers late (or with 503/429) is polled again.
+
+    The server shares the machine with the workers' flow runs (and, under ``make test``, a second pytest
+    process): on a loaded 2-core machine one read may take longer than its own time-out.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json()
-        if run["state"]["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
-            return run
+        try:
+            response = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=30)
+        except httpx.TimeoutException:
+            continue
+        if response.status_code not in (429, 503):
+            run = response.raise_for_status().json()
+            if run["state"]["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+                return run
         time.sleep(2)
     raise TimeoutError(f"flow run {flow_run_id} did not finish in {timeout} s")
 
